@@ -1,0 +1,5 @@
+import sys
+
+from harapp.cli import main
+
+sys.exit(main())

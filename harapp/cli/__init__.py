@@ -1,0 +1,82 @@
+"""The harapp command: the GUI by default, and the same jobs without a screen as subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harapp import __version__
+from harapp.core.errors import HarappError
+
+# Each module adds its subcommands; ml_commands pulls in torch, so it is imported only when present.
+COMMAND_MODULES = ("harapp.cli.core_commands", "harapp.cli.ml_commands")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harapp",
+        description="Human activity recognition in still photos. With no command, the desktop app starts.",
+    )
+    parser.add_argument("--version", action="version", version=f"harapp {__version__}")
+    parser.add_argument("--demo", action="store_true", help="open the built-in demo project (made offline)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gui = subparsers.add_parser("gui", help="start the desktop app")
+    gui.add_argument("project", nargs="?", type=Path)
+    gui.add_argument("--demo", action="store_true", help="open the built-in demo project")
+    gui.set_defaults(handler=_run_gui)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def _has_display() -> bool:
+    if sys.platform != "linux":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"))
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    if not _has_display():
+        print(
+            "harapp: no display found (DISPLAY is unset). Run it on a desktop, under `xvfb-run harapp ...`,"
+            " or use the commands in `harapp --help`.",
+            file=sys.stderr,
+        )
+        if args.demo:
+            from harapp.cli.core_commands import print_demo_stats
+
+            return print_demo_stats()
+        return 2
+    from harapp.gui.app import run_gui
+
+    return run_gui(args.project, demo=args.demo)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith(".harapp"):
+        # `harapp my.harapp` opens that project in the app.
+        argv.insert(0, "gui")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.project = None
+    handler = getattr(args, "handler", _run_gui)
+    try:
+        return int(handler(args) or 0)
+    except HarappError as exc:
+        print(f"harapp: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("harapp: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,392 @@
+"""The project store: one SQLite file per project, every change committed at once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harapp.core import store_classes
+from harapp.core.errors import LabelError, ProjectError
+from harapp.core.store_base import dumps, loads, now
+from harapp.core.store_images import ImagesMixin
+from harapp.core.store_models import ModelsMixin
+from harapp.core.store_schema import APP_ID, SCHEMA_VERSION, migrate
+from harapp.core.types import (
+    DEFAULT_CLASSES,
+    SOURCES,
+    Box,
+    ClassInfo,
+    HistoryEntry,
+    Label,
+    LabelledItem,
+    LabelSnapshot,
+)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _busy_timeout_ms() -> int:
+    # How long a writer waits for another process's transaction before it reports the project as locked.
+    return int(os.environ.get("HARAPP_BUSY_TIMEOUT_MS", "5000"))
+
+
+class Project(ImagesMixin, ModelsMixin):
+    """A harapp project file. Use `Project.create` or `Project.open`; close it, or use it as a context manager."""
+
+    # -- opening ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, classes: Sequence[str] = DEFAULT_CLASSES) -> Project:
+        path = Path(path)
+        if path.exists():
+            raise ProjectError(f"{path}: a file already exists there; open it or choose another name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        project = cls(path, cls._connect(path, readonly=False), readonly=False)
+        try:
+            with project._write():
+                migrate(project._conn, 0)
+                project._conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("app", APP_ID), ("created_at", now()), ("label_revision", "0")],
+                )
+                for name in classes:
+                    store_classes.insert_class(project._conn, name)
+        except BaseException:
+            project.close()
+            path.unlink(missing_ok=True)
+            raise
+        return project
+
+    @classmethod
+    def open(cls, path: Path, readonly: bool = False) -> Project:
+        path = Path(path)
+        if not path.is_file():
+            raise ProjectError(f"{path}: no such project file")
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+        if head != SQLITE_MAGIC:
+            raise ProjectError(f"{path}: not a harapp project (the file is not an SQLite database)")
+        project = cls(path, cls._connect(path, readonly), readonly)
+        try:
+            project._check_and_migrate()
+        except BaseException:
+            project.close()
+            raise
+        return project
+
+    @classmethod
+    def open_or_create(cls, path: Path) -> Project:
+        return cls.open(path) if Path(path).exists() else cls.create(path)
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+        uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+        # Autocommit mode: this class issues BEGIN/COMMIT itself, so each change commits when it says so.
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, timeout=_busy_timeout_ms() / 1000, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_busy_timeout_ms()}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise ProjectError(f"{path}: not a harapp project ({exc})") from exc
+        return conn
+
+    def _check_and_migrate(self) -> None:
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise ProjectError(f"{self.path}: not a harapp project ({exc})") from exc
+        if row is None or row[0] != APP_ID:
+            raise ProjectError(f"{self.path}: an SQLite database, but not a harapp project (no harapp metadata)")
+        if version > SCHEMA_VERSION:
+            raise ProjectError(
+                f"{self.path}: made by a newer harapp (schema {version}, this one reads up to {SCHEMA_VERSION})"
+            )
+        if version < SCHEMA_VERSION:
+            if self.readonly:
+                raise ProjectError(f"{self.path}: needs an upgrade to schema {SCHEMA_VERSION}; open it writable once")
+            with self._write():
+                migrate(self._conn, version)
+
+    # -- classes ---------------------------------------------------------------------------------------------
+
+    def classes(self) -> list[ClassInfo]:
+        return store_classes.list_classes(self._conn)
+
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes()]
+
+    def add_class(self, name: str) -> ClassInfo:
+        with self._write() as conn:
+            info = store_classes.add_class(conn, name)
+            self._bump_revision()
+        return info
+
+    def rename_class(self, old: str, new: str) -> None:
+        with self._write() as conn:
+            store_classes.rename_class(conn, old, new)
+            self._bump_revision()
+
+    def merge_classes(self, names: Sequence[str], into: str) -> int:
+        """Merge classes into one (new or existing); the merge is recorded so undo_class_op can reverse it."""
+        with self._write() as conn:
+            op_id = store_classes.merge_classes(conn, names, into, self._record_class_change)
+            self._bump_revision()
+        return op_id
+
+    def undo_class_op(self) -> str:
+        """Undo the latest class operation not yet undone; returns a description of what was undone."""
+        with self._write() as conn:
+            text = store_classes.undo_last(conn, self._record_class_change)
+            self._bump_revision()
+        return text
+
+    def _record_class_change(
+        self,
+        image_id: int,
+        person_id: int | None,
+        old: str | None,
+        new: str | None,
+        source: str,
+        reason: str,
+        batch: str,
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO history (at, image_id, person_id, old_class, new_class, old_source, new_source, reason, batch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now(), image_id, person_id, old, new, source, source, reason, batch),
+        )
+
+    # -- labels ----------------------------------------------------------------------------------------------
+
+    def _current_label(self, image_id: int, person_id: int | None) -> tuple[int | None, str | None, str | None]:
+        row = self._conn.execute(
+            "SELECT l.id, c.name, l.source FROM labels l JOIN classes c ON c.id = l.class_id"
+            " WHERE l.image_id = ? AND IFNULL(l.person_id, 0) = ?",
+            (image_id, person_id or 0),
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else (None, None, None)
+
+    def _apply_label(
+        self,
+        image_id: int,
+        person_id: int | None,
+        class_name: str | None,
+        source: str,
+        votes: dict[str, int] | None,
+        confidence: float | None,
+        reason: str,
+        batch: str | None,
+    ) -> HistoryEntry | None:
+        if source not in SOURCES:
+            raise LabelError(f"unknown label source {source!r}; use one of {', '.join(SOURCES)}")
+        conn = self._conn
+        if conn.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone() is None:
+            raise LabelError(f"{self.path}: no image with id {image_id}")
+        if (
+            person_id is not None
+            and conn.execute("SELECT 1 FROM persons WHERE id = ? AND image_id = ?", (person_id, image_id)).fetchone()
+            is None
+        ):
+            raise LabelError(f"{self.path}: image {image_id} has no person with id {person_id}")
+        label_id, old_class, old_source = self._current_label(image_id, person_id)
+        stamp = now()
+        if class_name is None:
+            if label_id is None:
+                return None
+            conn.execute("DELETE FROM labels WHERE id = ?", (label_id,))
+        else:
+            class_id = store_classes.class_id(conn, class_name)
+            if class_id is None:
+                raise LabelError(f"unknown class {class_name!r}; classes are: {', '.join(self.class_names())}")
+            if old_class == class_name and old_source == source:
+                return None
+            if label_id is None:
+                conn.execute(
+                    "INSERT INTO labels (image_id, person_id, class_id, source, votes, confidence, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (image_id, person_id, class_id, source, dumps(votes or {}), confidence, stamp, stamp),
+                )
+            else:
+                conn.execute(
+                    "UPDATE labels SET class_id = ?, source = ?, votes = ?, confidence = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (class_id, source, dumps(votes or {}), confidence, stamp, label_id),
+                )
+        cur = conn.execute(
+            "INSERT INTO history (at, image_id, person_id, old_class, new_class, old_source, new_source, reason, batch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stamp,
+                image_id,
+                person_id,
+                old_class,
+                class_name,
+                old_source,
+                source if class_name else None,
+                reason,
+                batch,
+            ),
+        )
+        self._bump_revision()
+        return HistoryEntry(
+            int(cur.lastrowid),
+            stamp,
+            image_id,
+            person_id,
+            old_class,
+            class_name,
+            old_source,
+            source if class_name else None,
+            reason,
+            batch,
+        )
+
+    def set_label(
+        self,
+        image_id: int,
+        class_name: str | None,
+        source: str = "human",
+        person_id: int | None = None,
+        votes: dict[str, int] | None = None,
+        confidence: float | None = None,
+        reason: str = "edit",
+        batch: str | None = None,
+    ) -> HistoryEntry | None:
+        """Set (or with None, clear) one label; committed before this returns. None means nothing changed."""
+        with self._write():
+            return self._apply_label(image_id, person_id, class_name, source, votes, confidence, reason, batch)
+
+    def set_labels(
+        self, changes: Sequence[tuple[int, str | None]], source: str = "human", reason: str = "bulk"
+    ) -> list[HistoryEntry]:
+        """Relabel many images in one commit and one history batch, so one undo reverses them all."""
+        batch = uuid.uuid4().hex
+        with self._write():
+            entries = [
+                self._apply_label(image_id, None, name, source, None, None, reason, batch) for image_id, name in changes
+            ]
+        return [e for e in entries if e is not None]
+
+    def _replay(self, entry_ids: Sequence[int], use_old: bool, reason: str) -> list[HistoryEntry]:
+        if not entry_ids:
+            return []
+        marks = ",".join("?" * len(entry_ids))
+        rows = self._conn.execute(
+            f"SELECT image_id, person_id, old_class, new_class, old_source, new_source FROM history"
+            f" WHERE id IN ({marks}) ORDER BY id",
+            list(entry_ids),
+        ).fetchall()
+        if len(rows) != len(set(entry_ids)):
+            raise LabelError(f"{self.path}: unknown history entries in {list(entry_ids)}")
+        if use_old:
+            rows.reverse()
+        batch = uuid.uuid4().hex
+        done: list[HistoryEntry] = []
+        with self._write():
+            for image_id, person_id, old_class, new_class, old_source, new_source in rows:
+                name, source = (old_class, old_source) if use_old else (new_class, new_source)
+                votes = self.image(image_id).votes if source == "caption" else None
+                entry = self._apply_label(image_id, person_id, name, source or "human", votes, None, reason, batch)
+                if entry:
+                    done.append(entry)
+        return done
+
+    def revert(self, entry_ids: Sequence[int]) -> list[HistoryEntry]:
+        """Undo: put back the labels these history entries replaced (recorded as new history)."""
+        return self._replay(entry_ids, use_old=True, reason="undo")
+
+    def reapply(self, entry_ids: Sequence[int]) -> list[HistoryEntry]:
+        """Redo: apply these history entries' new labels again."""
+        return self._replay(entry_ids, use_old=False, reason="redo")
+
+    def history(self, image_id: int | None = None, limit: int = 100) -> list[HistoryEntry]:
+        sql = (
+            "SELECT id, at, image_id, person_id, old_class, new_class, old_source, new_source, reason, batch"
+            " FROM history"
+        )
+        args: tuple = ()
+        if image_id is not None:
+            sql += " WHERE image_id = ?"
+            args = (image_id,)
+        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))
+        return [HistoryEntry(*r) for r in rows]
+
+    def person_labels(self, image_id: int) -> dict[int, Label]:
+        rows = self._conn.execute(
+            "SELECT l.person_id, c.name, l.source, l.votes, l.confidence, l.updated_at FROM labels l"
+            " JOIN classes c ON c.id = l.class_id WHERE l.image_id = ? AND l.person_id IS NOT NULL",
+            (image_id,),
+        )
+        return {r[0]: Label(image_id, r[0], r[1], r[2], loads(r[3], {}), r[4], r[5]) for r in rows}
+
+    # -- views for training and statistics -------------------------------------------------------------------
+
+    def snapshot(
+        self, include_sources: Sequence[str] = ("caption", "human"), person_level: bool = False
+    ) -> LabelSnapshot:
+        """Freeze the current labels for a training run (labelled images, or labelled persons)."""
+        with self._read():
+            names = tuple(self.class_names())
+            index = {name: i for i, name in enumerate(names)}
+            marks = ",".join("?" * len(include_sources))
+            person_clause = "l.person_id IS NOT NULL" if person_level else "l.person_id IS NULL"
+            rows = self._conn.execute(
+                f"SELECT i.id, s.root, i.rel_path, c.name, i.width, i.height, l.person_id FROM labels l"
+                f" JOIN images i ON i.id = l.image_id JOIN sources s ON s.id = i.source_id"
+                f" JOIN classes c ON c.id = l.class_id WHERE {person_clause} AND l.source IN ({marks})"
+                f" ORDER BY i.id, l.person_id",
+                list(include_sources),
+            ).fetchall()
+            boxes: dict[int, list[tuple[int, Box]]] = {}
+            for pid, image_id, x, y, w, h in self._conn.execute("SELECT id, image_id, x, y, w, h FROM persons"):
+                boxes.setdefault(image_id, []).append((pid, (x, y, w, h)))
+            revision = self.label_revision()
+        items = []
+        for image_id, root, rel, name, width, height, person_id in rows:
+            image_boxes = boxes.get(image_id, [])
+            if person_level:
+                image_boxes = [(p, b) for p, b in image_boxes if p == person_id]
+            items.append(
+                LabelledItem(image_id, Path(root) / rel, index[name], tuple(b for _, b in image_boxes), width, height)
+            )
+        return LabelSnapshot(names, tuple(items), revision, self.path)
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._conn
+        per_class = {name: 0 for name in self.class_names()}
+        for name, count in conn.execute(
+            "SELECT c.name, COUNT(*) FROM labels l JOIN classes c ON c.id = l.class_id"
+            " WHERE l.person_id IS NULL GROUP BY c.name"
+        ):
+            per_class[name] = count
+        per_source = {s: 0 for s in SOURCES}
+        per_source.update(
+            dict(conn.execute("SELECT source, COUNT(*) FROM labels WHERE person_id IS NULL GROUP BY source").fetchall())
+        )
+        images = self.count_images()
+        labelled = sum(per_class.values())
+        uncertain = sum(1 for r in self.images() if r.uncertain)
+        missing = sum(int(s["details"].get("missing", 0)) for s in self.sources())
+        return {
+            "images": images,
+            "labelled": labelled,
+            "unlabelled": images - labelled,
+            "uncertain": uncertain,
+            "per_class": per_class,
+            "per_source": per_source,
+            "persons": int(conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0]),
+            "person_labels": int(conn.execute("SELECT COUNT(*) FROM labels WHERE person_id IS NOT NULL").fetchone()[0]),
+            "missing_files": missing,
+            "label_revision": self.label_revision(),
+        }

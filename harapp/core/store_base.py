@@ -1,0 +1,114 @@
+"""What every part of the project store shares: the connection, transactions and the label revision."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harapp.core.errors import ProjectError, ProjectLockedError
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def loads(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+_P = TypeVar("_P", bound="ProjectBase")
+
+
+class ProjectBase:
+    def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._conn = conn
+        self._depth = 0
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            self._conn.close()
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested calls join the outer one, so an import is all-or-nothing."""
+        if self.readonly:
+            raise ProjectError(f"{self.path}: opened read-only")
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._conn
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ProjectLockedError(
+                    f"{self.path}: another process is writing this project; try again when it has finished"
+                ) from exc
+            raise ProjectError(f"{self.path}: cannot write ({exc})") from exc
+        self._depth = 1
+        try:
+            yield self._conn
+        except sqlite3.OperationalError as exc:
+            self._conn.execute("ROLLBACK")
+            # "database or disk is full", "database is locked", I/O errors: say which file and that nothing changed.
+            raise ProjectError(f"{self.path}: could not save the change ({exc}); the project is unchanged") from exc
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._conn.execute("ROLLBACK")
+                raise ProjectError(f"{self.path}: could not save the change ({exc})") from exc
+        finally:
+            self._depth = 0
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[None]:
+        """A read transaction, so several queries see one consistent state of the file."""
+        if self._depth:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group many changes into one commit; an exception inside leaves the project as it was."""
+        with self._write():
+            yield
+
+    def _bump_revision(self) -> None:
+        self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'label_revision'")
+
+    def label_revision(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'label_revision'").fetchone()
+        return int(row[0])

@@ -1,0 +1,71 @@
+"""Trained models, their predictions and the cached embeddings of the ML engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from harapp.core.store_base import ProjectBase, dumps, loads, now
+from harapp.core.types import ModelRecord
+
+
+class ModelsMixin(ProjectBase):
+    # -- models, predictions and embeddings ------------------------------------------------------------------
+
+    def register_model(
+        self, name: str, kind: str, mode: str, path: Path, label_revision: int, metrics: dict, config: dict
+    ) -> int:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO models (name, kind, mode, path, created_at, label_revision, metrics, config)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, kind, mode, str(path), now(), label_revision, dumps(metrics), dumps(config)),
+            )
+            return int(cur.lastrowid)
+
+    def models(self) -> list[ModelRecord]:
+        rows = self._conn.execute(
+            "SELECT id, name, kind, mode, path, created_at, label_revision, metrics, config,"
+            " active FROM models ORDER BY id"
+        )
+        return [
+            ModelRecord(r[0], r[1], r[2], r[3], Path(r[4]), r[5], r[6], loads(r[7], {}), loads(r[8], {}), bool(r[9]))
+            for r in rows
+        ]
+
+    def set_active_model(self, model_id: int | None) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
+
+    def active_model(self) -> ModelRecord | None:
+        return next((m for m in self.models() if m.active), None)
+
+    def put_predictions(self, model_id: int, predictions: dict[int, tuple[str, float, dict[str, float]]]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO predictions (model_id, image_id, class_name, confidence, probs)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (model_id, image_id, name, float(conf), dumps(probs))
+                    for image_id, (name, conf, probs) in predictions.items()
+                ],
+            )
+
+    def predictions(self, model_id: int) -> dict[int, tuple[str, float, dict[str, float]]]:
+        rows = self._conn.execute(
+            "SELECT image_id, class_name, confidence, probs FROM predictions WHERE model_id = ?", (model_id,)
+        )
+        return {r[0]: (r[1], r[2], loads(r[3], {})) for r in rows}
+
+    def get_embeddings(self, model_key: str, image_ids: Iterable[int]) -> dict[int, bytes]:
+        wanted = set(image_ids)
+        rows = self._conn.execute("SELECT image_id, vector FROM embeddings WHERE model_key = ?", (model_key,))
+        return {r[0]: bytes(r[1]) for r in rows if r[0] in wanted}
+
+    def put_embeddings(self, model_key: str, vectors: dict[int, bytes]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (model_key, image_id, vector) VALUES (?, ?, ?)",
+                [(model_key, image_id, sqlite3.Binary(v)) for image_id, v in vectors.items()],
+            )

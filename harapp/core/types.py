@@ -1,0 +1,104 @@
+"""Plain frozen records that cross layer and thread boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SOURCES: tuple[str, ...] = ("caption", "human", "model")
+DEFAULT_CLASSES: tuple[str, ...] = ("walking", "running", "sitting", "standing")
+
+Box = tuple[float, float, float, float]
+"""A COCO box: x, y, width, height in pixels."""
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: int
+    name: str
+    position: int
+    concepts: tuple[str, ...]
+    """Caption-lexicon concepts this class covers; a merged class covers several."""
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    image_id: int
+    coco_id: int | None
+    box: Box
+    keypoints: tuple[float, ...] | None
+    area: float
+
+
+@dataclass(frozen=True)
+class Label:
+    image_id: int
+    person_id: int | None
+    class_name: str | None
+    source: str
+    votes: dict[str, int] = field(default_factory=dict)
+    confidence: float | None = None
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    path: Path
+    rel_path: str
+    width: int
+    height: int
+    coco_id: int | None
+    captions: tuple[str, ...]
+    votes: dict[str, int]
+    label: Label | None
+    uncertain: bool
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    at: str
+    image_id: int
+    person_id: int | None
+    old_class: str | None
+    new_class: str | None
+    old_source: str | None
+    new_source: str | None
+    reason: str
+    batch: str | None
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    image_id: int
+    path: Path
+    class_index: int
+    person_boxes: tuple[Box, ...]
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class LabelSnapshot:
+    """The labels a training run sees, frozen so later edits cannot change a run in flight."""
+
+    class_names: tuple[str, ...]
+    items: tuple[LabelledItem, ...]
+    revision: int
+    project_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: int
+    name: str
+    kind: str
+    mode: str
+    path: Path
+    created_at: str
+    label_revision: int
+    metrics: dict
+    config: dict
+    active: bool

@@ -1,0 +1,216 @@
+"""A live training chart (loss and validation accuracy per epoch) painted with QPainter.
+
+PySide6-Essentials ships no QtCharts, and two lines with axes and a legend do not justify PySide6-Addons.
+Loss uses the left axis (scaled to its data), accuracy the right axis (fixed 0-100 %).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QPolygonF
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    x: float
+    """Progress in epochs (fractions allowed: a point per step draws the line while an epoch runs)."""
+    loss: float | None
+    accuracy: float | None
+
+
+def nice_step(span: float, target_ticks: int = 4) -> float:
+    """A round tick step (1, 2 or 5 times a power of ten) giving about ``target_ticks`` ticks over span."""
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / max(1, target_ticks)
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return factor * power
+    return 10 * power
+
+
+def is_dark(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+class TrainingChart(QWidget):
+    """Loss and accuracy lines against epochs; call :meth:`add_point` as progress arrives."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._points: list[ChartPoint] = []
+        self._x_max = 1.0
+        self.setMinimumSize(260, 150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAccessibleName("Training chart: loss and validation accuracy by epoch")
+
+    # -- data -----------------------------------------------------------------------------------------
+    def clear(self, epochs: float = 1.0) -> None:
+        self._points.clear()
+        self._x_max = max(1.0, float(epochs))
+        self.update()
+
+    def set_epochs(self, epochs: float) -> None:
+        self._x_max = max(1.0, float(epochs))
+        self.update()
+
+    def add_point(self, x: float, loss: float | None, accuracy: float | None) -> None:
+        """Add one sample; non-finite values are dropped so a diverging run cannot break the scale."""
+        loss = loss if loss is not None and math.isfinite(loss) else None
+        accuracy = accuracy if accuracy is not None and math.isfinite(accuracy) else None
+        if loss is None and accuracy is None:
+            return
+        self._points.append(ChartPoint(float(x), loss, accuracy))
+        self._x_max = max(self._x_max, float(x))
+        self.update()
+
+    def points(self) -> list[ChartPoint]:
+        return list(self._points)
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, 200)
+
+    # -- painting -------------------------------------------------------------------------------------
+    def _series_colors(self) -> tuple[QColor, QColor]:
+        # Darker hues on light backgrounds, brighter ones on dark: both keep >= 3:1 contrast for lines.
+        if is_dark(self.palette()):
+            return QColor("#ff9e57"), QColor("#6cc4ff")
+        return QColor("#c2410c"), QColor("#1d4ed8")
+
+    def _loss_range(self) -> tuple[float, float]:
+        values = [p.loss for p in self._points if p.loss is not None]
+        if not values:
+            return 0.0, 1.0
+        top = max(values)
+        top = top * 1.1 if top > 0 else 1.0
+        step = nice_step(top)
+        return 0.0, math.ceil(top / step) * step
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        text = pal.color(QPalette.ColorRole.WindowText)
+        grid = QColor(text)
+        grid.setAlpha(40)
+        painter.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
+        fm = QFontMetrics(self.font())
+        loss_color, acc_color = self._series_colors()
+
+        lo, hi = self._loss_range()
+        loss_step = nice_step(hi - lo)
+        left = fm.horizontalAdvance(_fmt(hi, loss_step)) + fm.height() + 10
+        right = fm.horizontalAdvance("100%") + fm.height() + 10
+        top = fm.height() + 12  # room for the legend
+        bottom = 2 * fm.height() + 8  # tick labels and the axis title
+        plot = QRectF(left, top, max(10.0, self.width() - left - right), max(10.0, self.height() - top - bottom))
+
+        def px(x: float) -> float:
+            return plot.left() + plot.width() * (x / self._x_max)
+
+        def py_loss(v: float) -> float:
+            return plot.bottom() - plot.height() * ((v - lo) / (hi - lo))
+
+        def py_acc(v: float) -> float:
+            return plot.bottom() - plot.height() * max(0.0, min(1.0, v))
+
+        # Grid and tick labels.
+        painter.setPen(QPen(grid, 1))
+        tick = lo
+        while tick <= hi + 1e-9:
+            y = py_loss(tick)
+            painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+            tick += loss_step
+        painter.setPen(text)
+        tick = lo
+        while tick <= hi + 1e-9:
+            y = py_loss(tick)
+            label = _fmt(tick, loss_step)
+            painter.drawText(
+                QRectF(0, y - fm.height() / 2, left - 6, fm.height()),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
+            tick += loss_step
+        for pct in (0, 25, 50, 75, 100):
+            y = py_acc(pct / 100)
+            painter.drawText(
+                QRectF(plot.right() + 6, y - fm.height() / 2, right - 6, fm.height()),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"{pct}%",
+            )
+        x_step = max(1.0, nice_step(self._x_max, 5))
+        xt = 0.0
+        while xt <= self._x_max + 1e-9:
+            x = px(xt)
+            painter.drawText(
+                QRectF(x - 30, plot.bottom() + 4, 60, fm.height()), Qt.AlignmentFlag.AlignHCenter, f"{xt:g}"
+            )
+            xt += x_step
+        painter.drawText(
+            QRectF(plot.left(), plot.bottom() + 4 + fm.height(), plot.width(), fm.height()),
+            Qt.AlignmentFlag.AlignHCenter,
+            "epoch",
+        )
+        # Axis titles, rotated, beside the tick labels.
+        self._vertical_text(painter, QPointF(fm.ascent(), plot.center().y()), "loss", loss_color, -90)
+        self._vertical_text(
+            painter, QPointF(self.width() - fm.descent() - 2, plot.center().y()), "val. accuracy", acc_color, 90
+        )
+        painter.setPen(QPen(text, 1))
+        painter.drawRect(plot)
+
+        # Series.
+        loss_poly = QPolygonF([QPointF(px(p.x), py_loss(p.loss)) for p in self._points if p.loss is not None])
+        acc_poly = QPolygonF([QPointF(px(p.x), py_acc(p.accuracy)) for p in self._points if p.accuracy is not None])
+        painter.setClipRect(plot.adjusted(-3, -3, 3, 3))
+        for poly, color in ((loss_poly, loss_color), (acc_poly, acc_color)):
+            painter.setPen(QPen(color, 2))
+            if poly.size() > 1:
+                painter.drawPolyline(poly)
+            painter.setBrush(color)
+            if 0 < poly.size() <= 30:  # markers only while sparse, else they blur the line
+                for point in poly:
+                    painter.drawEllipse(point, 2.5, 2.5)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setClipping(False)
+
+        # Legend (top right of the plot) and an empty-state hint.
+        self._legend(painter, fm, plot, [("loss", loss_color), ("val. accuracy", acc_color)])
+        if not self._points:
+            painter.setPen(text)
+            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "No training yet")
+        painter.end()
+
+    def _vertical_text(self, painter: QPainter, at: QPointF, label: str, color: QColor, angle: float) -> None:
+        painter.save()
+        painter.setPen(color)
+        painter.translate(at)
+        painter.rotate(angle)
+        fm = QFontMetrics(self.font())
+        painter.drawText(QPointF(-fm.horizontalAdvance(label) / 2, 0), label)
+        painter.restore()
+
+    def _legend(self, painter: QPainter, fm: QFontMetrics, plot: QRectF, items: list[tuple[str, QColor]]) -> None:
+        x = plot.right()
+        y = plot.top() - fm.height() - 4
+        text = self.palette().color(QPalette.ColorRole.WindowText)
+        for label, color in reversed(items):
+            width = fm.horizontalAdvance(label)
+            x -= width
+            painter.setPen(text)
+            painter.drawText(QRectF(x, y, width, fm.height()), Qt.AlignmentFlag.AlignVCenter, label)
+            x -= 22
+            painter.setPen(QPen(color, 3))
+            painter.drawLine(QPointF(x, y + fm.height() / 2), QPointF(x + 16, y + fm.height() / 2))
+            x -= 14
+
+
+def _fmt(value: float, step: float) -> str:
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    return f"{value:.{decimals}f}"

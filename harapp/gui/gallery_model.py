@@ -1,0 +1,333 @@
+"""The gallery's Qt model: a thin in-memory adapter over the project store, plus the filter/sort proxy.
+
+All rows are loaded with one query (``Project.images``) and kept as frozen tuples, so ``data()`` never touches
+SQLite: scrolling 10k images must not issue a query per painted cell. Label edits refresh only the rows they
+touched; a new active model reloads the prediction columns in one query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+
+from harapp.core.store import Project
+from harapp.core.types import ImageRecord
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+UNLABELLED = "\x00unlabelled"
+"""Class filter value meaning 'images without a label' (no class can have this name)."""
+
+
+class Role(IntEnum):
+    IMAGE_ID = Qt.ItemDataRole.UserRole + 1
+    PATH = Qt.ItemDataRole.UserRole + 2
+    LABEL = Qt.ItemDataRole.UserRole + 3
+    SOURCE = Qt.ItemDataRole.UserRole + 4
+    UNCERTAIN = Qt.ItemDataRole.UserRole + 5
+    PREDICTION = Qt.ItemDataRole.UserRole + 6
+    DISAGREES = Qt.ItemDataRole.UserRole + 7
+    CONFIDENCE = Qt.ItemDataRole.UserRole + 8
+    MODEL_UNCERTAINTY = Qt.ItemDataRole.UserRole + 9
+    CAPTIONS = Qt.ItemDataRole.UserRole + 10
+    ROW = Qt.ItemDataRole.UserRole + 11
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryRow:
+    image_id: int
+    path: Path
+    name: str
+    label: str | None
+    source: str | None
+    uncertain: bool
+    captions: tuple[str, ...]
+    search_text: str
+    """Lower-cased file name and captions, precomputed so text filtering of 10k rows stays cheap."""
+    prediction: str | None = None
+    confidence: float | None = None
+    """The model's probability for its predicted class."""
+    model_uncertainty: float | None = None
+    """1 - (top probability - second probability): near 1 when the model hesitates between two classes."""
+
+    @property
+    def disagrees(self) -> bool:
+        return self.prediction is not None and self.label is not None and self.prediction != self.label
+
+    def tooltip(self) -> str:
+        lines = [f"#{self.image_id}  {self.name}"]
+        lines.append(f"label: {self.label} ({self.source})" if self.label else "label: none")
+        if self.uncertain:
+            lines.append("uncertain: captions disagree or are too few")
+        if self.prediction is not None:
+            mark = "  (disagrees with label)" if self.disagrees else ""
+            lines.append(f"model: {self.prediction} {100 * (self.confidence or 0):.0f}%{mark}")
+        lines.extend(f"“{c}”" for c in self.captions[:5])
+        return "\n".join(lines)
+
+
+def row_from_record(record: ImageRecord) -> GalleryRow:
+    label = record.label
+    name = record.path.name
+    return GalleryRow(
+        image_id=record.id,
+        path=record.path,
+        name=name,
+        label=label.class_name if label else None,
+        source=label.source if label else None,
+        uncertain=record.uncertain,
+        captions=record.captions,
+        search_text="\n".join((name, *record.captions)).lower(),
+    )
+
+
+def _with_prediction(row: GalleryRow, prediction: tuple[str, float, dict[str, float]] | None) -> GalleryRow:
+    if prediction is None:
+        return replace(row, prediction=None, confidence=None, model_uncertainty=None)
+    name, confidence, probs = prediction
+    ranked = sorted((float(p) for p in probs.values()), reverse=True) if probs else [float(confidence)]
+    second = ranked[1] if len(ranked) > 1 else 0.0
+    return replace(
+        row, prediction=name, confidence=float(confidence), model_uncertainty=1.0 - (ranked[0] - second)
+    )
+
+
+class GalleryModel(QAbstractListModel):
+    """One row per project image, in id order."""
+
+    rows_reloaded = Signal()
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._project: Project | None = None
+        self._rows: list[GalleryRow] = []
+        self._index: dict[int, int] = {}
+        self._predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
+
+    # -- loading -----------------------------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project | None:
+        return self._project
+
+    def set_project(self, project: Project | None) -> None:
+        self._project = project
+        self.reload()
+
+    def reload(self) -> None:
+        """Read every row again in one query (after an import, a class merge, a new model)."""
+        self.beginResetModel()
+        if self._project is None:
+            self._rows, self._predictions = [], {}
+        else:
+            self._predictions = self._load_predictions()
+            self._rows = [
+                _with_prediction(row_from_record(r), self._predictions.get(r.id)) for r in self._project.images()
+            ]
+        self._index = {row.image_id: i for i, row in enumerate(self._rows)}
+        self.endResetModel()
+        self.rows_reloaded.emit()
+
+    def _load_predictions(self) -> dict[int, tuple[str, float, dict[str, float]]]:
+        assert self._project is not None
+        model = self._project.active_model()
+        return self._project.predictions(model.id) if model is not None else {}
+
+    def reload_predictions(self) -> None:
+        """The active model changed: swap the prediction columns without resetting (keeps the selection)."""
+        if self._project is None or not self._rows:
+            return
+        self._predictions = self._load_predictions()
+        self._rows = [_with_prediction(row, self._predictions.get(row.image_id)) for row in self._rows]
+        self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+
+    def refresh_images(self, image_ids: Iterable[int]) -> None:
+        """Re-read the given images' labels after an edit and repaint just those rows."""
+        if self._project is None:
+            return
+        wanted = [i for i in dict.fromkeys(image_ids) if i in self._index]
+        if not wanted:
+            return
+        # One query either way: a handful by id, a big batch through the bulk loader.
+        records = [self._project.image(i) for i in wanted] if len(wanted) <= 32 else self._project.images(wanted)
+        for record in records:
+            row = self._index[record.id]
+            self._rows[row] = _with_prediction(row_from_record(record), self._predictions.get(record.id))
+            model_index = self.index(row)
+            self.dataChanged.emit(model_index, model_index)
+
+    # -- lookups -----------------------------------------------------------------------------------------
+
+    def row_at(self, row: int) -> GalleryRow:
+        return self._rows[row]
+
+    def row_of(self, image_id: int) -> int:
+        """The row of an image, or -1 when it is not in the model."""
+        return self._index.get(image_id, -1)
+
+    def image_row(self, image_id: int) -> GalleryRow | None:
+        row = self._index.get(image_id)
+        return None if row is None else self._rows[row]
+
+    def image_ids(self) -> list[int]:
+        return [row.image_id for row in self._rows]
+
+    # -- Qt model interface --------------------------------------------------------------------------------
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own default
+        return 0 if parent.isValid() else len(self._rows)
+
+    def roleNames(self) -> dict[int, bytes]:
+        names = dict(super().roleNames())
+        names.update({int(role): role.name.lower().encode() for role in Role})
+        return names
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows) or index.column() != 0:
+            return None
+        row = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.tooltip()
+        return _ROLE_GETTERS[role](row) if role in _ROLE_GETTERS else None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+
+_ROLE_GETTERS: dict[int, Any] = {
+    Role.IMAGE_ID: lambda r: r.image_id,
+    Role.PATH: lambda r: str(r.path),
+    Role.LABEL: lambda r: r.label,
+    Role.SOURCE: lambda r: r.source,
+    Role.UNCERTAIN: lambda r: r.uncertain,
+    Role.PREDICTION: lambda r: r.prediction,
+    Role.DISAGREES: lambda r: r.disagrees,
+    # Sorting uses these two: images without a prediction sort as least confident / most uncertain-less.
+    Role.CONFIDENCE: lambda r: -1.0 if r.confidence is None else r.confidence,
+    Role.MODEL_UNCERTAINTY: lambda r: -1.0 if r.model_uncertainty is None else r.model_uncertainty,
+    Role.CAPTIONS: lambda r: "\n".join(r.captions),
+    Role.ROW: lambda r: r,
+}
+
+SORT_KEYS: dict[str, tuple[Role, Qt.SortOrder]] = {
+    "id": (Role.IMAGE_ID, Qt.SortOrder.AscendingOrder),
+    "confidence": (Role.CONFIDENCE, Qt.SortOrder.AscendingOrder),
+    "uncertainty": (Role.MODEL_UNCERTAINTY, Qt.SortOrder.DescendingOrder),
+}
+"""Sort choices: by id; least confident first; most uncertain (smallest top-2 margin) first."""
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    class_name: str | None = None
+    """None: any; UNLABELLED: only unlabelled images; else the label's class."""
+    source: str | None = None
+    uncertain_only: bool = False
+    disagrees_only: bool = False
+    text: str = ""
+    image_ids: frozenset[int] | None = None
+    """Restrict to these images (a confusion-matrix cell); None means no restriction."""
+
+    def accepts(self, row: GalleryRow) -> bool:
+        if self.image_ids is not None and row.image_id not in self.image_ids:
+            return False
+        if self.class_name is not None:
+            wanted = None if self.class_name == UNLABELLED else self.class_name
+            if row.label != wanted:
+                return False
+        if self.source is not None and row.source != self.source:
+            return False
+        if self.uncertain_only and not row.uncertain:
+            return False
+        if self.disagrees_only and not row.disagrees:
+            return False
+        return not self.text or all(word in row.search_text for word in self.text.lower().split())
+
+
+class GalleryProxy(QSortFilterProxyModel):
+    """Filters (class, source, uncertain, model disagrees, caption text, id set) and sorting for the gallery."""
+
+    filter_changed = Signal()
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._filter = GalleryFilter()
+        self._sort_key = "id"
+        # Sort by a role in C++: no Python lessThan calls when sorting 10k rows.
+        self.setSortRole(Role.IMAGE_ID)
+        self.setDynamicSortFilter(True)
+        self.sort(0, Qt.SortOrder.AscendingOrder)
+
+    @property
+    def current_filter(self) -> GalleryFilter:
+        return self._filter
+
+    @property
+    def sort_key(self) -> str:
+        return self._sort_key
+
+    def set_filter(self, new_filter: GalleryFilter) -> None:
+        if new_filter == self._filter:
+            return
+        if hasattr(self, "endFilterChange"):  # Qt >= 6.10; invalidateRowsFilter is deprecated there
+            self.beginFilterChange()
+            self._filter = new_filter
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:  # pragma: no cover - older Qt
+            self._filter = new_filter
+            self.invalidateRowsFilter()
+        self.filter_changed.emit()
+
+    def update_filter(self, **changes: Any) -> None:
+        self.set_filter(replace(self._filter, **changes))
+
+    def set_sort_key(self, key: str) -> None:
+        if key not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)}")
+        self._sort_key = key
+        role, order = SORT_KEYS[key]
+        self.setSortRole(role)
+        self.sort(0, order)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
+        model = self.sourceModel()
+        if not isinstance(model, GalleryModel):
+            return True
+        return self._filter.accepts(model.row_at(source_row))
+
+    def image_id_at(self, row: int) -> int:
+        return int(self.data(self.index(row, 0), Role.IMAGE_ID))
+
+    def visible_image_ids(self) -> list[int]:
+        return [self.image_id_at(r) for r in range(self.rowCount())]
+
+    def proxy_row_of(self, image_id: int) -> int:
+        model = self.sourceModel()
+        if not isinstance(model, GalleryModel):
+            return -1
+        source_row = model.row_of(image_id)
+        if source_row < 0:
+            return -1
+        return self.mapFromSource(model.index(source_row)).row()
+
+
+def class_counts(rows: Sequence[GalleryRow]) -> dict[str | None, int]:
+    counts: dict[str | None, int] = {}
+    for row in rows:
+        counts[row.label] = counts.get(row.label, 0) + 1
+    return counts

@@ -1,0 +1,106 @@
+"""The project's trained models (version, kind, metrics) with a way to pick the active one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+COLUMNS = ("Active", "Version", "Model", "Mode", "Accuracy", "Macro F1", "Labels rev.", "Trained")
+
+
+def _pct(value: Any) -> str:
+    try:
+        return f"{100 * float(value):.1f}%"
+    except (TypeError, ValueError):
+        return "-"
+
+
+class ModelsTable(QWidget):
+    """Lists ``project.models()``; "Use selected" (or a double-click) asks for that model to become active."""
+
+    activate_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda _index: self._use_selected())
+        self.table.itemSelectionChanged.connect(self._update_button)
+        self.use_button = QPushButton("Use selected model", self)
+        self.use_button.setToolTip("Make the selected model the one used for predictions")
+        self.use_button.clicked.connect(self._use_selected)
+        self.empty_label = QLabel("No trained models yet.", self)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.empty_label)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        self._ids: list[int] = []
+        self._update_button()
+
+    def set_models(self, models: list[Any]) -> None:
+        """Fill from ModelRecords, newest first."""
+        ordered = sorted(models, key=lambda m: m.id, reverse=True)
+        self._ids = [m.id for m in ordered]
+        self.table.setRowCount(len(ordered))
+        for row, m in enumerate(ordered):
+            metrics = m.metrics or {}
+            values = (
+                "\u2714" if m.active else "",
+                m.name or f"v{m.id}",
+                m.kind,
+                m.mode,
+                _pct(metrics.get("accuracy")),
+                _pct(metrics.get("macro_f1")),
+                str(m.label_revision),
+                str(m.created_at)[:19].replace("T", " "),
+            )
+            for col, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, m.id)
+                if col == 0:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    item.setToolTip("active model" if m.active else "")
+                self.table.setItem(row, col, item)
+        self.empty_label.setVisible(not ordered)
+        self._update_button()
+
+    def model_ids(self) -> list[int]:
+        return list(self._ids)
+
+    def select_model(self, model_id: int) -> None:
+        if model_id in self._ids:
+            self.table.selectRow(self._ids.index(model_id))
+
+    def selected_model(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self._ids[rows[0].row()] if rows else None
+
+    def _update_button(self) -> None:
+        self.use_button.setEnabled(self.selected_model() is not None)
+
+    def _use_selected(self) -> None:
+        model_id = self.selected_model()
+        if model_id is not None:
+            self.activate_requested.emit(model_id)

@@ -1,0 +1,347 @@
+"""Drop, paste or open photos and see the active model's prediction with a confidence bar per class.
+
+Predictions run in a PredictWorker off the GUI thread; every input gets a row at once ("predicting…") that
+fills in when its result arrives. A file that is not a readable image gets an inline error row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFontMetrics,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPixmap,
+    QShortcut,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from harapp.gui.chart import is_dark
+from harapp.gui.workers import (
+    THUMB_SIZE,
+    ImageInput,
+    JobHandle,
+    PredictOutcome,
+    PredictWorker,
+    qimage_to_input,
+    start_worker,
+)
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+MAX_INPUTS = 500
+NO_MODEL_TEXT = "Train a model first: no active model to predict with (see the Training panel)."
+
+
+def expand_paths(paths: Iterable[Path], limit: int = MAX_INPUTS) -> tuple[list[Path], int]:
+    """Files as given plus image files found in folders (recursively, sorted); returns (paths, skipped).
+
+    Files named directly are kept whatever their type so the user sees why one cannot be read.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found[:limit], max(0, len(found) - limit)
+
+
+class ProbabilityBars(QWidget):
+    """Class name, a horizontal bar and the percentage, one line per class, most likely first."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._values: list[tuple[str, float]] = []
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_values(self, values: Iterable[tuple[str, float]]) -> None:
+        self._values = sorted(((str(n), float(p)) for n, p in values), key=lambda v: -v[1])
+        self.setAccessibleDescription(", ".join(f"{n} {100 * p:.0f} percent" for n, p in self._values))
+        self.updateGeometry()
+        self.update()
+
+    def values(self) -> list[tuple[str, float]]:
+        return list(self._values)
+
+    def _line_height(self) -> int:
+        return QFontMetrics(self.font()).height() + 4
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, max(1, len(self._values)) * self._line_height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(200, max(1, len(self._values)) * self._line_height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        pal = self.palette()
+        fm = QFontMetrics(self.font())
+        name_w = max((fm.horizontalAdvance(n) for n, _ in self._values), default=0) + 8
+        pct_w = fm.horizontalAdvance("100.0%") + 6
+        bar_w = max(20, self.width() - name_w - pct_w)
+        line = self._line_height()
+        top_color = pal.color(QPalette.ColorRole.Highlight)
+        other = QColor("#9ca3af") if not is_dark(pal) else QColor("#6b7280")
+        track = QColor(pal.color(QPalette.ColorRole.WindowText))
+        track.setAlpha(25)
+        for i, (name, prob) in enumerate(self._values):
+            y = i * line
+            painter.setPen(pal.color(QPalette.ColorRole.WindowText))
+            painter.drawText(0, y, name_w - 6, line, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+            painter.fillRect(name_w, y + 3, bar_w, line - 6, track)
+            painter.fillRect(
+                name_w, y + 3, int(round(bar_w * max(0.0, min(1.0, prob)))), line - 6, top_color if i == 0 else other
+            )
+            painter.drawText(
+                name_w + bar_w + 6,
+                y,
+                pct_w,
+                line,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"{100 * prob:.1f}%",
+            )
+        painter.end()
+
+
+class PredictionRow(QFrame):
+    """One input: thumbnail, name, predicted class and bars -- or an error message."""
+
+    def __init__(self, source: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.error: str | None = None
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.thumb = QLabel(self)
+        self.thumb.setFixedSize(THUMB_SIZE, THUMB_SIZE)
+        self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.name_label = QLabel(Path(source).name or source, self)
+        self.name_label.setToolTip(source)
+        self.result_label = QLabel("Predicting…", self)
+        font = self.result_label.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.result_label.setFont(font)
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.bars = ProbabilityBars(self)
+        self.bars.hide()
+        text = QVBoxLayout()
+        text.addWidget(self.name_label)
+        text.addWidget(self.result_label)
+        text.addWidget(self.bars)
+        text.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.thumb, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(text, 1)
+
+    def show_outcome(self, outcome: PredictOutcome) -> None:
+        if outcome.error is not None or outcome.prediction is None:
+            self.show_error(outcome.error or "no prediction")
+            return
+        pred = outcome.prediction
+        if outcome.thumb_rgba:
+            w, h = outcome.thumb_size
+            image = QImage(outcome.thumb_rgba, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+            self.thumb.setPixmap(QPixmap.fromImage(image))
+        self.result_label.setText(f"{pred.top_class}  {100 * pred.top_probability:.1f}%")
+        self.bars.set_values(zip(pred.class_names, pred.probabilities, strict=True))
+        self.bars.show()
+
+    def show_error(self, message: str) -> None:
+        self.error = message
+        self.thumb.setText("\u26a0")
+        big = self.thumb.font()
+        big.setPointSizeF(big.pointSizeF() * 2.5)
+        self.thumb.setFont(big)
+        self.result_label.setText(f"Cannot predict: {message}")
+        self.result_label.setStyleSheet("color: #d32f2f;")
+        self.bars.hide()
+
+
+class PredictionPanel(QWidget):
+    prediction_ready = Signal(object)
+    """Emitted with each PredictOutcome as it arrives (tests, status bar)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Any | None = None
+        self.checkpoint: Path | None = None
+        self.device = "auto"
+        self.rows: list[PredictionRow] = []
+        self._row_at: dict[int, PredictionRow] = {}
+        self._next_index = 0  # never reused, so a job still running after Clear cannot fill a new row
+        self.jobs: list[JobHandle] = []
+        self.setAcceptDrops(True)
+        self.status_label = QLabel(self)
+        self.status_label.setWordWrap(True)
+        self.open_button = QPushButton("&Open…", self)
+        self.open_button.setToolTip("Choose photos to classify (you can also drop them here or paste with Ctrl+V)")
+        self.open_button.clicked.connect(self.open_files)
+        self.clear_button = QPushButton("Clear", self)
+        self.clear_button.clicked.connect(self.clear)
+        header = QHBoxLayout()
+        header.addWidget(self.status_label, 1)
+        header.addWidget(self.open_button)
+        header.addWidget(self.clear_button)
+        self._rows_box = QWidget()
+        self._rows_layout = QVBoxLayout(self._rows_box)
+        self._rows_layout.addStretch(1)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self._rows_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(header)
+        layout.addWidget(self.scroll, 1)
+        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
+        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        paste.activated.connect(self.paste)
+        self._update_status()
+
+    # -- model -----------------------------------------------------------------------------------------
+    def set_project(self, project: Any | None) -> None:
+        self.project = project
+        active = project.active_model() if project is not None else None
+        self.set_checkpoint(active.path if active is not None else None)
+
+    def refresh_model(self, _model_id: int | None = None) -> None:
+        """Re-read the project's active model (connect to TrainingPanel.active_model_changed)."""
+        self.set_project(self.project)
+
+    def set_checkpoint(self, path: Path | str | None) -> None:
+        self.checkpoint = Path(path) if path is not None else None
+        self._update_status()
+
+    def _update_status(self, extra: str = "") -> None:
+        if self.checkpoint is None:
+            text = NO_MODEL_TEXT
+        else:
+            text = f"Model: {self.checkpoint.stem}. Drop photos or folders here, paste with Ctrl+V, or click Open…"
+        self.status_label.setText(f"{text} {extra}".strip())
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        mime = event.mimeData()
+        if mime.hasUrls() or mime.hasImage():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        if self._take_mime(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def paste(self) -> None:
+        if not self._take_mime(QApplication.clipboard().mimeData()):
+            self._update_status("The clipboard holds no image or file.")
+
+    def _take_mime(self, mime: Any) -> bool:
+        if mime is None:
+            return False
+        local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+        if local:
+            self.predict_paths(local)
+            return True
+        if mime.hasImage():
+            image = mime.imageData()
+            if isinstance(image, QImage) and not image.isNull():
+                self.predict_images([image])
+                return True
+        return False
+
+    def open_files(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Classify photos", "", f"Images ({patterns});;All files (*)")
+        if files:
+            self.predict_paths([Path(f) for f in files])
+
+    def predict_paths(self, paths: Iterable[Path]) -> None:
+        files, skipped = expand_paths(paths)
+        if skipped:
+            self._update_status(f"Only the first {MAX_INPUTS} images are shown ({skipped} more skipped).")
+        self._predict(list(files))
+
+    def predict_images(self, images: Iterable[QImage]) -> None:
+        self._predict(
+            [qimage_to_input(img, f"<pasted image {self._next_index + i + 1}>") for i, img in enumerate(images)]
+        )
+
+    def _predict(self, inputs: list[Path | ImageInput]) -> None:
+        if not inputs:
+            self._update_status("Nothing to classify: no image files found there.")
+            return
+        if self.checkpoint is None:
+            self._update_status()
+            return
+        first = self._next_index
+        self._next_index += len(inputs)
+        for offset, item in enumerate(inputs):
+            row = PredictionRow(item.name if isinstance(item, ImageInput) else str(item), self._rows_box)
+            self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
+            self.rows.append(row)
+            self._row_at[first + offset] = row
+        worker = PredictWorker(self.checkpoint, inputs, device=self.device, first_index=first)
+        worker.progressed.connect(self._on_outcome)
+        end = first + len(inputs)
+        worker.failed.connect(lambda msg, a=first, b=end: self._on_job_failed(a, b, msg))
+        job = start_worker(worker, name="harapp-predict", parent=self)
+        self.jobs.append(job)
+        job.done.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
+
+    def _on_outcome(self, outcome: PredictOutcome) -> None:
+        row = self._row_at.get(outcome.index)
+        if row is not None:
+            row.show_outcome(outcome)
+            self.scroll.ensureWidgetVisible(row)
+        self.prediction_ready.emit(outcome)
+
+    def _on_job_failed(self, first: int, end: int, message: str) -> None:
+        # The whole job failed (e.g. the checkpoint is unreadable): every row it owned says why.
+        for index in range(first, end):
+            row = self._row_at.get(index)
+            if row is not None and row.error is None and row.bars.isHidden():
+                row.show_error(message)
+        self._update_status(message)
+
+    def clear(self) -> None:
+        for job in list(self.jobs):
+            job.cancel()
+        for row in self.rows:
+            row.setParent(None)
+            row.deleteLater()
+        self.rows.clear()
+        self._row_at.clear()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        return all(job.cancel_and_wait(timeout_ms) for job in list(self.jobs))

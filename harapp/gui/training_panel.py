@@ -1,0 +1,439 @@
+"""The training panel: choose a model, train it in the background, watch it learn, pick the active model.
+
+Training runs in a TrainWorker on its own thread with a frozen TrainConfig and LabelSnapshot taken here on
+the GUI thread. After a run on a project, a second job predicts every project image so the gallery can show
+model predictions and disagreements.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from harapp.gui.chart import TrainingChart
+from harapp.gui.confusion_view import ConfusionMatrixView
+from harapp.gui.models_table import ModelsTable
+from harapp.gui.workers import JobHandle, ProjectPredictWorker, TrainWorker, start_worker
+
+log = logging.getLogger(__name__)
+
+KIND_LABELS = {
+    "cnn-scratch": "Small CNN",
+    "resnet18": "ResNet-18",
+    "resnet50": "ResNet-50",
+    "efficientnet-lite0": "EfficientNet-Lite0",
+    "clip": "CLIP ViT-B/32",
+}
+MODE_LABELS = {
+    "scratch": "from scratch",
+    "zero-shot": "zero-shot",
+    "linear-probe": "linear probe",
+    "fine-tune": "fine-tune",
+}
+# (epochs, batch size, learning rate): a frozen backbone with a small head tolerates a high rate and many
+# epochs (each is fast on cached embeddings); fine-tuning pretrained weights needs a small rate.
+MODE_DEFAULTS = {
+    "scratch": (20, 32, 1e-3),
+    "zero-shot": (1, 32, 1e-3),
+    "linear-probe": (10, 32, 1e-3),
+    "fine-tune": (5, 16, 1e-4),
+}
+KIND_IMAGE_SIZE = {"cnn-scratch": 96}
+
+
+def _allowed_modes() -> dict[str, tuple[str, ...]]:
+    from harapp.ml.config import ALLOWED_MODES
+
+    return dict(ALLOWED_MODES)
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "--"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class TrainingPanel(QWidget):
+    active_model_changed = Signal(int)
+    confusion_cell_clicked = Signal(str, str, list)
+    predictions_updated = Signal(int)
+    """Emitted with the model id once the project's images have fresh predictions stored."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Any | None = None
+        self.config_overrides: dict[str, Any] = {}
+        """Extra TrainConfig fields (tests: tiny image size, CPU device; power users: seeds, folds)."""
+        self.train_job: JobHandle | None = None
+        self.predict_job: JobHandle | None = None
+        self.last_config: Any | None = None
+        self.last_result: Any | None = None
+        self._truth: dict[int, int] = {}
+        self._watched_window: QWidget | None = None
+        self._build()
+        self._on_kind_changed()
+        self._update_buttons()
+        QTimer.singleShot(0, self._fill_device)
+
+    # -- construction ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.kind_combo = QComboBox(self)
+        for kind, label in KIND_LABELS.items():
+            self.kind_combo.addItem(label, kind)
+        self.kind_combo.setCurrentIndex(self.kind_combo.findData("efficientnet-lite0"))
+        self.mode_combo = QComboBox(self)
+        for mode, label in MODE_LABELS.items():
+            self.mode_combo.addItem(label, mode)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData("linear-probe"))
+        self.epochs_spin = QSpinBox(self, minimum=1, maximum=500)
+        self.batch_spin = QSpinBox(self, minimum=1, maximum=1024)
+        self.lr_spin = QDoubleSpinBox(self, decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
+        self.size_spin = QSpinBox(self, minimum=16, maximum=640, singleStep=16)
+        self.size_spin.setSuffix(" px")
+        self.device_label = QLabel("…", self)
+        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
+        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+
+        form = QFormLayout()
+        form.addRow("&Model:", self.kind_combo)
+        form.addRow("M&ode:", self.mode_combo)
+        form.addRow("&Epochs:", self.epochs_spin)
+        form.addRow("&Batch size:", self.batch_spin)
+        form.addRow("&Learning rate:", self.lr_spin)
+        form.addRow("&Image size:", self.size_spin)
+        form.addRow("Device:", self.device_label)
+
+        self.start_button = QPushButton("&Start training", self)
+        self.cancel_button = QPushButton("&Cancel", self)
+        self.retrain_button = QPushButton("&Retrain", self)
+        self.retrain_button.setToolTip("Train the last configuration again on the current labels")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.retrain_button.clicked.connect(self.retrain)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.cancel_button, self.retrain_button):
+            buttons.addWidget(b)
+
+        self.progress_bar = QProgressBar(self, minimum=0, maximum=1000)
+        self.progress_bar.setFormat("%p%")
+        self.status_label = QLabel("Ready.", self)
+        self.status_label.setWordWrap(True)
+        self.message_label = QLabel("", self)
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.setStyleSheet("color: #d32f2f; font-weight: bold;")
+        self.message_label.hide()
+        self.metrics_label = QLabel("", self)
+        self.metrics_label.setWordWrap(True)
+
+        controls = QWidget(self)
+        left = QVBoxLayout(controls)
+        left.addLayout(form)
+        left.addLayout(buttons)
+        left.addWidget(self.progress_bar)
+        left.addWidget(self.status_label)
+        left.addWidget(self.message_label)
+        left.addStretch(1)
+
+        self.chart = TrainingChart(self)
+        self.confusion = ConfusionMatrixView(self)
+        self.confusion.cell_clicked.connect(self.confusion_cell_clicked)
+        results = QWidget(self)
+        results_layout = QVBoxLayout(results)
+        results_layout.addWidget(self.metrics_label)
+        results_layout.addWidget(self.confusion, 1)
+        self.models_table = ModelsTable(self)
+        self.models_table.activate_requested.connect(self.set_active_model)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(results, "Results")
+        self.tabs.addTab(self.models_table, "Models")
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(controls)
+        splitter.addWidget(self.chart)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(2, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+
+    def _fill_device(self) -> None:
+        try:
+            from harapp.ml.device import describe_device
+
+            self.device_label.setText(describe_device(self.config_overrides.get("device", "auto")))
+        except Exception as exc:  # noqa: BLE001 - the label is informative only
+            self.device_label.setText(f"unknown ({exc})")
+
+    # -- choices ---------------------------------------------------------------------------------------
+    def model_kind(self) -> str:
+        return str(self.kind_combo.currentData())
+
+    def mode(self) -> str:
+        return str(self.mode_combo.currentData())
+
+    def set_choice(self, kind: str, mode: str | None = None) -> None:
+        self.kind_combo.setCurrentIndex(self.kind_combo.findData(kind))
+        if mode is not None:
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
+
+    def _on_kind_changed(self) -> None:
+        allowed = _allowed_modes().get(self.model_kind(), ())
+        model = self.mode_combo.model()
+        for row in range(self.mode_combo.count()):
+            item = model.item(row)  # type: ignore[attr-defined]
+            item.setEnabled(self.mode_combo.itemData(row) in allowed)
+        if self.mode() not in allowed and allowed:
+            preferred = "linear-probe" if "linear-probe" in allowed else allowed[0]
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData(preferred))
+        self.size_spin.setValue(KIND_IMAGE_SIZE.get(self.model_kind(), 224))
+        self._on_mode_changed()
+
+    def _on_mode_changed(self) -> None:
+        epochs, batch, lr = MODE_DEFAULTS.get(self.mode(), (10, 32, 1e-3))
+        self.epochs_spin.setValue(epochs)
+        self.batch_spin.setValue(batch)
+        self.lr_spin.setValue(lr)
+        trains = self.mode() != "zero-shot"
+        for w in (self.epochs_spin, self.lr_spin):
+            w.setEnabled(trains)
+
+    def build_config(self) -> Any:
+        from harapp.ml.config import TrainConfig
+
+        values: dict[str, Any] = {
+            "model_kind": self.model_kind(),
+            "mode": self.mode(),
+            "epochs": self.epochs_spin.value(),
+            "batch_size": self.batch_spin.value(),
+            "lr": float(self.lr_spin.value()),
+            "image_size": self.size_spin.value(),
+        }
+        values.update(self.config_overrides)
+        return TrainConfig(**values).validate()
+
+    # -- project and models ----------------------------------------------------------------------------
+    def set_project(self, project: Any | None) -> None:
+        if project is not self.project:
+            self.shutdown()
+        self.project = project
+        self.last_config = None
+        self.chart.clear()
+        self.confusion.set_metrics(None)
+        self.metrics_label.setText("")
+        self._show_message("")
+        self.status_label.setText("Ready." if project is not None else "Open a project to train a model.")
+        self.refresh_models()
+        self._update_buttons()
+
+    def refresh_models(self) -> None:
+        self.models_table.set_models(self.project.models() if self.project is not None else [])
+
+    def set_active_model(self, model_id: int) -> None:
+        if self.project is None:
+            return
+        self.project.set_active_model(model_id)
+        self.refresh_models()
+        self.active_model_changed.emit(int(model_id))
+
+    # -- training --------------------------------------------------------------------------------------
+    def is_training(self) -> bool:
+        return self.train_job is not None and self.train_job.is_running()
+
+    def start(self) -> bool:
+        """Start training with the settings shown; False (with a message) when it cannot start."""
+        try:
+            config = self.build_config()
+        except Exception as exc:  # noqa: BLE001 - a bad setting is shown, not raised into Qt
+            self._show_message(str(exc))
+            return False
+        return self._start_with(config)
+
+    def retrain(self) -> bool:
+        if self.last_config is None:
+            return self.start()
+        return self._start_with(self.last_config)
+
+    def _start_with(self, config: Any) -> bool:
+        if self.is_training():
+            return False
+        if self.project is None:
+            self._show_message("Open a project first: training needs labelled images.")
+            return False
+        snapshot = self.project.snapshot()
+        if len(snapshot.items) < 2:
+            self._show_message("Label a few images first: training needs labelled images of each class.")
+            return False
+        self._show_message("")
+        self.last_config = config
+        self._truth = {item.image_id: item.class_index for item in snapshot.items}
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = self.project.path.parent / f"{self.project.path.stem}-models"
+        checkpoint = folder / f"{config.model_kind}-{config.mode}-{stamp}.pt"
+        worker = TrainWorker(config, snapshot, checkpoint, project_path=self.project.path)
+        worker.progressed.connect(self._on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        self.chart.clear(config.epochs)
+        self.progress_bar.setValue(0)
+        self.status_label.setText(
+            f"Starting {KIND_LABELS.get(config.model_kind, config.model_kind)} "
+            f"({MODE_LABELS.get(config.mode, config.mode)}) on {len(snapshot.items)} images…"
+        )
+        self.train_job = start_worker(worker, name="harapp-train", parent=self)
+        self.train_job.done.connect(self._update_buttons)
+        self._update_buttons()
+        return True
+
+    def cancel(self) -> None:
+        if self.is_training() and self.train_job is not None:
+            self.train_job.cancel()
+            self.status_label.setText("Cancelling…")
+        if self.predict_job is not None and self.predict_job.is_running():
+            self.predict_job.cancel()
+        self._update_buttons()
+
+    def _on_progress(self, p: Any) -> None:
+        self.progress_bar.setValue(int(1000 * max(0.0, min(1.0, p.fraction))))
+        phase = {"embedding": "Computing features", "training": "Training", "evaluating": "Evaluating"}.get(
+            p.phase, str(p.phase).capitalize()
+        )
+        parts = [
+            f"{phase}: epoch {p.epoch}/{p.epochs}" if p.phase == "training" else f"{phase}",
+            f"step {p.step}/{p.steps}",
+            f"{p.images_per_second:.1f} images/s",
+            f"ETA {format_eta(p.eta_seconds)}",
+        ]
+        if p.loss is not None:
+            parts.append(f"loss {p.loss:.3f}")
+        if p.val_accuracy is not None:
+            parts.append(f"val. acc. {100 * p.val_accuracy:.1f}%")
+        self.status_label.setText(" · ".join(parts))
+        if p.phase == "training" and (p.loss is not None or p.val_accuracy is not None):
+            # Epochs count from 1; a point at (epoch - 1 + step/steps) draws the line during each epoch.
+            x = (p.epoch - 1) + (p.step / p.steps if p.steps else 1.0)
+            self.chart.set_epochs(p.epochs)
+            self.chart.add_point(x, p.loss, p.val_accuracy)
+
+    def _on_finished(self, result: Any) -> None:
+        self.last_result = result
+        self.progress_bar.setValue(1000)
+        metrics = getattr(result, "metrics", None)
+        if metrics is not None:
+            self.confusion.set_metrics(metrics, self._truth)
+            self.metrics_label.setText(
+                f"Test accuracy {100 * metrics.accuracy:.1f}% · macro F1 {100 * metrics.macro_f1:.1f}% "
+                f"on {len(metrics.test_image_ids)} held-out images. Click a cell to show its images."
+            )
+        self.status_label.setText("Training finished.")
+        self.tabs.setCurrentIndex(0)
+        model_id = getattr(result, "model_id", None)
+        if self.project is not None and model_id is not None:
+            self.set_active_model(model_id)
+            self._predict_project(result.checkpoint_path, model_id)
+        else:
+            self.refresh_models()
+
+    def _on_failed(self, message: str) -> None:
+        self.status_label.setText("Training failed.")
+        self._show_message(message)
+
+    def _on_cancelled(self) -> None:
+        self.status_label.setText("Training cancelled; nothing was saved.")
+
+    # -- predictions for the gallery -------------------------------------------------------------------
+    def _predict_project(self, checkpoint: Path | None, model_id: int) -> None:
+        if checkpoint is None or self.project is None:
+            return
+        images = [(r.id, r.path) for r in self.project.images()]
+        worker = ProjectPredictWorker(checkpoint, images, device=self.config_overrides.get("device", "auto"))
+        worker.progressed.connect(
+            lambda p: self.status_label.setText(f"Training finished. Predicting project images {p[0]}/{p[1]}…")
+        )
+        worker.finished.connect(lambda preds, mid=model_id: self._store_predictions(mid, preds))
+        worker.failed.connect(lambda msg: self._show_message(f"Predicting the project's images failed: {msg}"))
+        self.predict_job = start_worker(worker, name="harapp-predict-project", parent=self)
+        self.predict_job.done.connect(self._update_buttons)
+
+    def _store_predictions(self, model_id: int, predictions: dict) -> None:
+        if self.project is None:
+            return
+        self.project.put_predictions(model_id, predictions)
+        self.status_label.setText(f"Training finished. Predictions stored for {len(predictions)} images.")
+        self.predictions_updated.emit(model_id)
+
+    # -- state and shutdown ----------------------------------------------------------------------------
+    def _show_message(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.setVisible(bool(text))
+
+    def message(self) -> str:
+        return self.message_label.text()
+
+    def _update_buttons(self) -> None:
+        training = self.is_training()
+        has_project = self.project is not None
+        self.start_button.setEnabled(has_project and not training)
+        self.retrain_button.setEnabled(has_project and not training and self.last_config is not None)
+        busy = training or (self.predict_job is not None and self.predict_job.is_running())
+        self.cancel_button.setEnabled(busy)
+        for w in (self.kind_combo, self.mode_combo, self.batch_spin, self.size_spin):
+            w.setEnabled(not training)
+        trains = self.mode() != "zero-shot"
+        for w in (self.epochs_spin, self.lr_spin):
+            w.setEnabled(not training and trains)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel running jobs and wait for their threads; True when none is left running."""
+        ok = True
+        for job in (self.train_job, self.predict_job):
+            if job is not None and job.is_running():
+                ok = job.cancel_and_wait(timeout_ms) and ok
+        return ok
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
+        # Watch the top-level window: a child gets no closeEvent when its main window closes.
+        window = self.window()
+        if window is not self and window is not self._watched_window:
+            window.installEventFilter(self)
+            self._watched_window = window
+        super().showEvent(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self._watched_window and event.type() == QEvent.Type.Close and event.isAccepted():
+            self.shutdown()
+        return super().eventFilter(watched, event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)

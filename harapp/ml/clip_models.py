@@ -1,0 +1,161 @@
+"""CLIP through open_clip: weights from a tag or a local file, and a zero-shot head from class prompts."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harapp.ml import weights as W
+from harapp.ml.config import ConfigError, TrainConfig, WeightsUnavailableError
+from harapp.ml.models import BuiltModel, HarModel, Preprocess
+
+HF_DEFAULT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def clip_cache_dir() -> Path:
+    folder = W.weights_dir() / "open_clip"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _check_name(name: str) -> None:
+    import open_clip
+
+    if name not in open_clip.list_models():
+        raise ConfigError(f"open_clip has no model named {name!r} (e.g. ViT-B-32, ViT-B-16, RN50).")
+
+
+def cached_pretrained_file(name: str, tag: str) -> Path | None:
+    """The already-downloaded weights file for (name, tag), or None; never touches the network."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if cfg.get("hf_hub"):
+        # open_clip's convention: 'org/model/' means the default file names, 'org/model/file.bin' one file.
+        repo_id, filename = os.path.split(cfg["hf_hub"])
+        names = (filename,) if filename else HF_DEFAULT_FILES
+        for fname in names:
+            found = try_to_load_from_cache(repo_id, fname, cache_dir=str(clip_cache_dir()))
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found)
+        return None
+    if cfg.get("url"):
+        candidate = clip_cache_dir() / os.path.basename(urlparse(cfg["url"]).path)
+        return candidate if candidate.is_file() else None
+    return None
+
+
+def _download_host(name: str, tag: str) -> str:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    return W.HF_HOST if cfg.get("hf_hub") else (urlparse(cfg.get("url", "")).hostname or W.HF_HOST)
+
+
+def _create(name: str, **kwargs: object) -> nn.Module:
+    import open_clip
+
+    # open_clip logs a warning for every random-init model; that is the intended case in tests and benchmarks.
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return open_clip.create_model(name, **kwargs)  # type: ignore[arg-type]
+    finally:
+        logger.setLevel(level)
+
+
+def _from_file(name: str, path: str) -> nn.Module:
+    model = _create(name, pretrained=None)
+    state = W.load_state_dict_file(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsUnavailableError(
+            f"Weights file {path} does not fit open_clip model {name}: {str(exc).splitlines()[0]}"
+        ) from exc
+    return model
+
+
+def create_clip(name: str, tag: str | None, weights_path: str | None) -> tuple[nn.Module, str]:
+    """A full open_clip model and where its weights came from; WeightsUnavailableError within seconds if none."""
+    import open_clip
+
+    _check_name(name)
+    if weights_path:
+        return _from_file(name, weights_path), f"file:{weights_path}"
+    if not tag:
+        return _create(name, pretrained=None), "random"
+    if not open_clip.get_pretrained_cfg(name, tag):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+        raise WeightsUnavailableError(f"open_clip has no pretrained tag {tag!r} for {name}; known tags: {tags}.")
+    source = f"open_clip:{name}:{tag}"
+    what = f"CLIP {name} (pretrained tag {tag!r})"
+    try:
+        if cached_pretrained_file(name, tag) is not None:
+            with W.forced_offline():
+                return _create(name, pretrained=tag, cache_dir=str(clip_cache_dir())), source
+        fallback = W.settings_clip_file()
+        host = _download_host(name, tag)
+        if W.hub_offline() or not W.host_reachable(host):
+            if fallback:
+                return _from_file(name, fallback), f"file:{fallback}"
+            reason = "HF_HUB_OFFLINE is set" if W.hub_offline() else f"{host} cannot be reached"
+            raise W.unavailable(what, f"they are not in the cache ({clip_cache_dir()}) and {reason}")
+        # huggingface_hub shows a tqdm progress bar on stderr while it downloads.
+        return _create(name, pretrained=tag, cache_dir=str(clip_cache_dir())), source
+    except (OSError, RuntimeError) as exc:
+        raise W.unavailable(what, f"loading failed: {exc}") from exc
+
+
+def clip_preprocess(visual: nn.Module) -> Preprocess:
+    cfg = getattr(visual, "preprocess_cfg", {}) or {}
+    size = cfg.get("size", getattr(visual, "image_size", 224))
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+    std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+    mode = "squash" if cfg.get("resize_mode") == "squash" else "center-crop"
+    return Preprocess(size, mean, std, mode, 1.0, str(cfg.get("interpolation", "bicubic")))  # type: ignore[arg-type]
+
+
+def class_prompt_text(class_name: str) -> str:
+    return class_name.replace("_", " ").replace("-", " ")
+
+
+@torch.no_grad()
+def text_classifier(clip: nn.Module, name: str, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """One unit vector per class: the mean of its prompt embeddings, the usual prompt ensemble."""
+    import open_clip
+
+    tokenizer = open_clip.get_tokenizer(name)
+    rows = []
+    for cls in class_names:
+        tokens = tokenizer([t.format(class_prompt_text(cls)) for t in templates])
+        emb = F.normalize(clip.encode_text(tokens).float(), dim=-1).mean(0)
+        rows.append(F.normalize(emb, dim=-1))
+    return torch.stack(rows)
+
+
+def build_clip(config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True) -> BuiltModel:
+    tag = config.clip_pretrained if config.pretrained else None
+    weights_path = config.weights_path if config.pretrained else None
+    clip, source = create_clip(config.clip_model, tag, weights_path)
+    clip.eval()
+    visual = clip.visual
+    dim = int(getattr(visual, "output_dim", 0) or clip.text_projection.shape[-1])
+    model = HarModel("clip", visual, dim, len(class_names), normalize=True)
+    if init_head:
+        classifier = text_classifier(clip, config.clip_model, class_names, config.prompt_templates())
+        scale = float(clip.logit_scale.exp().item()) if hasattr(clip, "logit_scale") else 100.0
+        with torch.no_grad():
+            model.head.linear.weight.copy_(classifier * scale)
+            model.head.linear.bias.zero_()
+    return BuiltModel(model, clip_preprocess(visual), source)

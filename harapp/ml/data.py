@@ -1,0 +1,144 @@
+"""Datasets over a frozen label snapshot, seeded stratified splits and the image transforms."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from harapp.core.types import LabelledItem
+from harapp.ml.images import crop_largest_box, load_image
+from harapp.ml.models import Preprocess
+
+_INTERPOLATION = {
+    "bilinear": T.InterpolationMode.BILINEAR,
+    "bicubic": T.InterpolationMode.BICUBIC,
+    "nearest": T.InterpolationMode.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    train: tuple[LabelledItem, ...]
+    val: tuple[LabelledItem, ...]
+    test: tuple[LabelledItem, ...]
+
+
+def _by_class(items: Sequence[LabelledItem], seed: int) -> dict[int, list[LabelledItem]]:
+    groups: dict[int, list[LabelledItem]] = {}
+    for item in sorted(items, key=lambda it: it.image_id):
+        groups.setdefault(item.class_index, []).append(item)
+    rng = random.Random(seed)
+    for key in sorted(groups):
+        rng.shuffle(groups[key])
+    return groups
+
+
+def _take_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """How many of a class go to val and test: rounded shares, but the training part never empties."""
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
+    if n >= 3:
+        n_test = max(n_test, 1 if test_fraction > 0 else 0)
+        n_val = max(n_val, 1 if val_fraction > 0 else 0)
+    while n_test + n_val >= n and (n_test or n_val):
+        if n_val >= n_test and n_val:
+            n_val -= 1
+        else:
+            n_test -= 1
+    return n_val, n_test
+
+
+def stratified_split(
+    items: Sequence[LabelledItem], val_fraction: float, test_fraction: float, seed: int
+) -> Split:
+    train: list[LabelledItem] = []
+    val: list[LabelledItem] = []
+    test: list[LabelledItem] = []
+    for members in _by_class(items, seed).values():
+        n_val, n_test = _take_counts(len(members), val_fraction, test_fraction)
+        test += members[:n_test]
+        val += members[n_test : n_test + n_val]
+        train += members[n_test + n_val :]
+    key = lambda it: it.image_id  # noqa: E731
+    return Split(tuple(sorted(train, key=key)), tuple(sorted(val, key=key)), tuple(sorted(test, key=key)))
+
+
+def kfold_splits(items: Sequence[LabelledItem], folds: int, val_fraction: float, seed: int) -> list[Split]:
+    """Stratified k-fold: each item is in exactly one test fold; val is carved from the rest."""
+    assignment: dict[int, int] = {}
+    offset = 0
+    for members in _by_class(items, seed).values():
+        for j, item in enumerate(members):
+            assignment[item.image_id] = (j + offset) % folds
+        offset += len(members)  # keeps fold sizes even when many classes are small
+    splits = []
+    for fold in range(folds):
+        test = tuple(it for it in items if assignment[it.image_id] == fold)
+        rest = [it for it in items if assignment[it.image_id] != fold]
+        inner = stratified_split(rest, val_fraction, 0.0, seed + fold + 1)
+        splits.append(Split(inner.train, inner.val, tuple(sorted(test, key=lambda it: it.image_id))))
+    return splits
+
+
+def eval_transform(pre: Preprocess) -> T.Compose:
+    interp = _INTERPOLATION.get(pre.interpolation, T.InterpolationMode.BILINEAR)
+    size = pre.image_size
+    if pre.resize_mode == "squash":
+        steps: list = [T.Resize((size, size), interpolation=interp)]
+    else:
+        steps = [T.Resize(int(round(size / pre.crop_pct)), interpolation=interp), T.CenterCrop(size)]
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(pre.mean, pre.std)])
+
+
+def train_transform(pre: Preprocess, augment: bool) -> T.Compose:
+    if not augment:
+        return eval_transform(pre)
+    interp = _INTERPOLATION.get(pre.interpolation, T.InterpolationMode.BILINEAR)
+    # Mild crops only: a tight crop can cut off the legs that tell walking from standing.
+    return T.Compose(
+        [
+            T.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), ratio=(0.75, 1.333), interpolation=interp),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(0.2, 0.2, 0.2, 0.02),
+            T.ToTensor(),
+            T.Normalize(pre.mean, pre.std),
+        ]
+    )
+
+
+def prepare_image(img: Image.Image, boxes: tuple, person_crop: bool) -> Image.Image:
+    return crop_largest_box(img, boxes) if person_crop else img
+
+
+class SnapshotDataset(Dataset):
+    """Items of a snapshot as (tensor, class index, position); images are read lazily, one per access."""
+
+    def __init__(self, items: Sequence[LabelledItem], transform: T.Compose, person_crop: bool = False) -> None:
+        self.items = tuple(items)
+        self.transform = transform
+        self.person_crop = person_crop
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        item = self.items[index]
+        img = prepare_image(load_image(item.path), item.person_boxes, self.person_crop)
+        return self.transform(img), item.class_index, index
+
+
+def class_weights(items: Sequence[LabelledItem], num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights normalised to mean 1 over present classes (absent classes get 0)."""
+    counts = torch.zeros(num_classes)
+    for item in items:
+        counts[item.class_index] += 1
+    present = counts > 0
+    weights = torch.zeros(num_classes)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights
