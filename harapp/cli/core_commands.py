@@ -154,8 +154,14 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
     project = Project.open_or_create(args.project)
     try:
         with stage_bars() as bars:
-            report = import_coco(project, args.root, images_dir=args.images, annotation_files=args.annotations,
-                                 all_images=args.all_images, progress=bars)
+            report = import_coco(
+                project,
+                args.root,
+                images_dir=args.images,
+                annotation_files=args.annotations,
+                all_images=args.all_images,
+                progress=bars,
+            )
     except BaseException:
         project.close()
         if created:
@@ -230,8 +236,10 @@ def cmd_classes(args: argparse.Namespace) -> int:
             print(project.undo_class_op())
         counts = project.stats()["per_class"]
         for info in project.classes():
-            print(f"{info.position + 1}. {info.name:<20} {counts.get(info.name, 0):>6} labels"
-                  f"   (caption words: {', '.join(info.concepts)})")
+            print(
+                f"{info.position + 1}. {info.name:<20} {counts.get(info.name, 0):>6} labels"
+                f"   (caption words: {', '.join(info.concepts)})"
+            )
     return 0
 
 

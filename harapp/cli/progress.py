@@ -20,8 +20,15 @@ class StageBars:
         if stage != self._stage or self._bar is None:
             self.close()
             self._stage = stage
-            self._bar = tqdm(total=total or None, desc=stage, unit="it", file=sys.stderr, leave=True,
-                             dynamic_ncols=True, mininterval=0.2)
+            self._bar = tqdm(
+                total=total or None,
+                desc=stage,
+                unit="it",
+                file=sys.stderr,
+                leave=True,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
         if total and self._bar.total != total:
             self._bar.total = total
         self._bar.n = done

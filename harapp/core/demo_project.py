@@ -12,8 +12,9 @@ Progress = Callable[[str, int, int], None]
 DEMO_IMAGES = 200
 
 
-def create_demo_project(folder: Path, n_images: int = DEMO_IMAGES, seed: int = 0,
-                        progress: Progress | None = None) -> Path:
+def create_demo_project(
+    folder: Path, n_images: int = DEMO_IMAGES, seed: int = 0, progress: Progress | None = None
+) -> Path:
     """Generate the demo dataset in folder/dataset and import it into folder/demo.harapp."""
     from harapp.core.coco_import import import_coco
     from harapp.core.demo import make_demo

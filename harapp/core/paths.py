@@ -96,3 +96,8 @@ def remember_project(path: Path) -> Settings:
     updated = Settings(**{**asdict(current), "recent_projects": recent})
     save_settings(updated)
     return updated
+
+
+def models_dir_for(project_path: Path) -> Path:
+    """Checkpoints of a project live beside it, so moving the project folder keeps them together."""
+    return Path(project_path).parent / f"{Path(project_path).stem}.models"

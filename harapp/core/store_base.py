@@ -71,20 +71,25 @@ class ProjectBase:
         try:
             yield self._conn
         except sqlite3.OperationalError as exc:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             # "database or disk is full", "database is locked", I/O errors: say which file and that nothing changed.
             raise ProjectError(f"{self.path}: could not save the change ({exc}); the project is unchanged") from exc
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         else:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise ProjectError(f"{self.path}: could not save the change ({exc})") from exc
         finally:
             self._depth = 0
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (a full disk), so only roll back what is still open.
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[None]:

@@ -107,7 +107,10 @@ def test_snapshot_is_frozen_and_carries_the_revision(tmp_path: Path) -> None:
     project.set_label(ids[1], "sitting", "human")
     project.set_label(ids[2], "standing", "model", confidence=0.9)
     snap = project.snapshot()
-    assert [(i.image_id, snap.class_names[i.class_index]) for i in snap.items] == [(ids[0], "walking"), (ids[1], "sitting")]
+    assert [(i.image_id, snap.class_names[i.class_index]) for i in snap.items] == [
+        (ids[0], "walking"),
+        (ids[1], "sitting"),
+    ]
     assert snap.items[1].person_boxes == ((0.0, 0.0, 5.0, 5.0),)
     assert snap.items[0].path == tmp_path.resolve() / "img0.jpg"
     revision = snap.revision
@@ -204,3 +207,19 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
         Project.open(path)
     with pytest.raises(ProjectError, match="no such project"):
         Project.open(tmp_path / "missing.harapp")
+
+
+def test_a_full_disk_is_reported_and_loses_nothing(tmp_path: Path) -> None:
+    project, ids = project_with_images(tmp_path)
+    project.set_label(ids[0], "walking")
+    # SQLite reports a page limit exactly like a full disk (SQLITE_FULL), so cap the file where it is now.
+    pages = project._conn.execute("PRAGMA page_count").fetchone()[0]
+    project._conn.execute(f"PRAGMA max_page_count = {pages}")
+    source = project.add_source("big", tmp_path / "big")
+    with pytest.raises(ProjectError) as info, project.transaction():
+        for i in range(2000):
+            project.upsert_image(source, f"big/{i:05d}.jpg", 640, 480, captions=["a man walking " * 20])
+    message = str(info.value)
+    assert str(tmp_path / "p.harapp") in message and "full" in message and "unchanged" in message
+    assert project.count_images() == len(ids)
+    assert project.image(ids[0]).label.class_name == "walking"

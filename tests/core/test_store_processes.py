@@ -83,8 +83,13 @@ def test_a_second_process_reads_safely_while_the_first_writes(tmp_path: Path) ->
     # Hold an open write transaction in this process while another process reads.
     with project.transaction():
         project.set_label(ids[0], "walking")
-        out = subprocess.run([sys.executable, "-c", reader, str(tmp_path / "p.harapp"), str(ids[0])],
-                             capture_output=True, text=True, env=_env(), timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", reader, str(tmp_path / "p.harapp"), str(ids[0])],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "sitting"  # the committed value, never a half-written one
     assert project.image(ids[0]).label.class_name == "walking"
@@ -108,15 +113,24 @@ def test_a_second_writer_gets_a_clear_message_when_the_project_stays_locked(tmp_
     )
     with project.transaction():
         project.set_label(ids[1], "standing")
-        out = subprocess.run([sys.executable, "-c", writer, str(tmp_path / "p.harapp"), str(ids[1])],
-                             capture_output=True, text=True, env={**_env(), "HARAPP_BUSY_TIMEOUT_MS": "300"},
-                             timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", writer, str(tmp_path / "p.harapp"), str(ids[1])],
+            capture_output=True,
+            text=True,
+            env={**_env(), "HARAPP_BUSY_TIMEOUT_MS": "300"},
+            timeout=60,
+        )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("LOCKED:") and "another process is writing" in out.stdout
     assert str(tmp_path / "p.harapp") in out.stdout
     # Once the lock is gone, the second process writes normally, and nothing was corrupted.
-    out = subprocess.run([sys.executable, "-c", writer, str(tmp_path / "p.harapp"), str(ids[1])],
-                         capture_output=True, text=True, env=_env(), timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", writer, str(tmp_path / "p.harapp"), str(ids[1])],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert out.stdout.strip() == "WROTE"
     assert project.image(ids[1]).label.class_name == "running"
     assert project._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
