@@ -14,15 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from harapp.core.caption_words import (
     BLOCKERS,
-    CONJUNCTIONS,
+    COORDINATORS,
     DEPICTIONS,
     DETERMINERS,
     FILLERS,
     LINKERS,
     NEGATIONS,
     NON_PERSONS,
+    PART_OF,
     PERSONS,
     SEAT_PHRASES,
+    SUBORDINATORS,
 )
 from harapp.core.types import ClassInfo
 
@@ -114,27 +116,48 @@ def _base(token: str) -> str:
 
 
 def _noun_phrase_is_object(tokens: Sequence[str], index: int) -> tuple[bool, int]:
-    """Does the noun phrase ending at tokens[index] follow a preposition or 'and' (so it is not the subject)?
+    """Is the noun phrase ending at tokens[index] an object (after a preposition) or coordinated ("X and a dog")?
 
-    Returns the verdict and the index to continue the backward scan from.
+    Returns the verdict and the index from which the backward scan goes on.
     """
     i = index - 1
     steps = 0
     while i >= 0 and steps < 4:
         token = tokens[i]
-        if token in LINKERS or token in CONJUNCTIONS:
-            return True, i - 1
-        if token in DETERMINERS or _is_possessive(token):
-            # A determiner opens the phrase; whatever precedes it decides.
-            j = i - 1
-            if j >= 0 and (tokens[j] in LINKERS or tokens[j] in CONJUNCTIONS):
-                return True, j - 1
-            return False, j
-        if _base(token) in PERSONS:
+        if token in DETERMINERS or (_is_possessive(token) and token not in PERSONS):
+            # A determiner opens the phrase; the word before it decides.
+            i -= 1
+            break
+        if token in LINKERS or token in COORDINATORS or token == "of" or token in SUBORDINATORS:
+            break
+        if token in PERSONS:
             return False, i
         i -= 1
         steps += 1
+    if i < 0:
+        return False, i
+    token = tokens[i]
+    if token == "of":
+        # "a herd of sheep": the sheep are what the subject is made of; "in front of a bus": an object.
+        return (i > 0 and tokens[i - 1] in PART_OF), i - 1
+    if token in LINKERS or token in COORDINATORS:
+        return True, i - 1
     return False, i
+
+
+def _depicted(tokens: Sequence[str], index: int) -> bool:
+    """Does a depiction shortly precede the person at tokens[index] ("a statue of two women")?"""
+    return any(_base(t) in DEPICTIONS for t in tokens[max(0, index - 4) : index])
+
+
+def _main_subject_is_person(tokens: Sequence[str]) -> bool:
+    for index, token in enumerate(tokens):
+        base = _base(token)
+        if base in PERSONS and not (_is_possessive(token) and token not in PERSONS):
+            return not _depicted(tokens, index)
+        if base in NON_PERSONS:
+            return False
+    return False
 
 
 def _subject_is_person(tokens: Sequence[str], next_token: str | None) -> bool:
@@ -154,29 +177,16 @@ def _subject_is_person(tokens: Sequence[str], next_token: str | None) -> bool:
         if tokens[i] in NEGATIONS:
             return False
         i -= 1
-    if i >= 0 and tokens[i] in CONJUNCTIONS and tokens[i] != "and":
-        # "... while walking": the main clause's subject walks; take the sentence's first known noun.
-        for token in tokens[:i]:
-            base = _base(token)
-            if base in DEPICTIONS:
-                return False
-            if base in PERSONS and not _is_possessive(token):
-                return True
-            if base in NON_PERSONS:
-                return False
-        return False
+    if i >= 0 and tokens[i] in SUBORDINATORS:
+        # "... while walking": the subject of the main clause walks.
+        return _main_subject_is_person(tokens[:i])
     while i >= 0:
         token = tokens[i]
         base = _base(token)
-        if base in DEPICTIONS:
-            return False
-        if _is_possessive(token):
-            i -= 1
-            continue
         if base == "nobody" or (base == "one" and i > 0 and tokens[i - 1] == "no"):
             return False
-        if base in PERSONS:
-            return True
+        if token in PERSONS or (base in PERSONS and not _is_possessive(token)):
+            return not _depicted(tokens, i)
         if base in NON_PERSONS:
             is_object, i = _noun_phrase_is_object(tokens, i)
             if not is_object:

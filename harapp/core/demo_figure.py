@@ -19,7 +19,10 @@ RGB = tuple[int, int, int]
 Point = tuple[float, float]
 
 SKINS: tuple[RGB, ...] = ((245, 208, 180), (224, 172, 138), (198, 134, 96), (141, 85, 54), (92, 56, 38))
-HAIRS: tuple[RGB, ...] = ((30, 24, 20), (70, 45, 25), (120, 80, 40), (200, 170, 100), (150, 150, 150))
+HAIRS: tuple[tuple[str, RGB], ...] = (
+    ("black", (30, 24, 20)), ("dark", (70, 45, 25)), ("brown", (120, 80, 40)), ("blond", (200, 170, 100)),
+    ("grey", (150, 150, 150)),
+)  # fmt: skip
 SHIRTS: tuple[tuple[str, RGB], ...] = (
     ("red", (200, 40, 40)), ("blue", (40, 80, 200)), ("green", (50, 150, 60)), ("yellow", (230, 200, 40)),
     ("white", (235, 235, 235)), ("black", (35, 35, 40)), ("orange", (235, 130, 30)), ("purple", (130, 60, 160)),
@@ -35,6 +38,7 @@ PANTS: tuple[tuple[str, RGB], ...] = (
 class Look:
     skin: RGB
     hair: RGB
+    hair_name: str
     long_hair: bool
     shirt: RGB
     shirt_name: str
@@ -49,11 +53,13 @@ class Look:
 def random_look(rng: random.Random) -> Look:
     gender = rng.choice(("male", "female"))
     shirt_name, shirt = rng.choice(SHIRTS)
+    hair_name, hair = rng.choice(HAIRS)
     pants_name, pants = rng.choice(PANTS)
     shorts = rng.random() < 0.25
     return Look(
         skin=rng.choice(SKINS),
-        hair=rng.choice(HAIRS),
+        hair=hair,
+        hair_name=hair_name,
         long_hair=rng.random() < (0.7 if gender == "female" else 0.08),
         shirt=shirt,
         shirt_name=shirt_name,

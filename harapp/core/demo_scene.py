@@ -6,7 +6,6 @@ the person rather than learn "grass means running".
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
@@ -179,7 +178,3 @@ def random_occluder(rng: random.Random, foot: Point, scale: float, size: tuple[i
     colour = _jitter((45, 120, 50), rng, 25) if kind == "bush" else _jitter((60, 110, 70), rng, 40)
     return Occluder(kind, (x - half, ground - height, x + half, ground + (height * 0.15 if kind == "bush" else 0)),
                     colour)  # fmt: skip
-
-
-def angle_between(a: Point, b: Point) -> float:
-    return math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))

@@ -160,7 +160,7 @@ class TrainingChart(QWidget):
         # Axis titles, rotated, beside the tick labels.
         self._vertical_text(painter, QPointF(fm.ascent(), plot.center().y()), "loss", loss_color, -90)
         self._vertical_text(
-            painter, QPointF(self.width() - fm.descent() - 2, plot.center().y()), "val. accuracy", acc_color, 90
+            painter, QPointF(self.width() - fm.ascent() - 2, plot.center().y()), "val. accuracy", acc_color, 90
         )
         painter.setPen(QPen(text, 1))
         painter.drawRect(plot)

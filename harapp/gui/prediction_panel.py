@@ -40,15 +40,8 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.gui.chart import is_dark
-from harapp.gui.workers import (
-    THUMB_SIZE,
-    ImageInput,
-    JobHandle,
-    PredictOutcome,
-    PredictWorker,
-    qimage_to_input,
-    start_worker,
-)
+from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
+from harapp.gui.workers import JobHandle, start_worker
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +167,7 @@ class PredictionRow(QFrame):
 
     def show_error(self, message: str) -> None:
         self.error = message
+        self.thumb.setFixedSize(THUMB_SIZE, THUMB_SIZE // 2)  # no picture to show: keep error rows compact
         self.thumb.setText("\u26a0")
         big = self.thumb.font()
         big.setPointSizeF(big.pointSizeF() * 2.5)

@@ -8,7 +8,6 @@ model predictions and disagreements.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,10 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -33,51 +28,11 @@ from PySide6.QtWidgets import (
 from harapp.gui.chart import TrainingChart
 from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.models_table import ModelsTable
-from harapp.gui.workers import JobHandle, ProjectPredictWorker, TrainWorker, start_worker
+from harapp.gui.predict_jobs import ProjectPredictWorker
+from harapp.gui.train_form import KIND_LABELS, MODE_LABELS, TrainForm, format_eta
+from harapp.gui.workers import JobHandle, TrainWorker, start_worker
 
 log = logging.getLogger(__name__)
-
-KIND_LABELS = {
-    "cnn-scratch": "Small CNN",
-    "resnet18": "ResNet-18",
-    "resnet50": "ResNet-50",
-    "efficientnet-lite0": "EfficientNet-Lite0",
-    "clip": "CLIP ViT-B/32",
-}
-MODE_LABELS = {
-    "scratch": "from scratch",
-    "zero-shot": "zero-shot",
-    "linear-probe": "linear probe",
-    "fine-tune": "fine-tune",
-}
-# (epochs, batch size, learning rate): a frozen backbone with a small head tolerates a high rate and many
-# epochs (each is fast on cached embeddings); fine-tuning pretrained weights needs a small rate.
-MODE_DEFAULTS = {
-    "scratch": (20, 32, 1e-3),
-    "zero-shot": (1, 32, 1e-3),
-    "linear-probe": (10, 32, 1e-3),
-    "fine-tune": (5, 16, 1e-4),
-}
-KIND_IMAGE_SIZE = {"cnn-scratch": 96}
-
-
-def _allowed_modes() -> dict[str, tuple[str, ...]]:
-    from harapp.ml.config import ALLOWED_MODES
-
-    return dict(ALLOWED_MODES)
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "--"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class TrainingPanel(QWidget):
@@ -98,38 +53,15 @@ class TrainingPanel(QWidget):
         self._truth: dict[int, int] = {}
         self._watched_window: QWidget | None = None
         self._build()
-        self._on_kind_changed()
         self._update_buttons()
         QTimer.singleShot(0, self._fill_device)
 
     # -- construction ----------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.kind_combo = QComboBox(self)
-        for kind, label in KIND_LABELS.items():
-            self.kind_combo.addItem(label, kind)
-        self.kind_combo.setCurrentIndex(self.kind_combo.findData("efficientnet-lite0"))
-        self.mode_combo = QComboBox(self)
-        for mode, label in MODE_LABELS.items():
-            self.mode_combo.addItem(label, mode)
-        self.mode_combo.setCurrentIndex(self.mode_combo.findData("linear-probe"))
-        self.epochs_spin = QSpinBox(self, minimum=1, maximum=500)
-        self.batch_spin = QSpinBox(self, minimum=1, maximum=1024)
-        self.lr_spin = QDoubleSpinBox(self, decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
-        self.size_spin = QSpinBox(self, minimum=16, maximum=640, singleStep=16)
-        self.size_spin.setSuffix(" px")
-        self.device_label = QLabel("…", self)
-        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
-        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
-
-        form = QFormLayout()
-        form.addRow("&Model:", self.kind_combo)
-        form.addRow("M&ode:", self.mode_combo)
-        form.addRow("&Epochs:", self.epochs_spin)
-        form.addRow("&Batch size:", self.batch_spin)
-        form.addRow("&Learning rate:", self.lr_spin)
-        form.addRow("&Image size:", self.size_spin)
-        form.addRow("Device:", self.device_label)
+        self.form = TrainForm(self)
+        # Shortcuts for tests and the main window's menus.
+        self.kind_combo, self.mode_combo = self.form.kind_combo, self.form.mode_combo
+        self.epochs_spin, self.batch_spin, self.lr_spin = self.form.epochs_spin, self.form.batch_spin, self.form.lr_spin
 
         self.start_button = QPushButton("&Start training", self)
         self.cancel_button = QPushButton("&Cancel", self)
@@ -144,7 +76,7 @@ class TrainingPanel(QWidget):
 
         self.progress_bar = QProgressBar(self, minimum=0, maximum=1000)
         self.progress_bar.setFormat("%p%")
-        self.status_label = QLabel("Ready.", self)
+        self.status_label = QLabel("Open a project to train a model.", self)
         self.status_label.setWordWrap(True)
         self.message_label = QLabel("", self)
         self.message_label.setWordWrap(True)
@@ -156,7 +88,7 @@ class TrainingPanel(QWidget):
 
         controls = QWidget(self)
         left = QVBoxLayout(controls)
-        left.addLayout(form)
+        left.addWidget(self.form)
         left.addLayout(buttons)
         left.addWidget(self.progress_bar)
         left.addWidget(self.status_label)
@@ -187,59 +119,10 @@ class TrainingPanel(QWidget):
         layout.addWidget(splitter)
 
     def _fill_device(self) -> None:
-        try:
-            from harapp.ml.device import describe_device
-
-            self.device_label.setText(describe_device(self.config_overrides.get("device", "auto")))
-        except Exception as exc:  # noqa: BLE001 - the label is informative only
-            self.device_label.setText(f"unknown ({exc})")
-
-    # -- choices ---------------------------------------------------------------------------------------
-    def model_kind(self) -> str:
-        return str(self.kind_combo.currentData())
-
-    def mode(self) -> str:
-        return str(self.mode_combo.currentData())
-
-    def set_choice(self, kind: str, mode: str | None = None) -> None:
-        self.kind_combo.setCurrentIndex(self.kind_combo.findData(kind))
-        if mode is not None:
-            self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
-
-    def _on_kind_changed(self) -> None:
-        allowed = _allowed_modes().get(self.model_kind(), ())
-        model = self.mode_combo.model()
-        for row in range(self.mode_combo.count()):
-            item = model.item(row)  # type: ignore[attr-defined]
-            item.setEnabled(self.mode_combo.itemData(row) in allowed)
-        if self.mode() not in allowed and allowed:
-            preferred = "linear-probe" if "linear-probe" in allowed else allowed[0]
-            self.mode_combo.setCurrentIndex(self.mode_combo.findData(preferred))
-        self.size_spin.setValue(KIND_IMAGE_SIZE.get(self.model_kind(), 224))
-        self._on_mode_changed()
-
-    def _on_mode_changed(self) -> None:
-        epochs, batch, lr = MODE_DEFAULTS.get(self.mode(), (10, 32, 1e-3))
-        self.epochs_spin.setValue(epochs)
-        self.batch_spin.setValue(batch)
-        self.lr_spin.setValue(lr)
-        trains = self.mode() != "zero-shot"
-        for w in (self.epochs_spin, self.lr_spin):
-            w.setEnabled(trains)
+        self.form.fill_device(self.config_overrides.get("device", "auto"))
 
     def build_config(self) -> Any:
-        from harapp.ml.config import TrainConfig
-
-        values: dict[str, Any] = {
-            "model_kind": self.model_kind(),
-            "mode": self.mode(),
-            "epochs": self.epochs_spin.value(),
-            "batch_size": self.batch_spin.value(),
-            "lr": float(self.lr_spin.value()),
-            "image_size": self.size_spin.value(),
-        }
-        values.update(self.config_overrides)
-        return TrainConfig(**values).validate()
+        return self.form.build_config(self.config_overrides)
 
     # -- project and models ----------------------------------------------------------------------------
     def set_project(self, project: Any | None) -> None:
@@ -407,11 +290,7 @@ class TrainingPanel(QWidget):
         self.retrain_button.setEnabled(has_project and not training and self.last_config is not None)
         busy = training or (self.predict_job is not None and self.predict_job.is_running())
         self.cancel_button.setEnabled(busy)
-        for w in (self.kind_combo, self.mode_combo, self.batch_spin, self.size_spin):
-            w.setEnabled(not training)
-        trains = self.mode() != "zero-shot"
-        for w in (self.epochs_spin, self.lr_spin):
-            w.setEnabled(not training and trains)
+        self.form.set_running(training)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel running jobs and wait for their threads; True when none is left running."""
