@@ -106,12 +106,13 @@ def _hull(points: list[Point]) -> list[Point]:
     return lower[:-1] + upper[:-1]
 
 
-def _inside(poly: list[Point], p: Point) -> bool:
-    inside = False
-    for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1]):
+def inside(poly: list[Point], p: Point) -> bool:
+    """Even-odd rule point-in-polygon test."""
+    hit = False
+    for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1], strict=True):
         if (y1 > p[1]) != (y2 > p[1]) and p[0] < x1 + (p[1] - y1) * (x2 - x1) / (y2 - y1):
-            inside = not inside
-    return inside
+            hit = not hit
+    return hit
 
 
 def draw_figure(
@@ -254,7 +255,7 @@ def draw_figure(
         if name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"):
             if d > proj["head"][2] + 0.15 * HEAD_RADIUS:
                 v = 1
-        elif d > 0.04 and _inside(torso_img, (x, y)):
+        elif d > 0.04 and inside(torso_img, (x, y)):
             v = 1  # behind the torso
         if occluded is not None and occluded((x, y)):
             v = 1

@@ -93,13 +93,13 @@ def _trunk(joints: dict[str, Vec], lean: float, rng: random.Random) -> tuple[Vec
 
 def _walking(j: dict[str, Vec], rng: random.Random) -> None:
     ls, rs = _trunk(j, rng.uniform(0, 6), rng)
-    amp = rng.uniform(18, 28)
+    amp = rng.uniform(15, 24)
     front = rng.choice(("left", "right"))
     back = "right" if front == "left" else "left"
     # Mid-stride (both feet down, legs apart) reads as walking; vary it a bit off the widest point.
     spread = amp * rng.uniform(0.7, 1.0)
     _leg(j, front, j[f"{front}_hip"], spread, rng.uniform(0, 10), 2)
-    _leg(j, back, j[f"{back}_hip"], -spread, rng.uniform(5, 30), 2)
+    _leg(j, back, j[f"{back}_hip"], -spread, rng.uniform(5, 25), 2)
     swing = rng.uniform(12, 28)
     # The arm opposite the forward leg swings forward.
     arm_front = rs if front == "left" else ls
@@ -108,20 +108,28 @@ def _walking(j: dict[str, Vec], rng: random.Random) -> None:
     _arm(j, front, arm_back, -swing, rng.uniform(0, 15))
 
 
-def _running(j: dict[str, Vec], rng: random.Random) -> None:
+def _running(j: dict[str, Vec], rng: random.Random) -> str:
     lean = rng.uniform(10, 20)
     ls, rs = _trunk(j, lean, rng)
     front = rng.choice(("left", "right"))
     back = "right" if front == "left" else "left"
-    front_thigh = rng.uniform(45, 75)
-    _leg(j, front, j[f"{front}_hip"], front_thigh, front_thigh + rng.uniform(-5, 35), 2)
-    back_thigh = rng.uniform(-40, -18)
-    _leg(j, back, j[f"{back}_hip"], back_thigh, rng.uniform(30, 110), 2)
+    phase = rng.choice(("stance", "flight"))
+    if phase == "stance":
+        # One leg under the body, the other knee driven high with the heel tucked up behind it.
+        _leg(j, back, j[f"{back}_hip"], rng.uniform(-12, 5), rng.uniform(25, 45), 2)
+        thigh = rng.uniform(45, 70)
+        _leg(j, front, j[f"{front}_hip"], thigh, thigh + rng.uniform(40, 80), 2)
+    else:
+        # Both feet off the ground: front shin hanging below the knee, rear leg kicked back.
+        thigh = rng.uniform(30, 50)
+        _leg(j, front, j[f"{front}_hip"], thigh, thigh + rng.uniform(0, 25), 2)
+        _leg(j, back, j[f"{back}_hip"], rng.uniform(-35, -20), rng.uniform(50, 100), 2)
     arm_front = rs if front == "left" else ls
     arm_back = ls if front == "left" else rs
     # Runners hold the elbows near a right angle; the forward arm pumps up, the rear one back.
     _arm(j, back, arm_front, lean + rng.uniform(25, 55), rng.uniform(65, 100), 10)
     _arm(j, front, arm_back, lean - rng.uniform(35, 60), rng.uniform(70, 110), 10)
+    return phase
 
 
 def _standing(j: dict[str, Vec], rng: random.Random) -> None:
@@ -169,11 +177,11 @@ def _sitting(j: dict[str, Vec], rng: random.Random) -> str:
 def pose_body(activity: str, rng: random.Random) -> BodyPose:
     """A randomly varied pose that shows `activity` (one of ACTIVITIES)."""
     joints: dict[str, Vec] = {}
-    seat = "none"
+    seat, phase = "none", ""
     if activity == "walking":
         _walking(joints, rng)
     elif activity == "running":
-        _running(joints, rng)
+        phase = _running(joints, rng)
     elif activity == "standing":
         _standing(joints, rng)
     elif activity == "sitting":
@@ -183,7 +191,7 @@ def pose_body(activity: str, rng: random.Random) -> BodyPose:
     lowest = min(joints[k][1] for k in ("left_toe", "right_toe", "left_ankle", "right_ankle")) - 0.025
     if seat == "ground":
         lowest = min(lowest, -0.045)
-    lift = rng.uniform(0.0, 0.07) if activity == "running" and rng.random() < 0.5 else 0.0
+    lift = rng.uniform(0.02, 0.08) if phase == "flight" else 0.0
     ground = lowest - lift  # a runner in flight floats above the ground line
     return BodyPose(activity, joints, seat, ground)
 

@@ -47,7 +47,8 @@ def paint_background(scene: str, size: tuple[int, int], horizon: int, ss: int, r
     g = _jitter(ground, rng)
     arr[horizon:] = _gradient(h - horizon, w, tuple(int(v * 0.85) for v in g), g)  # type: ignore[arg-type]
     # Coarse blotches plus fine grain: a flat colour would be too easy a cue to separate from the person.
-    coarse = nrng.normal(0.0, 14.0, (h // 8 + 2, w // 8 + 2)).astype(np.float32)
+    coarse = nrng.normal(0.0, 1.0, (h // 8 + 2, w // 8 + 2)).astype(np.float32)
+    coarse *= np.where(np.arange(h // 8 + 2)[:, None] * 8 < horizon, 4.0, 12.0).astype(np.float32)
     coarse_img = Image.fromarray(coarse, mode="F").resize((w, h), Image.Resampling.BILINEAR)
     arr += np.asarray(coarse_img, np.float32)[:, :, None]
     grain = 12.0 if scene in ("park", "beach") else 6.0
