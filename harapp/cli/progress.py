@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from tqdm import tqdm
 
 
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+
+
 class StageBars:
     """One tqdm bar per stage; a new stage name closes the previous bar."""
 
