@@ -25,17 +25,14 @@ from harapp.core.caption_words import (
     PERSONS,
     SEAT_PHRASES,
     SUBORDINATORS,
+    words,
 )
 from harapp.core.types import ClassInfo
 
 CONCEPTS: tuple[str, ...] = ("walking", "running", "sitting", "standing")
 
-_OUTING = r"(?:take|takes|taking|took|go|goes|going|went|out)\s+(?:for|on)\s+an?\s+"
-_PACE = r"(?:(?:long|short|quick|brisk|leisurely|nice|morning|evening|casual|little|relaxing|slow)\s+)?"
-
 LEXICON: dict[str, tuple[str, ...]] = {
     "walking": (
-        _OUTING + _PACE + r"(?:walk|stroll|hike)",
         r"walk(?:s|ed|ing)?",
         r"stroll(?:s|ed|ing)?",
         r"wander(?:s|ed|ing)?",
@@ -43,7 +40,6 @@ LEXICON: dict[str, tuple[str, ...]] = {
         r"strid(?:es|ing)",
     ),
     "running": (
-        _OUTING + _PACE + r"(?:run|jog|sprint)",
         r"run(?:s|ning)?",
         r"runing",
         r"ran",
@@ -66,45 +62,48 @@ LEXICON: dict[str, tuple[str, ...]] = {
     # Posing is standing more often than not; it only votes when nothing else in the caption does.
     "posing": (r"pos(?:e|es|ed|ing)",),
 }
-"""Concept -> regex pieces for its verb forms; `NEGATIVE_PHRASES` lists uses that are not postures."""
+"""Concept -> regex pieces for its verb forms (inflections, synonyms, frequent misspellings)."""
 
-NEGATIVE_PHRASES: tuple[str, ...] = (
-    # stand as a noun: stalls, furniture, holders, groups of trees, spectator seating
-    r"(?:hot\s+dog|fruit|food|vegetable|veggie|produce|market|flower|lemonade|news|newspaper|magazine|taxi|cab"
-    r"|kick|music|umbrella|night|tv|television|cake|microphone|mic|display|concession|coffee|ice\s+cream|juice"
-    r"|taco|farm|roadside|bike|bicycle|hat|coat|plant|candle|tripod|book|wooden|metal|vendor|vending|snack"
-    r"|souvenir|donut|doughnut|pizza|drink|beverage|bread|candy|banana|meat|fish|street)[\s-]+stands?\b",
-    r"\bstands?\s+(?:of|out|full|containing|display|displays|filled)\b",
-    r"\b(?:in|into|from|at|on|near|above)\s+(?:the\s+)?stands\b",
-    r"\bstanding\s+(?:water|ovation|room|stone|stones|desk|rib|order|army)\b",
-    r"\bstand[\s-]+up\s+(?:comed|paddle|desk)",
-    # walk as a noun or an adjective
-    r"\bwalk[\s-]*(?:signal|signals|sign|signs|light|lights|button|way|ways|in|through)\b",
-    r"\bwalking\s+(?:path|paths|trail|trails|stick|sticks|cane|canes|bridge|area|distance|lane|lanes|shoes"
-    r"|boots|tour|street|mall|deck)\b",
-    # run as a noun or an adjective, and things that run without legs
-    r"\bhome\s*runs?\b",
-    r"\b(?:ski|dry|test|trial|practice|bobsled|sled|toboggan|chicken|bull|beer|supply|mail|milk|bus|train"
-    r"|slalom|snowboard|sledding)\s+runs?\b",
-    r"\brun[\s-]*way",
-    r"\brun-down\b",
-    r"\brun\s+down\s+(?!the\b|a\b|an\b|his\b|her\b|their\b|its\b|to\b|into\b|toward|some\b|this\b|that\b)",
-    r"\brunning\s+(?:water|shoes|shoe|track|tracks|trail|path|back|backs|board|boards|faucet|toilet|tap"
-    r"|shorts|gear|clothes|outfit|club|stitch|lights|mate|errands|late|low|mower|engine)\b",
-    r"\brunning\s+(?:for|in\s+the)\s+(?:office|election)",
-    # sit in names of rooms and places
-    r"\bsitting\s+(?:room|rooms|area|areas|position|duck|ducks|bull|pretty)\b",
-    r"\bsit[\s-]+down\s+(?:restaurant|meal|dinner|lunch|strike)",
-)
+NOT_POSTURE_BEFORE: dict[str, frozenset[str]] = {
+    # stalls, furniture and holders: "hot dog stand", "night stand", "music stand"
+    "standing": words(
+        """dog fruit food vegetable veggie produce market flower lemonade news newspaper magazine taxi cab kick
+        music umbrella night tv television cake microphone mic display concession coffee cream juice taco farm
+        roadside bike bicycle hat coat plant candle tripod book wooden metal vendor vending snack souvenir donut
+        doughnut pizza drink beverage bread candy banana meat fish street"""
+    ),
+    "running": words(
+        """home ski dry test trial practice bobsled sled toboggan chicken bull beer supply mail milk bus train
+        slalom snowboard sledding"""
+    ),
+}
+"""Concept -> words right before 'stand(s)' / 'run(s)' that make it a noun, not a posture ("home run")."""
+
+NOT_POSTURE_AFTER: dict[str, str] = {
+    "standing": r"\s+out\s+(?:from|against|among)\b|[\s-]+up\s+(?:comed|paddle|desk)"
+    r"|\s+(?:of|full|containing|display|displays|filled|water|ovation|room|stone|stones|desk|rib|order|army)\b",
+    "walking": r"-in\b|-through\b|\s*ways?\b|[\s-]*(?:signal|signals|sign|signs|light|lights|button)\b"
+    r"|\s+(?:path|paths|trail|trails|stick|sticks|cane|canes|bridge|area|distance|lane|lanes|shoes|boots"
+    r"|tour|street|mall|deck)\b",
+    "running": r"[\s-]*way\b|-down\b|\s+down\s+(?!the\b|a\b|an\b|his\b|her\b|their\b|its\b|to\b|into\b"
+    r"|toward|some\b|this\b|that\b|from\b|and\b|with\b)|\s+(?:water|shoes|shoe|track|tracks|trail|path|back"
+    r"|backs|board|boards|faucet|toilet|tap|shorts|gear|clothes|outfit|club|stitch|lights|mate|errands|late|low"
+    r"|mower|engine)\b|\s+(?:for|in\s+the)\s+(?:office|election)",
+    "sitting": r"\s+(?:room|rooms|area|areas|position|duck|ducks|bull|pretty)\b"
+    r"|[\s-]+down\s+(?:restaurant|meal|dinner|lunch|strike)",
+}
+"""Concept -> what right after the verb makes it no posture ("standing water", "sitting room", "walkway")."""
 
 _VERB_RE = re.compile(
-    r"\b(?:" + "|".join(f"(?P<{c}>{'|'.join(p)})" for c, p in LEXICON.items()) + r")\b",
+    r"\b(?=[wshrjp])(?:" + "|".join(f"(?P<{c}>{'|'.join(p)})" for c, p in LEXICON.items()) + r")\b",
 )
-_NEG_RE = re.compile("|".join(f"(?:{p})" for p in NEGATIVE_PHRASES))
+_NOT_AFTER = {c: re.compile(p) for c, p in NOT_POSTURE_AFTER.items()}
+_NOUN_FORMS = words("stand stands run runs")
+_OUTING_NOUNS = words("walk stroll hike run jog sprint")
+_OUTING_VERBS = words("take takes taking took for on")
+_PACE = words("long short quick brisk leisurely nice morning evening casual little relaxing slow")
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]*)?")
-_PERSON_RE = re.compile(r"\b(?:" + "|".join(sorted(PERSONS, key=len, reverse=True)) + r")\b")
 _SEAT_RE = re.compile(r"\b(?:" + "|".join(SEAT_PHRASES) + r")\b")
-_SENTENCE_END = re.compile(r"[.!?;]")
 
 
 def _is_possessive(token: str) -> bool:
@@ -116,38 +115,42 @@ def _base(token: str) -> str:
 
 
 def _noun_phrase_is_object(tokens: Sequence[str], index: int) -> tuple[bool, int]:
-    """Is the noun phrase ending at tokens[index] an object (after a preposition) or coordinated ("X and a dog")?
-
-    Returns the verdict and the index from which the backward scan goes on.
+    """Is the noun phrase ending at tokens[index] an object (after a preposition or a participle) or
+    coordinated ("a man and his dog")? Returns the verdict and the index from which the scan goes on.
     """
     i = index - 1
     steps = 0
-    while i >= 0 and steps < 4:
+    while i >= 0 and steps < 5:
         token = tokens[i]
-        if token in DETERMINERS or (_is_possessive(token) and token not in PERSONS):
-            # A determiner opens the phrase; the word before it decides.
+        if token in DETERMINERS or _is_possessive(token):
+            # A determiner opens the phrase ("his two cats"); the word before it decides.
+            while i >= 0 and (tokens[i] in DETERMINERS or _is_possessive(tokens[i])):
+                i -= 1
+            break
+        if token == "of" and i > 0 and tokens[i - 1] not in PART_OF:
+            # "a bunch of bananas": the phrase goes on with its head, "a bunch".
             i -= 1
+            steps = 0
+            continue
+        if token in LINKERS or token in COORDINATORS or token in SUBORDINATORS or token == "of":
             break
-        if token in LINKERS or token in COORDINATORS or token == "of" or token in SUBORDINATORS:
-            break
-        if token in PERSONS:
-            return False, i
         i -= 1
         steps += 1
     if i < 0:
         return False, i
     token = tokens[i]
     if token == "of":
-        # "a herd of sheep": the sheep are what the subject is made of; "in front of a bus": an object.
-        return (i > 0 and tokens[i - 1] in PART_OF), i - 1
-    if token in LINKERS or token in COORDINATORS:
+        return True, i - 1
+    if token in LINKERS or token in COORDINATORS or token.endswith("ing"):
+        # "a person eating a banana sitting": the banana is what the person eats.
         return True, i - 1
     return False, i
 
 
 def _depicted(tokens: Sequence[str], index: int) -> bool:
     """Does a depiction shortly precede the person at tokens[index] ("a statue of two women")?"""
-    return any(_base(t) in DEPICTIONS for t in tokens[max(0, index - 4) : index])
+    window = tokens[max(0, index - 4) : index]
+    return not DEPICTIONS.isdisjoint(window) or any(_base(t) in DEPICTIONS for t in window if "'" in t)
 
 
 def _main_subject_is_person(tokens: Sequence[str]) -> bool:
@@ -183,10 +186,17 @@ def _subject_is_person(tokens: Sequence[str], next_token: str | None) -> bool:
     while i >= 0:
         token = tokens[i]
         base = _base(token)
-        if base == "nobody" or (base == "one" and i > 0 and tokens[i - 1] == "no"):
-            return False
-        if token in PERSONS or (base in PERSONS and not _is_possessive(token)):
+        if base == "one" and i > 0:
+            if tokens[i - 1] == "no":
+                return False
+            if tokens[i - 1] in ("some", "every", "any"):
+                return not _depicted(tokens, i)
+        if token in PERSONS:
             return not _depicted(tokens, i)
+        if _is_possessive(token):
+            # "the man's dog", "the dog's owner": a possessive only modifies the noun after it.
+            i -= 1
+            continue
         if base in NON_PERSONS:
             is_object, i = _noun_phrase_is_object(tokens, i)
             if not is_object:
@@ -196,31 +206,56 @@ def _subject_is_person(tokens: Sequence[str], next_token: str | None) -> bool:
     return False
 
 
+def _strip_outing(tokens: list[str]) -> list[str] | None:
+    """'taking a (long) walk', 'out for a run': the words before the outing's verb, else None."""
+    i = len(tokens) - 1
+    if i >= 0 and tokens[i] in _PACE:
+        i -= 1
+    if i < 1 or tokens[i] not in ("a", "an") or tokens[i - 1] not in _OUTING_VERBS:
+        return None
+    i -= 2
+    if i >= 0 and tokens[i] in ("go", "goes", "going", "went", "out", "headed", "heading"):
+        i -= 1
+    return tokens[: i + 1]
+
+
+def _is_posture(text: str, concept: str, word: str, end: int, before: list[str]) -> bool:
+    if word in _NOUN_FORMS and before and before[-1] in NOT_POSTURE_BEFORE.get(concept, ()):
+        following = _TOKEN_RE.match(text, end + 1)
+        # "a woman with a purple umbrella stands near ...": a verb, as a preposition follows.
+        if word[-1] != "s" or following is None or following.group(0) not in LINKERS:
+            return False
+    after = _NOT_AFTER.get(concept)
+    return after is None or after.match(text, end) is None
+
+
 def _verb_votes(text: str) -> set[str]:
     votes: set[str] = set()
     posing = False
-    negatives: list[tuple[int, int]] | None = None
+    several_sentences = "!" in text or "?" in text or ";" in text
     for match in _VERB_RE.finditer(text):
         concept = match.lastgroup
-        if concept is None or (concept in votes):
+        if concept is None or concept in votes:
             continue
         start, end = match.span()
-        if negatives is None:
-            negatives = [m.span() for m in _NEG_RE.finditer(text)]
-        if any(s < end and start < e for s, e in negatives):
-            continue
-        sentence_start = 0
-        for stop in _SENTENCE_END.finditer(text, 0, start):
-            sentence_start = stop.end()
+        word = match.group(0)
+        sentence_start = text.rfind(".", 0, start) + 1
+        if several_sentences:
+            sentence_start = max(sentence_start, *(text.rfind(c, 0, start) + 1 for c in "!?;"))
         before = _TOKEN_RE.findall(text, sentence_start, start)
-        after = _TOKEN_RE.match(text, end + 1) if end < len(text) else None
-        next_token = after.group(0) if after else None
-        if concept == "running" and match.group(0).startswith("jogger"):
+        if not _is_posture(text, concept, word, end, before):
+            continue
+        if word in _OUTING_NOUNS:
+            outing = _strip_outing(before)
+            if outing is not None:
+                before = outing + ["is"]
+        if word.startswith("jogger"):
             # "a jogger" is its own subject.
-            if not before or not any(_base(t) in DEPICTIONS for t in before):
+            if DEPICTIONS.isdisjoint(before):
                 votes.add(concept)
             continue
-        if _subject_is_person(before, next_token):
+        after = _TOKEN_RE.match(text, end + 1)
+        if _subject_is_person(before, after.group(0) if after else None):
             if concept == "posing":
                 posing = True
             else:
@@ -256,7 +291,8 @@ def decide(votes: Mapping[str, int], min_votes: int = 2) -> str | None:
 
 
 def mentions_person(caption: str) -> bool:
-    return _PERSON_RE.search(caption.lower()) is not None
+    """Does the caption name a person anywhere (as subject or not)?"""
+    return not PERSONS.isdisjoint(_TOKEN_RE.findall(caption.lower()))
 
 
 def map_votes(concept_votes: Mapping[str, int], classes: Sequence[ClassInfo]) -> dict[str, int]:
@@ -272,7 +308,8 @@ def map_votes(concept_votes: Mapping[str, int], classes: Sequence[ClassInfo]) ->
 __all__ = [
     "CONCEPTS",
     "LEXICON",
-    "NEGATIVE_PHRASES",
+    "NOT_POSTURE_AFTER",
+    "NOT_POSTURE_BEFORE",
     "caption_votes",
     "decide",
     "map_votes",

@@ -47,6 +47,7 @@ class Project(ImagesMixin, ModelsMixin):
         path.parent.mkdir(parents=True, exist_ok=True)
         project = cls(path, cls._connect(path, readonly=False), readonly=False)
         try:
+            project._enable_wal()
             with project._write():
                 migrate(project._conn, 0)
                 project._conn.executemany(
@@ -73,6 +74,7 @@ class Project(ImagesMixin, ModelsMixin):
         project = cls(path, cls._connect(path, readonly), readonly)
         try:
             project._check_and_migrate()
+            project._enable_wal()
         except BaseException:
             project.close()
             raise
@@ -91,14 +93,13 @@ class Project(ImagesMixin, ModelsMixin):
         )
         conn.execute(f"PRAGMA busy_timeout = {_busy_timeout_ms()}")
         conn.execute("PRAGMA foreign_keys = ON")
-        if not readonly:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise ProjectError(f"{path}: not a harapp project ({exc})") from exc
         return conn
+
+    def _enable_wal(self) -> None:
+        # Only after the file is known to be ours: switching journal modes rewrites the file header.
+        if not self.readonly:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
 
     def _check_and_migrate(self) -> None:
         try:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from harapp.core.errors import LabelError
-from harapp.core.store_base import ProjectBase, dumps, loads, now
+from harapp.core.store_base import dumps, loads, now
+from harapp.core.store_bulk import BulkMixin, ImageRow, PersonRow
 from harapp.core.types import Box, ImageRecord, Label, Person
 
 IMAGE_COLUMNS = """
@@ -22,7 +23,7 @@ IMAGE_FROM = """
 """
 
 
-class ImagesMixin(ProjectBase):
+class ImagesMixin(BulkMixin):
     # -- images and persons ----------------------------------------------------------------------------------
 
     def add_source(self, kind: str, root: Path, details: dict | None = None) -> int:
@@ -62,31 +63,8 @@ class ImagesMixin(ProjectBase):
         extra: dict | None = None,
     ) -> int:
         """Add an image, or refresh its annotations when (source, rel_path) is already there."""
-        if Path(rel_path).is_absolute() or ".." in Path(rel_path).parts:
-            raise LabelError(f"image path {rel_path!r} escapes its images folder")
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO images (source_id, rel_path, width, height, coco_id, captions, votes, extra, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (source_id, rel_path) DO UPDATE SET width = excluded.width, height = excluded.height,"
-                " coco_id = excluded.coco_id, captions = excluded.captions, votes = excluded.votes,"
-                " extra = excluded.extra",
-                (
-                    source_id,
-                    rel_path,
-                    width,
-                    height,
-                    coco_id,
-                    json.dumps(list(captions)),
-                    dumps(votes or {}),
-                    dumps(extra or {}),
-                    now(),
-                ),
-            )
-            row = conn.execute(
-                "SELECT id FROM images WHERE source_id = ? AND rel_path = ?", (source_id, rel_path)
-            ).fetchone()
-        return int(row[0])
+        row = ImageRow(rel_path, width, height, coco_id, tuple(captions), dict(votes or {}), dict(extra or {}))
+        return self.upsert_images(source_id, [row])[0]
 
     def add_person(
         self,
@@ -96,25 +74,12 @@ class ImagesMixin(ProjectBase):
         area: float | None = None,
         coco_id: int | None = None,
     ) -> int:
-        x, y, w, h = (float(v) for v in box)
-        area = float(area) if area is not None else w * h
-        kp = json.dumps([float(v) for v in keypoints]) if keypoints else None
-        with self._write() as conn:
-            if coco_id is not None:
-                row = conn.execute(
-                    "SELECT id FROM persons WHERE image_id = ? AND coco_id = ?", (image_id, coco_id)
-                ).fetchone()
-                if row:
-                    conn.execute(
-                        "UPDATE persons SET x=?, y=?, w=?, h=?, keypoints=COALESCE(?, keypoints), area=? WHERE id = ?",
-                        (x, y, w, h, kp, area, row[0]),
-                    )
-                    return int(row[0])
-            cur = conn.execute(
-                "INSERT INTO persons (image_id, coco_id, x, y, w, h, keypoints, area) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (image_id, coco_id, x, y, w, h, kp, area),
-            )
-            return int(cur.lastrowid)
+        """Add a person; one with the same COCO annotation id in the image is updated instead."""
+        return self.add_persons([PersonRow(image_id, box, keypoints, area, coco_id)])[0]
+
+    def image_extras(self) -> dict[int, dict]:
+        """The original dataset entry of every image (COCO fields harapp does not use), for exports."""
+        return {r[0]: loads(r[1], {}) for r in self._conn.execute("SELECT id, extra FROM images")}
 
     def persons(self, image_id: int) -> list[Person]:
         rows = self._conn.execute(
