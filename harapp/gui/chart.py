@@ -18,8 +18,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 class ChartPoint:
     x: float
     """Progress in epochs (fractions allowed: a point per step draws the line while an epoch runs)."""
-    loss: float | None
-    accuracy: float | None
+    loss: float
 
 
 def nice_step(span: float, target_ticks: int = 4) -> float:
@@ -38,12 +37,19 @@ def is_dark(palette: QPalette) -> bool:
     return palette.color(QPalette.ColorRole.Window).lightness() < 128
 
 
+def error_text_color(palette: QPalette) -> str:
+    """A red that stays readable (>= 4.5:1) on the palette's window colour, light or dark."""
+    return "#ff8a80" if is_dark(palette) else "#c62828"
+
+
 class TrainingChart(QWidget):
     """Loss and accuracy lines against epochs; call :meth:`add_point` as progress arrives."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._points: list[ChartPoint] = []
+        self._accuracy: dict[float, float] = {}
+        """Validation accuracy by epoch: one value per epoch, a later report for the same epoch replaces it."""
         self._x_max = 1.0
         self.setMinimumSize(260, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -52,6 +58,7 @@ class TrainingChart(QWidget):
     # -- data -----------------------------------------------------------------------------------------
     def clear(self, epochs: float = 1.0) -> None:
         self._points.clear()
+        self._accuracy.clear()
         self._x_max = max(1.0, float(epochs))
         self.update()
 
@@ -59,18 +66,32 @@ class TrainingChart(QWidget):
         self._x_max = max(1.0, float(epochs))
         self.update()
 
-    def add_point(self, x: float, loss: float | None, accuracy: float | None) -> None:
-        """Add one sample; non-finite values are dropped so a diverging run cannot break the scale."""
-        loss = loss if loss is not None and math.isfinite(loss) else None
-        accuracy = accuracy if accuracy is not None and math.isfinite(accuracy) else None
-        if loss is None and accuracy is None:
-            return
-        self._points.append(ChartPoint(float(x), loss, accuracy))
+    def add_point(self, x: float, loss: float | None, accuracy: float | None = None) -> None:
+        """Add a loss sample at ``x`` epochs (and, if given, the accuracy for that x); non-finite values are
+        dropped so a diverging run cannot break the scale."""
+        if self._points and x < self._points[-1].x - 1e-9:
+            # Progress went backwards: the trainer restarted a fit (e.g. trying another setting). Showing
+            # only the current fit keeps the line readable instead of zig-zagging back to the start.
+            self._points.clear()
+        if loss is not None and math.isfinite(loss):
+            self._points.append(ChartPoint(float(x), loss))
+        if accuracy is not None:
+            self.set_accuracy(x, accuracy)
         self._x_max = max(self._x_max, float(x))
         self.update()
 
+    def set_accuracy(self, epoch: float, accuracy: float) -> None:
+        if math.isfinite(accuracy):
+            self._accuracy[float(epoch)] = float(accuracy)
+            self._x_max = max(self._x_max, float(epoch))
+            self.update()
+
     def points(self) -> list[ChartPoint]:
+        """Loss samples in arrival order."""
         return list(self._points)
+
+    def accuracy_points(self) -> list[tuple[float, float]]:
+        return sorted(self._accuracy.items())
 
     def sizeHint(self) -> QSize:
         return QSize(420, 200)
@@ -83,10 +104,13 @@ class TrainingChart(QWidget):
         return QColor("#c2410c"), QColor("#1d4ed8")
 
     def _loss_range(self) -> tuple[float, float]:
-        values = [p.loss for p in self._points if p.loss is not None]
+        values = sorted(p.loss for p in self._points)
         if not values:
             return 0.0, 1.0
-        top = max(values)
+        # One wild step (a loss of 100+ in a run that settles near 0.5) would flatten the whole line
+        # against the axis; such outliers are clipped at the top instead.
+        median = values[len(values) // 2]
+        top = min(values[-1], 5 * median) if median > 0 else values[-1]
         top = top * 1.1 if top > 0 else 1.0
         step = nice_step(top)
         return 0.0, math.ceil(top / step) * step
@@ -166,8 +190,8 @@ class TrainingChart(QWidget):
         painter.drawRect(plot)
 
         # Series.
-        loss_poly = QPolygonF([QPointF(px(p.x), py_loss(p.loss)) for p in self._points if p.loss is not None])
-        acc_poly = QPolygonF([QPointF(px(p.x), py_acc(p.accuracy)) for p in self._points if p.accuracy is not None])
+        loss_poly = QPolygonF([QPointF(px(p.x), py_loss(p.loss)) for p in self._points])
+        acc_poly = QPolygonF([QPointF(px(x), py_acc(a)) for x, a in self.accuracy_points()])
         painter.setClipRect(plot.adjusted(-3, -3, 3, 3))
         for poly, color in ((loss_poly, loss_color), (acc_poly, acc_color)):
             painter.setPen(QPen(color, 2))
@@ -182,7 +206,7 @@ class TrainingChart(QWidget):
 
         # Legend (top right of the plot) and an empty-state hint.
         self._legend(painter, fm, plot, [("loss", loss_color), ("val. accuracy", acc_color)])
-        if not self._points:
+        if not self._points and not self._accuracy:
             painter.setPen(text)
             painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "No training yet")
         painter.end()

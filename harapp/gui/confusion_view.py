@@ -78,8 +78,15 @@ class ConfusionMatrixView(QWidget):
         label_w = max((fm.horizontalAdvance(c) for c in self._classes), default=40) + 8
         left = fm.height() + 6 + label_w
         top = 2 * fm.height() + 8
-        size = max(20.0, min(self.width() - left - 6, self.height() - top - 6))
-        return QRectF(left, top, size, size)
+        width = max(20.0, self.width() - left - 6)
+        height = max(20.0, self.height() - top - 6)
+        # Square cells look best, but class names under narrow columns get cut: widen the cells (up to the
+        # space there is) until the longest name fits.
+        n = max(1, len(self._classes))
+        name_w = max((fm.horizontalAdvance(c) for c in self._classes), default=0) + 6
+        side = min(width, height)
+        cell_w = min(width / n, max(side / n, name_w))
+        return QRectF(left, top, cell_w * n, height if cell_w * n > side else side)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self._grid = self._layout()

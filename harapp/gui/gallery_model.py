@@ -7,7 +7,7 @@ touched; a new active model reloads the prediction columns in one query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from pathlib import Path
@@ -94,13 +94,13 @@ def row_from_record(record: ImageRecord) -> GalleryRow:
 
 def _with_prediction(row: GalleryRow, prediction: tuple[str, float, dict[str, float]] | None) -> GalleryRow:
     if prediction is None:
+        if row.prediction is None:
+            return row
         return replace(row, prediction=None, confidence=None, model_uncertainty=None)
     name, confidence, probs = prediction
     ranked = sorted((float(p) for p in probs.values()), reverse=True) if probs else [float(confidence)]
     second = ranked[1] if len(ranked) > 1 else 0.0
-    return replace(
-        row, prediction=name, confidence=float(confidence), model_uncertainty=1.0 - (ranked[0] - second)
-    )
+    return replace(row, prediction=name, confidence=float(confidence), model_uncertainty=1.0 - (ranked[0] - second))
 
 
 class GalleryModel(QAbstractListModel):
@@ -114,6 +114,7 @@ class GalleryModel(QAbstractListModel):
         self._rows: list[GalleryRow] = []
         self._index: dict[int, int] = {}
         self._predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
+        self._sort_key = "id"
 
     # -- loading -----------------------------------------------------------------------------------------
 
@@ -135,9 +136,31 @@ class GalleryModel(QAbstractListModel):
             self._rows = [
                 _with_prediction(row_from_record(r), self._predictions.get(r.id)) for r in self._project.images()
             ]
+            if self._sort_key != "id":  # the store returns id order
+                self._rows.sort(key=SORT_KEYS[self._sort_key])
         self._index = {row.image_id: i for i, row in enumerate(self._rows)}
         self.endResetModel()
         self.rows_reloaded.emit()
+
+    @property
+    def sort_key(self) -> str:
+        return self._sort_key
+
+    def sort_rows(self, key: str) -> None:
+        """Reorder the rows in Python (a 10k-row key sort takes milliseconds); selections survive.
+
+        A proxy sorting by role would call data() from C++ for every comparison: about a second for 10k rows.
+        """
+        if key not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)}")
+        self._sort_key = key
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        kept_ids = [self._rows[i.row()].image_id for i in persistent]
+        self._rows.sort(key=SORT_KEYS[key])
+        self._index = {row.image_id: i for i, row in enumerate(self._rows)}
+        self.changePersistentIndexList(persistent, [self.index(self._index[i]) for i in kept_ids])
+        self.layoutChanged.emit()
 
     def _load_predictions(self) -> dict[int, tuple[str, float, dict[str, float]]]:
         assert self._project is not None
@@ -151,6 +174,8 @@ class GalleryModel(QAbstractListModel):
         self._predictions = self._load_predictions()
         self._rows = [_with_prediction(row, self._predictions.get(row.image_id)) for row in self._rows]
         self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+        if self._sort_key != "id":
+            self.sort_rows(self._sort_key)
 
     def refresh_images(self, image_ids: Iterable[int]) -> None:
         """Re-read the given images' labels after an edit and repaint just those rows."""
@@ -180,7 +205,15 @@ class GalleryModel(QAbstractListModel):
         row = self._index.get(image_id)
         return None if row is None else self._rows[row]
 
+    def label_counts(self) -> dict[str | None, int]:
+        """Images per label (None: unlabelled), counted in memory."""
+        counts: dict[str | None, int] = {}
+        for row in self._rows:
+            counts[row.label] = counts.get(row.label, 0) + 1
+        return counts
+
     def image_ids(self) -> list[int]:
+        """Image ids in the model's current order."""
         return [row.image_id for row in self._rows]
 
     # -- Qt model interface --------------------------------------------------------------------------------
@@ -217,17 +250,17 @@ _ROLE_GETTERS: dict[int, Any] = {
     Role.UNCERTAIN: lambda r: r.uncertain,
     Role.PREDICTION: lambda r: r.prediction,
     Role.DISAGREES: lambda r: r.disagrees,
-    # Sorting uses these two: images without a prediction sort as least confident / most uncertain-less.
-    Role.CONFIDENCE: lambda r: -1.0 if r.confidence is None else r.confidence,
-    Role.MODEL_UNCERTAINTY: lambda r: -1.0 if r.model_uncertainty is None else r.model_uncertainty,
+    Role.CONFIDENCE: lambda r: r.confidence,
+    Role.MODEL_UNCERTAINTY: lambda r: r.model_uncertainty,
     Role.CAPTIONS: lambda r: "\n".join(r.captions),
     Role.ROW: lambda r: r,
 }
 
-SORT_KEYS: dict[str, tuple[Role, Qt.SortOrder]] = {
-    "id": (Role.IMAGE_ID, Qt.SortOrder.AscendingOrder),
-    "confidence": (Role.CONFIDENCE, Qt.SortOrder.AscendingOrder),
-    "uncertainty": (Role.MODEL_UNCERTAINTY, Qt.SortOrder.DescendingOrder),
+SORT_KEYS: dict[str, Callable[[GalleryRow], tuple]] = {
+    "id": lambda r: (r.image_id,),
+    # Images without a prediction go last in both model orders; ties keep id order.
+    "confidence": lambda r: (r.confidence is None, r.confidence or 0.0, r.image_id),
+    "uncertainty": lambda r: (r.model_uncertainty is None, -(r.model_uncertainty or 0.0), r.image_id),
 }
 """Sort choices: by id; least confident first; most uncertain (smallest top-2 margin) first."""
 
@@ -267,11 +300,8 @@ class GalleryProxy(QSortFilterProxyModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._filter = GalleryFilter()
-        self._sort_key = "id"
-        # Sort by a role in C++: no Python lessThan calls when sorting 10k rows.
-        self.setSortRole(Role.IMAGE_ID)
+        # No sorting here (the source model orders its rows); dynamic filtering re-checks edited rows.
         self.setDynamicSortFilter(True)
-        self.sort(0, Qt.SortOrder.AscendingOrder)
 
     @property
     def current_filter(self) -> GalleryFilter:
@@ -279,7 +309,8 @@ class GalleryProxy(QSortFilterProxyModel):
 
     @property
     def sort_key(self) -> str:
-        return self._sort_key
+        model = self.sourceModel()
+        return model.sort_key if isinstance(model, GalleryModel) else "id"
 
     def set_filter(self, new_filter: GalleryFilter) -> None:
         if new_filter == self._filter:
@@ -297,12 +328,10 @@ class GalleryProxy(QSortFilterProxyModel):
         self.set_filter(replace(self._filter, **changes))
 
     def set_sort_key(self, key: str) -> None:
-        if key not in SORT_KEYS:
-            raise ValueError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)}")
-        self._sort_key = key
-        role, order = SORT_KEYS[key]
-        self.setSortRole(role)
-        self.sort(0, order)
+        model = self.sourceModel()
+        if not isinstance(model, GalleryModel):
+            raise TypeError("the gallery proxy sorts through its GalleryModel source")
+        model.sort_rows(key)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         model = self.sourceModel()
@@ -324,10 +353,3 @@ class GalleryProxy(QSortFilterProxyModel):
         if source_row < 0:
             return -1
         return self.mapFromSource(model.index(source_row)).row()
-
-
-def class_counts(rows: Sequence[GalleryRow]) -> dict[str | None, int]:
-    counts: dict[str | None, int] = {}
-    for row in rows:
-        counts[row.label] = counts.get(row.label, 0) + 1
-    return counts

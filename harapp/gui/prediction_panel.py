@@ -39,7 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from harapp.gui.chart import is_dark
+from harapp.gui.chart import error_text_color, is_dark
+from harapp.gui.icons import icon
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.workers import JobHandle, start_worker
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 MAX_INPUTS = 500
 NO_MODEL_TEXT = "Train a model first: no active model to predict with (see the Training panel)."
+DROP_HINT = "Drop photos or folders here\npaste an image with Ctrl+V, or click Open…"
 
 
 def expand_paths(paths: Iterable[Path], limit: int = MAX_INPUTS) -> tuple[list[Path], int]:
@@ -173,7 +175,7 @@ class PredictionRow(QFrame):
         big.setPointSizeF(big.pointSizeF() * 2.5)
         self.thumb.setFont(big)
         self.result_label.setText(f"Cannot predict: {message}")
-        self.result_label.setStyleSheet("color: #d32f2f;")
+        self.result_label.setStyleSheet(f"color: {error_text_color(self.palette())}; font-weight: normal;")
         self.bars.hide()
 
 
@@ -185,6 +187,7 @@ class PredictionPanel(QWidget):
         super().__init__(parent)
         self.project: Any | None = None
         self.checkpoint: Path | None = None
+        self.model_name = ""
         self.device = "auto"
         self.rows: list[PredictionRow] = []
         self._row_at: dict[int, PredictionRow] = {}
@@ -195,6 +198,7 @@ class PredictionPanel(QWidget):
         self.status_label.setWordWrap(True)
         self.open_button = QPushButton("&Open…", self)
         self.open_button.setToolTip("Choose photos to classify (you can also drop them here or paste with Ctrl+V)")
+        self.open_button.setIcon(icon("open"))
         self.open_button.clicked.connect(self.open_files)
         self.clear_button = QPushButton("Clear", self)
         self.clear_button.clicked.connect(self.clear)
@@ -204,6 +208,14 @@ class PredictionPanel(QWidget):
         header.addWidget(self.clear_button)
         self._rows_box = QWidget()
         self._rows_layout = QVBoxLayout(self._rows_box)
+        self.hint_label = QLabel(DROP_HINT, self._rows_box)
+        self.hint_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setEnabled(False)  # the disabled palette greys it: a hint, not content
+        hint_font = self.hint_label.font()
+        hint_font.setPointSizeF(hint_font.pointSizeF() * 1.2)
+        self.hint_label.setFont(hint_font)
+        self._rows_layout.addWidget(self.hint_label, 1)
         self._rows_layout.addStretch(1)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
@@ -221,21 +233,22 @@ class PredictionPanel(QWidget):
     def set_project(self, project: Any | None) -> None:
         self.project = project
         active = project.active_model() if project is not None else None
-        self.set_checkpoint(active.path if active is not None else None)
+        if active is None:
+            self.set_checkpoint(None)
+        else:
+            self.set_checkpoint(active.path, f"{active.name} (v{active.id})" if active.name else None)
 
     def refresh_model(self, _model_id: int | None = None) -> None:
         """Re-read the project's active model (connect to TrainingPanel.active_model_changed)."""
         self.set_project(self.project)
 
-    def set_checkpoint(self, path: Path | str | None) -> None:
+    def set_checkpoint(self, path: Path | str | None, name: str | None = None) -> None:
         self.checkpoint = Path(path) if path is not None else None
+        self.model_name = name or (self.checkpoint.stem if self.checkpoint is not None else "")
         self._update_status()
 
     def _update_status(self, extra: str = "") -> None:
-        if self.checkpoint is None:
-            text = NO_MODEL_TEXT
-        else:
-            text = f"Model: {self.checkpoint.stem}. Drop photos or folders here, paste with Ctrl+V, or click Open…"
+        text = NO_MODEL_TEXT if self.checkpoint is None else f"Model: {self.model_name}"
         self.status_label.setText(f"{text} {extra}".strip())
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -305,11 +318,12 @@ class PredictionPanel(QWidget):
             self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
             self.rows.append(row)
             self._row_at[first + offset] = row
+        self.hint_label.hide()
         worker = PredictWorker(self.checkpoint, inputs, device=self.device, first_index=first)
-        worker.progressed.connect(self._on_outcome)
-        end = first + len(inputs)
-        worker.failed.connect(lambda msg, a=first, b=end: self._on_job_failed(a, b, msg))
         job = start_worker(worker, name="harapp-predict", parent=self)
+        job.progressed.connect(self._on_outcome)
+        end = first + len(inputs)
+        job.failed.connect(lambda msg, a=first, b=end: self._on_job_failed(a, b, msg))
         self.jobs.append(job)
         job.done.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
 
@@ -336,6 +350,7 @@ class PredictionPanel(QWidget):
             row.deleteLater()
         self.rows.clear()
         self._row_at.clear()
+        self.hint_label.show()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         return all(job.cancel_and_wait(timeout_ms) for job in list(self.jobs))

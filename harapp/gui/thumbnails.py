@@ -50,9 +50,7 @@ def decode_scaled(path: Path, size: int) -> tuple[QImage, str]:
     if image.isNull():
         return QImage(), f"{path}: {reader.errorString() or 'not a readable image'}"
     if image.width() > size or image.height() > size:  # formats that ignore setScaledSize
-        image = image.scaled(
-            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
+        image = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     return image, ""
 
 
@@ -87,11 +85,12 @@ def _store(target: Path, image: QImage) -> None:
 class _Request:
     image_id: int
     path: Path
+    generation: int
 
 
 class _Signals(QObject):
     # Lives on the GUI thread; emitting from a pool thread queues the delivery there.
-    loaded = Signal(int, QImage, str)
+    loaded = Signal(int, int, QImage, str)  # generation, image id, thumbnail, error
 
 
 class _Runner(QRunnable):
@@ -109,10 +108,12 @@ class _Runner(QRunnable):
             if request is None:
                 return
             try:
-                image, error = load_thumbnail(request.path, loader.size, loader.cache_root)
+                image, error = load_thumbnail(request.path, loader.pixel_size, loader.cache_root)
+                if not image.isNull():
+                    image.setDevicePixelRatio(loader.pixel_ratio)
             except Exception as exc:  # noqa: BLE001 - a bad file must never kill the runner silently
                 image, error = QImage(), f"{request.path}: {exc}"
-            loader._signals.loaded.emit(request.image_id, image, error)
+            loader._signals.loaded.emit(request.generation, request.image_id, image, error)
 
 
 class ThumbnailLoader(QObject):
@@ -126,12 +127,17 @@ class ThumbnailLoader(QObject):
         size: int = DEFAULT_SIZE,
         *,
         disk_cache: bool = True,
-        memory_items: int = 3000,
+        pixel_ratio: float = 1.0,
+        memory_items: int = 1200,
         threads: int = 2,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.size = size
+        """Thumbnail size in device-independent pixels (what layouts use)."""
+        self.pixel_ratio = max(1.0, float(pixel_ratio))
+        self.pixel_size = round(size * self.pixel_ratio)
+        """Decoded size: sharp on high-DPI screens (size x device pixel ratio)."""
         self.cache_root: Path | None = thumbs_dir() if disk_cache else None
         self._memory_items = memory_items
         self._pool = QThreadPool(self)
@@ -142,8 +148,11 @@ class ThumbnailLoader(QObject):
         self._stack: OrderedDict[int, _Request] = OrderedDict()
         self._runners = 0
         self._in_flight: set[int] = set()
+        # A thumbnail is held once: as the QImage a worker made until it is first painted, then as a QPixmap.
         self._images: OrderedDict[int, QImage] = OrderedDict()
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
+        self._generation = 0
+        """Bumped by clear(): a result from before (another project, same image ids) is dropped."""
         self._errors: dict[int, str] = {}
         self._closed = False
 
@@ -155,17 +164,23 @@ class ThumbnailLoader(QObject):
         if pixmap is not None:
             self._pixmaps.move_to_end(image_id)
             return pixmap
-        image = self._images.get(image_id)
+        image = self._images.pop(image_id, None)
         if image is None:
             self.request(image_id, path)
             return None
         pixmap = QPixmap.fromImage(image)
         self._pixmaps[image_id] = pixmap
-        self._trim(self._pixmaps)
+        self._trim()
         return pixmap
 
     def image(self, image_id: int) -> QImage | None:
-        return self._images.get(image_id)
+        image = self._images.get(image_id)
+        if image is None and image_id in self._pixmaps:
+            image = self._pixmaps[image_id].toImage()
+        return image
+
+    def has_thumbnail(self, image_id: int) -> bool:
+        return image_id in self._images or image_id in self._pixmaps
 
     def error(self, image_id: int) -> str | None:
         return self._errors.get(image_id)
@@ -175,12 +190,12 @@ class ThumbnailLoader(QObject):
             return image_id in self._stack or image_id in self._in_flight
 
     def request(self, image_id: int, path: Path) -> None:
-        if self._closed or image_id in self._images or image_id in self._errors:
+        if self._closed or self.has_thumbnail(image_id) or image_id in self._errors:
             return
         with self._lock:
             if image_id in self._in_flight:
                 return
-            self._stack[image_id] = _Request(image_id, Path(path))
+            self._stack[image_id] = _Request(image_id, Path(path), self._generation)
             self._stack.move_to_end(image_id)  # newest on top
             while len(self._stack) > MAX_PENDING:
                 self._stack.popitem(last=False)
@@ -192,7 +207,7 @@ class ThumbnailLoader(QObject):
 
     def forget(self, image_ids: list[int] | None = None) -> None:
         """Drop cached thumbnails (all, or of some images) so they load again, e.g. after a file changed."""
-        targets = list(self._images) + list(self._errors) if image_ids is None else image_ids
+        targets = [*self._images, *self._pixmaps, *self._errors] if image_ids is None else image_ids
         for image_id in targets:
             self._images.pop(image_id, None)
             self._pixmaps.pop(image_id, None)
@@ -202,6 +217,8 @@ class ThumbnailLoader(QObject):
         """Forget everything and drop queued requests (a different project was opened)."""
         with self._lock:
             self._stack.clear()
+            self._in_flight.clear()
+            self._generation += 1
         self.forget()
 
     def wait_idle(self, timeout_ms: int = 10_000) -> bool:
@@ -225,17 +242,20 @@ class ThumbnailLoader(QObject):
             self._in_flight.add(request.image_id)
             return request
 
-    @Slot(int, QImage, str)
-    def _on_loaded(self, image_id: int, image: QImage, error: str) -> None:
+    @Slot(int, int, QImage, str)
+    def _on_loaded(self, generation: int, image_id: int, image: QImage, error: str) -> None:
         with self._lock:
+            if generation != self._generation:
+                return
             self._in_flight.discard(image_id)
         if image.isNull():
             self._errors[image_id] = error or "not a readable image"
         else:
             self._images[image_id] = image
-            self._trim(self._images)
+            self._trim()
         self.thumbnail_ready.emit(image_id)
 
-    def _trim(self, cache: OrderedDict) -> None:
-        while len(cache) > self._memory_items:
-            cache.popitem(last=False)
+    def _trim(self) -> None:
+        # Least recently painted first; thumbnails not painted yet may be the page on screen, so they go last.
+        while len(self._images) + len(self._pixmaps) > self._memory_items:
+            (self._pixmaps if self._pixmaps else self._images).popitem(last=False)

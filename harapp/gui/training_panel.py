@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from harapp.gui.chart import TrainingChart
+from harapp.gui.chart import TrainingChart, error_text_color
 from harapp.gui.confusion_view import ConfusionMatrixView
+from harapp.gui.icons import icon
 from harapp.gui.models_table import ModelsTable
 from harapp.gui.predict_jobs import ProjectPredictWorker
 from harapp.gui.train_form import KIND_LABELS, MODE_LABELS, TrainForm, format_eta
@@ -52,6 +54,7 @@ class TrainingPanel(QWidget):
         self.last_result: Any | None = None
         self._truth: dict[int, int] = {}
         self._watched_window: QWidget | None = None
+        self._generation = 0
         self._build()
         self._update_buttons()
         QTimer.singleShot(0, self._fill_device)
@@ -67,6 +70,12 @@ class TrainingPanel(QWidget):
         self.cancel_button = QPushButton("&Cancel", self)
         self.retrain_button = QPushButton("&Retrain", self)
         self.retrain_button.setToolTip("Train the last configuration again on the current labels")
+        for button, name in (
+            (self.start_button, "train"),
+            (self.cancel_button, "cancel"),
+            (self.retrain_button, "retrain"),
+        ):
+            button.setIcon(icon(name))
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.retrain_button.clicked.connect(self.retrain)
@@ -76,12 +85,13 @@ class TrainingPanel(QWidget):
 
         self.progress_bar = QProgressBar(self, minimum=0, maximum=1000)
         self.progress_bar.setFormat("%p%")
+        self.progress_bar.setValue(0)
         self.status_label = QLabel("Open a project to train a model.", self)
         self.status_label.setWordWrap(True)
         self.message_label = QLabel("", self)
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message_label.setStyleSheet("color: #d32f2f; font-weight: bold;")
+        self.message_label.setStyleSheet(f"color: {error_text_color(self.palette())}; font-weight: bold;")
         self.message_label.hide()
         self.metrics_label = QLabel("", self)
         self.metrics_label.setWordWrap(True)
@@ -126,8 +136,12 @@ class TrainingPanel(QWidget):
 
     # -- project and models ----------------------------------------------------------------------------
     def set_project(self, project: Any | None) -> None:
-        if project is not self.project:
-            self.shutdown()
+        if project is self.project:
+            self.refresh_models()
+            return
+        self.shutdown()
+        # Results still queued from the old project's jobs must not land in the new one.
+        self._generation += 1
         self.project = project
         self.last_config = None
         self.chart.clear()
@@ -183,18 +197,19 @@ class TrainingPanel(QWidget):
         folder = self.project.path.parent / f"{self.project.path.stem}-models"
         checkpoint = folder / f"{config.model_kind}-{config.mode}-{stamp}.pt"
         worker = TrainWorker(config, snapshot, checkpoint, project_path=self.project.path)
-        worker.progressed.connect(self._on_progress)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
         self.chart.clear(config.epochs)
         self.progress_bar.setValue(0)
         self.status_label.setText(
             f"Starting {KIND_LABELS.get(config.model_kind, config.model_kind)} "
             f"({MODE_LABELS.get(config.mode, config.mode)}) on {len(snapshot.items)} images…"
         )
-        self.train_job = start_worker(worker, name="harapp-train", parent=self)
-        self.train_job.done.connect(self._update_buttons)
+        job = start_worker(worker, name="harapp-train", parent=self)
+        job.progressed.connect(self._guarded(self._on_progress))
+        job.finished.connect(self._guarded(self._on_finished))
+        job.failed.connect(self._guarded(self._on_failed))
+        job.cancelled.connect(self._guarded(self._on_cancelled))
+        job.done.connect(self._update_buttons)
+        self.train_job = job
         self._update_buttons()
         return True
 
@@ -222,11 +237,15 @@ class TrainingPanel(QWidget):
         if p.val_accuracy is not None:
             parts.append(f"val. acc. {100 * p.val_accuracy:.1f}%")
         self.status_label.setText(" · ".join(parts))
-        if p.phase == "training" and (p.loss is not None or p.val_accuracy is not None):
-            # Epochs count from 1; a point at (epoch - 1 + step/steps) draws the line during each epoch.
-            x = (p.epoch - 1) + (p.step / p.steps if p.steps else 1.0)
+        if p.phase == "training":
             self.chart.set_epochs(p.epochs)
-            self.chart.add_point(x, p.loss, p.val_accuracy)
+            # Epochs count from 1; a loss point at (epoch - 1 + step/steps) draws the line during each epoch.
+            if p.loss is not None:
+                self.chart.add_point((p.epoch - 1) + (p.step / p.steps if p.steps else 1.0), p.loss)
+            # Step reports repeat the previous epoch's accuracy; only the epoch-end report (step == steps)
+            # carries this epoch's value.
+            if p.val_accuracy is not None and p.step == p.steps:
+                self.chart.set_accuracy(p.epoch, p.val_accuracy)
 
     def _on_finished(self, result: Any) -> None:
         self.last_result = result
@@ -252,21 +271,28 @@ class TrainingPanel(QWidget):
         self._show_message(message)
 
     def _on_cancelled(self) -> None:
-        self.status_label.setText("Training cancelled; nothing was saved.")
+        self.status_label.setText("Training cancelled.")
 
     # -- predictions for the gallery -------------------------------------------------------------------
     def _predict_project(self, checkpoint: Path | None, model_id: int) -> None:
         if checkpoint is None or self.project is None:
             return
-        images = [(r.id, r.path) for r in self.project.images()]
+        crop = bool(getattr(self.last_config, "person_crop", False))
+        project = self.project
+        images = [(r.id, r.path, tuple(p.box for p in project.persons(r.id)) if crop else ()) for r in project.images()]
         worker = ProjectPredictWorker(checkpoint, images, device=self.config_overrides.get("device", "auto"))
-        worker.progressed.connect(
-            lambda p: self.status_label.setText(f"Training finished. Predicting project images {p[0]}/{p[1]}…")
+        job = start_worker(worker, name="harapp-predict-project", parent=self)
+        job.progressed.connect(
+            self._guarded(
+                lambda p: self.status_label.setText(f"Training finished. Predicting project images {p[0]}/{p[1]}…")
+            )
         )
-        worker.finished.connect(lambda preds, mid=model_id: self._store_predictions(mid, preds))
-        worker.failed.connect(lambda msg: self._show_message(f"Predicting the project's images failed: {msg}"))
-        self.predict_job = start_worker(worker, name="harapp-predict-project", parent=self)
-        self.predict_job.done.connect(self._update_buttons)
+        job.finished.connect(self._guarded(lambda preds: self._store_predictions(model_id, preds)))
+        job.failed.connect(
+            self._guarded(lambda msg: self._show_message(f"Predicting the project's images failed: {msg}"))
+        )
+        job.done.connect(self._update_buttons)
+        self.predict_job = job
 
     def _store_predictions(self, model_id: int, predictions: dict) -> None:
         if self.project is None:
@@ -274,6 +300,16 @@ class TrainingPanel(QWidget):
         self.project.put_predictions(model_id, predictions)
         self.status_label.setText(f"Training finished. Predictions stored for {len(predictions)} images.")
         self.predictions_updated.emit(model_id)
+
+    def _guarded(self, slot: Callable[..., None]) -> Callable[..., None]:
+        """``slot`` wrapped to do nothing once the panel has moved on to another project."""
+        generation = self._generation
+
+        def call(*args: Any) -> None:
+            if generation == self._generation:
+                slot(*args)
+
+        return call
 
     # -- state and shutdown ----------------------------------------------------------------------------
     def _show_message(self, text: str) -> None:

@@ -93,11 +93,19 @@ def _result_says_cancelled(result: object) -> bool:
 
 
 class JobHandle(QObject):
-    """Owns a running worker and its thread until the thread has ended, then lets both go.
+    """The GUI thread's side of a job: relays the worker's signals and owns worker and thread until the end.
 
-    ``done`` fires on the GUI thread after the terminal signal has been delivered and the thread has stopped.
+    Connect to the handle's signals, not the worker's: the handle lives on the GUI thread, so its signals
+    reach any slot -- lambdas and plain functions included -- on the GUI thread. (A lambda connected to the
+    worker's own signal would run on the worker thread and touch widgets from there.)
+    ``done`` fires after the terminal signal, once the thread has stopped.
     """
 
+    started = Signal()
+    progressed = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
     done = Signal()
 
     def __init__(self, worker: Worker, thread: QThread, parent: QObject | None = None) -> None:
@@ -105,22 +113,36 @@ class JobHandle(QObject):
         self.worker: Worker | None = worker
         self.thread: QThread | None = thread
         self.outcome: str | None = None  # "finished" | "failed" | "cancelled" once known
+        # Bound slots of an object living on the GUI thread: Qt queues these calls to the GUI thread.
+        worker.started.connect(self._on_started)
+        worker.progressed.connect(self._on_progressed)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.cancelled.connect(self._on_cancelled)
         thread.finished.connect(self._on_thread_finished)
 
+    @Slot()
+    def _on_started(self) -> None:
+        self.started.emit()
+
     @Slot(object)
-    def _on_finished(self, _result: object) -> None:
+    def _on_progressed(self, value: object) -> None:
+        self.progressed.emit(value)
+
+    @Slot(object)
+    def _on_finished(self, result: object) -> None:
         self.outcome = "finished"
+        self.finished.emit(result)
 
     @Slot(str)
-    def _on_failed(self, _message: str) -> None:
+    def _on_failed(self, message: str) -> None:
         self.outcome = "failed"
+        self.failed.emit(message)
 
     @Slot()
     def _on_cancelled(self) -> None:
         self.outcome = "cancelled"
+        self.cancelled.emit()
 
     def is_running(self) -> bool:
         return self.thread is not None and self.thread.isRunning()
@@ -159,7 +181,7 @@ _ACTIVE: set[JobHandle] = set()
 def start_worker(worker: Worker, *, name: str = "", parent: QObject | None = None) -> JobHandle:
     """Run ``worker.run`` on a new QThread; thread and worker are released when the job has ended.
 
-    Connect to the worker's signals before calling this, or use the returned handle's ``done``.
+    Connect to the returned handle's signals; they are delivered on the GUI thread in the worker's order.
     """
     thread = QThread()
     thread.setObjectName(name or type(worker).__name__)

@@ -60,21 +60,27 @@ def _download_host(name: str, tag: str) -> str:
     return W.HF_HOST if cfg.get("hf_hub") else (urlparse(cfg.get("url", "")).hostname or W.HF_HOST)
 
 
+class _RandomInitNotice(logging.Filter):
+    """open_clip warns on every random-init model; that is the intended case in tests and benchmarks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded")
+
+
+_NOTICE_FILTER = _RandomInitNotice()
+
+
 def _create(name: str, **kwargs: object) -> nn.Module:
     import open_clip
 
-    # open_clip logs a warning for every random-init model; that is the intended case in tests and benchmarks.
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        return open_clip.create_model(name, **kwargs)  # type: ignore[arg-type]
-    finally:
-        logger.setLevel(level)
+    root = logging.getLogger()
+    if _NOTICE_FILTER not in root.filters:
+        root.addFilter(_NOTICE_FILTER)
+    return open_clip.create_model(name, **kwargs)  # type: ignore[arg-type]
 
 
-def _from_file(name: str, path: str) -> nn.Module:
-    model = _create(name, pretrained=None)
+def _from_file(name: str, path: str, quick_gelu: bool = False) -> nn.Module:
+    model = _create(name, pretrained=None, force_quick_gelu=quick_gelu)
     state = W.load_state_dict_file(path)
     try:
         model.load_state_dict(state)
@@ -85,15 +91,29 @@ def _from_file(name: str, path: str) -> nn.Module:
     return model
 
 
-def create_clip(name: str, tag: str | None, weights_path: str | None) -> tuple[nn.Module, str]:
-    """A full open_clip model and where its weights came from; WeightsUnavailableError within seconds if none."""
+def uses_quick_gelu(name: str, tag: str | None) -> bool:
+    """OpenAI's CLIP weights need QuickGELU; open_clip knows it from the tag, a bare architecture does not."""
+    import open_clip
+
+    return bool(tag and open_clip.get_pretrained_cfg(name, tag).get("quick_gelu", False))
+
+
+def create_clip(
+    name: str, tag: str | None, weights_path: str | None, *, arch_tag: str | None = None
+) -> tuple[nn.Module, str]:
+    """A full open_clip model and where its weights came from; WeightsUnavailableError within seconds if none.
+
+    arch_tag: the pretrained tag whose architecture variant (QuickGELU or not) a file or a random init follows,
+    so a model restored from a checkpoint computes exactly what the trained one did.
+    """
     import open_clip
 
     _check_name(name)
+    quick = uses_quick_gelu(name, arch_tag or tag)
     if weights_path:
-        return _from_file(name, weights_path), f"file:{weights_path}"
+        return _from_file(name, weights_path, quick), f"file:{weights_path}"
     if not tag:
-        return _create(name, pretrained=None), "random"
+        return _create(name, pretrained=None, force_quick_gelu=quick), "random"
     if not open_clip.get_pretrained_cfg(name, tag):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
         raise WeightsUnavailableError(f"open_clip has no pretrained tag {tag!r} for {name}; known tags: {tags}.")
@@ -107,7 +127,7 @@ def create_clip(name: str, tag: str | None, weights_path: str | None) -> tuple[n
         host = _download_host(name, tag)
         if W.hub_offline() or not W.host_reachable(host):
             if fallback:
-                return _from_file(name, fallback), f"file:{fallback}"
+                return _from_file(name, fallback, quick), f"file:{fallback}"
             reason = "HF_HUB_OFFLINE is set" if W.hub_offline() else f"{host} cannot be reached"
             raise W.unavailable(what, f"they are not in the cache ({clip_cache_dir()}) and {reason}")
         # huggingface_hub shows a tqdm progress bar on stderr while it downloads.
@@ -144,16 +164,28 @@ def text_classifier(clip: nn.Module, name: str, class_names: Sequence[str], temp
     return torch.stack(rows)
 
 
+_TEXT_CACHE: dict[tuple, torch.Tensor] = {}
+
+
 def build_clip(config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True) -> BuiltModel:
     tag = config.clip_pretrained if config.pretrained else None
     weights_path = config.weights_path if config.pretrained else None
-    clip, source = create_clip(config.clip_model, tag, weights_path)
+    clip, source = create_clip(config.clip_model, tag, weights_path, arch_tag=config.clip_pretrained)
     clip.eval()
     visual = clip.visual
     dim = int(getattr(visual, "output_dim", 0) or clip.text_projection.shape[-1])
     model = HarModel("clip", visual, dim, len(class_names), normalize=True)
     if init_head:
-        classifier = text_classifier(clip, config.clip_model, class_names, config.prompt_templates())
+        # A retrain after label corrections asks for the same prompts again: encoding them through the text
+        # tower is over a second of a one-click retrain on a CPU, so keep them for the session.
+        seed = config.seed if source == "random" else None
+        key = (config.clip_model, source, seed, tuple(class_names), config.prompt_templates())
+        classifier = _TEXT_CACHE.get(key)
+        if classifier is None:
+            classifier = text_classifier(clip, config.clip_model, class_names, config.prompt_templates())
+            if len(_TEXT_CACHE) >= 16:
+                _TEXT_CACHE.pop(next(iter(_TEXT_CACHE)))
+            _TEXT_CACHE[key] = classifier
         scale = float(clip.logit_scale.exp().item()) if hasattr(clip, "logit_scale") else 100.0
         with torch.no_grad():
             model.head.linear.weight.copy_(classifier * scale)

@@ -50,6 +50,10 @@ class TrainingCancelled(Exception):  # noqa: N818 - name fixed by the API contra
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything one training job needs. linear-probe fits its head by L-BFGS to convergence, so epochs, lr
+    and early_stopping_patience apply to scratch and fine-tune only. For CLIP, clip_pretrained also picks the
+    architecture variant (QuickGELU for 'openai') that a local weights_path file is loaded into."""
+
     model_kind: str = "efficientnet-lite0"
     mode: str = "linear-probe"
     epochs: int = 10

@@ -54,9 +54,7 @@ def _take_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int
     return n_val, n_test
 
 
-def stratified_split(
-    items: Sequence[LabelledItem], val_fraction: float, test_fraction: float, seed: int
-) -> Split:
+def stratified_split(items: Sequence[LabelledItem], val_fraction: float, test_fraction: float, seed: int) -> Split:
     train: list[LabelledItem] = []
     val: list[LabelledItem] = []
     test: list[LabelledItem] = []
@@ -116,21 +114,35 @@ def prepare_image(img: Image.Image, boxes: tuple, person_crop: bool) -> Image.Im
     return crop_largest_box(img, boxes) if person_crop else img
 
 
+def decode_side(pre: Preprocess, person_crop: bool) -> int | None:
+    """The short side an image needs before its transform; None when a person crop needs every pixel."""
+    if person_crop:
+        return None
+    return pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
+
+
+def load_item(item: LabelledItem, side: int | None, person_crop: bool) -> Image.Image:
+    img = load_image(item.path, min_side=side)
+    return prepare_image(img, item.person_boxes, person_crop)
+
+
 class SnapshotDataset(Dataset):
     """Items of a snapshot as (tensor, class index, position); images are read lazily, one per access."""
 
-    def __init__(self, items: Sequence[LabelledItem], transform: T.Compose, person_crop: bool = False) -> None:
+    def __init__(
+        self, items: Sequence[LabelledItem], transform: T.Compose, person_crop: bool = False, side: int | None = None
+    ) -> None:
         self.items = tuple(items)
         self.transform = transform
         self.person_crop = person_crop
+        self.side = None if person_crop else side
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         item = self.items[index]
-        img = prepare_image(load_image(item.path), item.person_boxes, self.person_crop)
-        return self.transform(img), item.class_index, index
+        return self.transform(load_item(item, self.side, self.person_crop)), item.class_index, index
 
 
 def class_weights(items: Sequence[LabelledItem], num_classes: int) -> torch.Tensor:

@@ -15,11 +15,10 @@ MAX_PIXELS = 90_000_000
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: PIL's convert("RGB") clips to 255, giving a white image; rescale instead.
+        # 16-bit greyscale: PIL's convert("RGB") clips every value above 255 to white; map 0..65535 to 0..255.
         arr = np.asarray(img, dtype=np.float64)
-        top = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / top if top > 0 else 0.0
-        img = Image.fromarray((arr * scale).clip(0, 255).astype(np.uint8), mode="L")
+        scale = 1 / 257 if arr.size and arr.max() > 255 else 1.0
+        img = Image.fromarray(np.rint(arr * scale).clip(0, 255).astype(np.uint8), mode="L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent parts become white, as a viewer shows them, not the black of raw RGB values.
         rgba = img.convert("RGBA")
@@ -28,8 +27,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image file as RGB, upright per EXIF, first frame only; ImageFileError otherwise."""
+def load_image(path: Path | str, max_pixels: int = MAX_PIXELS, min_side: int | None = None) -> Image.Image:
+    """Open an image file as RGB, upright per EXIF, first frame only; ImageFileError otherwise.
+
+    min_side: the caller will shrink the image so its short side is about this many pixels; a JPEG is then
+    decoded at a reduced scale (1/2, 1/4, 1/8) that still keeps at least that many, several times faster.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"Cannot read image {path}: file does not exist.")
@@ -40,6 +43,8 @@ def load_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
             if img.width * img.height > max_pixels:
                 raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
             img.seek(0)  # animated GIF/WebP: the first frame
+            if min_side and img.format == "JPEG":
+                img.draft(None, (min_side, min_side))
             img.load()
             upright = ImageOps.exif_transpose(img)
             return _to_rgb(upright if upright is not None else img)

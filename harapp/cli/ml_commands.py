@@ -1,0 +1,225 @@
+"""`harapp train`, `harapp predict`, `harapp eval`: the ML jobs without a screen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tqdm import tqdm
+
+from harapp.core.errors import HarappError, ImageFileError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from harapp.ml.config import KINDS, MODES
+
+    p = subparsers.add_parser("train", help="train a classifier on a project's labels")
+    p.add_argument("project", type=Path)
+    p.add_argument("--model", dest="model_kind", choices=KINDS, default="efficientnet-lite0")
+    p.add_argument("--mode", choices=MODES, default=None, help="default: linear-probe, or scratch for cnn-scratch")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--folds", type=int, default=1, help="k-fold cross-validation before the final fit")
+    p.add_argument("--weights", dest="weights_path", default=None, help="local pretrained weights file")
+    p.add_argument("--clip-model", default="ViT-B-32")
+    p.add_argument("--clip-pretrained", default="openai")
+    p.add_argument("--finetune-last-blocks", type=int, default=None)
+    p.add_argument("--person-crop", action="store_true", help="train on the largest person box")
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random init (testing)")
+    p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: beside the project)")
+    p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser("predict", help="predict the activity in photos with a checkpoint")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IMG_OR_DIR")
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_predict)
+
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a project's current labels")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("project", type=Path)
+    p.add_argument("--on", choices=("test", "all"), default="test", help="the held-out images or all labelled")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_eval)
+
+
+@contextmanager
+def sigint_sets(event: threading.Event) -> Iterator[None]:
+    """First Ctrl+C asks the job to stop at the next step; a second one interrupts at once."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print("\nharapp: cancelling after the current step (Ctrl+C again to abort)...", file=sys.stderr)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class ProgressBar:
+    """tqdm on stderr, one bar per phase, fed by TrainProgress records."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+        self.phase = ""
+
+    def __call__(self, p: Any) -> None:
+        total = p.epochs * p.steps
+        if self.bar is None or p.phase != self.phase:
+            self.close()
+            self.phase = p.phase
+            self.bar = tqdm(total=total, desc=p.phase, file=sys.stderr, dynamic_ncols=True, unit="step")
+        self.bar.n = min(total, (p.epoch - 1) * p.steps + p.step)
+        post = {"epoch": f"{p.epoch}/{p.epochs}", "img/s": f"{p.images_per_second:.1f}"}
+        if p.loss is not None:
+            post["loss"] = f"{p.loss:.3f}"
+        if p.val_accuracy is not None:
+            post["val_acc"] = f"{p.val_accuracy:.3f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from harapp.core.store import Project
+    from harapp.ml.config import TrainConfig
+    from harapp.ml.device import describe_device
+    from harapp.ml.metrics import format_metrics
+    from harapp.ml.trainer import train
+
+    mode = args.mode or ("scratch" if args.model_kind == "cnn-scratch" else "linear-probe")
+    config = TrainConfig(
+        model_kind=args.model_kind, mode=mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, device=args.device, image_size=args.image_size, folds=args.folds,
+        weights_path=args.weights_path, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
+        finetune_last_blocks=args.finetune_last_blocks, person_crop=args.person_crop, augment=args.augment,
+        pretrained=args.pretrained,
+    ).validate()  # fmt: skip
+    out = args.out or args.project.parent / "models" / f"{args.project.stem}-{config.model_kind}-{mode}.pt"
+    cancel = threading.Event()
+    bar = ProgressBar()
+    with Project.open(args.project) as project:
+        snapshot = project.snapshot()
+        print(
+            f"training {config.model_kind} ({mode}) on {len(snapshot.items)} labelled images, "
+            f"{len(snapshot.class_names)} classes, device {describe_device(config.device)}",
+            file=sys.stderr,
+        )
+        try:
+            with sigint_sets(cancel):
+                result = train(config, snapshot, out, progress=bar, cancel=cancel, project=project)
+        finally:
+            bar.close()
+    if result.cancelled:
+        kept = f"the last good checkpoint is {result.checkpoint_path}" if result.checkpoint_path else "no checkpoint"
+        print(f"harapp: training cancelled; {kept}.", file=sys.stderr)
+        return 130
+    assert result.metrics is not None
+    print(format_metrics(result.metrics))
+    print(f"\ncheckpoint: {result.checkpoint_path}" + (f" (model id {result.model_id})" if result.model_id else ""))
+    return 0
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(p)
+    return files
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from harapp.ml.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    files = expand_inputs(args.inputs)
+    if not files:
+        raise HarappError("No image files found in " + ", ".join(str(p) for p in args.inputs))
+    failures = 0
+    names = predictor.class_names
+    if not args.json:
+        print(f"{'image':<40} {'predicted':<12} {'p':>6}  " + "  ".join(f"{n[:9]:>9}" for n in names))
+    for start in range(0, len(files), 16):
+        chunk = files[start : start + 16]
+        try:
+            preds = predictor.predict_batch(list(chunk))
+        except ImageFileError:
+            preds = []  # one unreadable file: go one by one so the others still get predicted
+            for path in chunk:
+                try:
+                    preds += predictor.predict_batch([path])
+                except ImageFileError as exc:
+                    failures += 1
+                    print(f"harapp: {exc}", file=sys.stderr)
+        for pred in preds:
+            if args.json:
+                print(json.dumps(pred.to_dict()))
+                continue
+            shown = pred.source if len(pred.source) <= 40 else "..." + pred.source[-37:]
+            probs = "  ".join(f"{v:9.3f}" for v in pred.probabilities)
+            print(f"{shown:<40} {pred.top_class:<12} {pred.top_probability:6.3f}  {probs}")
+    return 1 if failures else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from harapp.core.store import Project
+    from harapp.ml.checkpoint import check_classes
+    from harapp.ml.metrics import compute_metrics, format_metrics
+    from harapp.ml.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    ckpt = predictor.checkpoint
+    with Project.open(args.project, readonly=True) as project:
+        check_classes(ckpt, project.class_names())
+        snapshot = project.snapshot()
+    items = list(snapshot.items)
+    if args.on == "test" and ckpt.metrics is not None and ckpt.metrics.test_image_ids:
+        held_out = set(ckpt.metrics.test_image_ids)
+        items = [it for it in items if it.image_id in held_out]
+        what = f"{len(items)} held-out images (current labels)"
+    else:
+        what = f"all {len(items)} labelled images (includes training images: optimistic)"
+    if not items:
+        raise HarappError(f"No labelled images of project {args.project} to evaluate on.")
+    start = time.perf_counter()
+    preds: list[int] = []
+    for i in tqdm(range(0, len(items), 32), desc="evaluating", file=sys.stderr, unit="batch"):
+        chunk = items[i : i + 32]
+        out = predictor.predict_batch([it.path for it in chunk], [it.person_boxes for it in chunk])
+        preds += [ckpt.class_names.index(p.top_class) for p in out]
+    metrics = compute_metrics([it.class_index for it in items], preds, ckpt.class_names, [it.image_id for it in items])
+    print(f"{ckpt.path.name}: {ckpt.config.model_kind} ({ckpt.config.mode}), trained on label revision "
+          f"{ckpt.label_revision}; project is at revision {snapshot.revision}")  # fmt: skip
+    print(f"evaluated on {what} in {time.perf_counter() - start:.1f} s\n")
+    print(format_metrics(metrics))
+    return 0

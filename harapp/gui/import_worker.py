@@ -1,0 +1,204 @@
+"""Background imports (COCO, image folder, demo) with progress, cancel and an end-of-import summary.
+
+The worker opens its own connection to the project file in its thread (an SQLite connection belongs to
+one thread); the GUI reloads its own connection's view when the job has finished. Imports are one
+transaction, so a cancel or an error leaves the project as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harapp.core.store import Project
+from harapp.gui.workers import JobCancelled, Worker
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    kind: str
+    """'coco', 'folder' or 'demo'."""
+    project_path: Path
+    root: Path | None = None
+    images_dir: Path | None = None
+    annotation_files: tuple[Path, ...] = ()
+    layout: str = "auto"
+    all_images: bool = False
+    demo_images: int | None = None
+    """How many demo photos to draw (None: the demo's default)."""
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    stage: str
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float | None:
+        return self.done / self.total if self.total else None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    project_path: Path
+    created: bool
+    images: int
+    imported: int
+    labelled: int
+    uncertain: int
+    missing: int
+    missing_examples: tuple[str, ...] = ()
+    details: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    """Every other number the importer reported, as (name, text) pairs, for the summary view."""
+
+    def text(self) -> str:
+        lines = [
+            f"Imported {self.imported} images into {self.project_path.name} ({self.images} in the project).",
+            f"Labelled from captions: {self.labelled}",
+            f"Uncertain (captions disagree or too few): {self.uncertain}",
+            f"Missing files (named by the annotations, not on disk): {self.missing}",
+        ]
+        lines += [f"{name.capitalize()}: {value}" for name, value in self.details]
+        if self.missing_examples:
+            lines.append("Missing files, for example:")
+            lines += [f"  {m}" for m in self.missing_examples]
+            if self.missing > len(self.missing_examples):
+                lines.append(f"  … and {self.missing - len(self.missing_examples)} more")
+        return "\n".join(lines)
+
+
+_SUMMARY_KEYS = {
+    "images",
+    "imported",
+    "labelled",
+    "uncertain",
+    "missing",
+    "missing_files",
+    "missing_examples",
+    "source_id",
+    "source_ids",
+    "per_class",
+}
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, (list, tuple, set, dict)):
+        return len(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _describe(value: Any) -> str:
+    """A number as is; a list as its length and its first few entries (e.g. skipped files and why)."""
+    if not isinstance(value, (list, tuple)):
+        return str(value)
+    shown = [": ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in value[:3]]
+    more = f"; … {len(value) - 3} more" if len(value) > 3 else ""
+    return f"{len(value)}" + (f" ({'; '.join(shown)}{more})" if shown else "")
+
+
+def summarise(report: Any, project: Project, project_path: Path, created: bool) -> ImportSummary:
+    """Combine the importer's report (whatever fields it has) with the project's own counts."""
+    values = dict(vars(report)) if report is not None and hasattr(report, "__dict__") else {}
+    if report is not None and hasattr(report, "__dataclass_fields__"):
+        values = {name: getattr(report, name) for name in report.__dataclass_fields__}
+    stats = project.stats()
+    missing_value = values.get("missing", values.get("missing_files", stats.get("missing_files", 0)))
+    listed = values.get("missing_examples", missing_value)
+    examples = tuple(str(m) for m in listed[:5]) if isinstance(listed, (list, tuple)) else ()
+    details = tuple(
+        (name.replace("_", " "), _describe(v))
+        for name, v in values.items()
+        if name not in _SUMMARY_KEYS and isinstance(v, (int, float, str, list, tuple))
+    )
+    return ImportSummary(
+        project_path=project_path,
+        created=created,
+        images=int(stats["images"]),
+        imported=_number(values.get("imported", values.get("images", stats["images"]))),
+        labelled=_number(values.get("labelled", stats["labelled"])),
+        uncertain=_number(values.get("uncertain", stats["uncertain"])),
+        missing=_number(missing_value),
+        missing_examples=examples,
+        details=details,
+    )
+
+
+class ImportWorker(Worker):
+    """Runs one ImportRequest; progress is ImportProgress, the result an ImportSummary."""
+
+    def __init__(self, request: ImportRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    def _progress(self) -> Callable[[str, int, int], None]:
+        def report(stage: str, done: int, total: int) -> None:
+            # Raising here unwinds the importer's transaction, so a cancel leaves no half import.
+            self.check_cancelled()
+            self.progressed.emit(ImportProgress(str(stage), int(done), int(total)))
+
+        return report
+
+    def work(self) -> ImportSummary:
+        request = self.request
+        if request.kind == "demo":
+            return self._demo()
+        created = not request.project_path.exists()
+        project = Project.open_or_create(request.project_path)
+        try:
+            report = self._run_import(project)
+            return summarise(report, project, request.project_path, created)
+        except BaseException:
+            project.close()
+            if created:
+                _remove_project_file(request.project_path)
+            raise
+        finally:
+            project.close()
+
+    def _run_import(self, project: Project) -> Any:
+        request = self.request
+        if request.kind == "coco":
+            from harapp.core.coco_import import import_coco
+
+            return import_coco(
+                project,
+                request.root,
+                images_dir=request.images_dir,
+                annotation_files=list(request.annotation_files),
+                all_images=request.all_images,
+                progress=self._progress(),
+            )
+        if request.kind == "folder":
+            from harapp.core.folder_import import import_folder
+
+            return import_folder(project, request.root, layout=request.layout, progress=self._progress())
+        raise ValueError(f"unknown import kind {request.kind!r}")
+
+    def _demo(self) -> ImportSummary:
+        from harapp.core.demo_project import create_demo_project
+
+        folder = self.request.project_path.parent
+        created = not self.request.project_path.exists()
+        if self.request.demo_images is not None:
+            path = create_demo_project(folder, n_images=self.request.demo_images, progress=self._progress())
+        else:
+            path = create_demo_project(folder, progress=self._progress())
+        with Project.open(path) as project:
+            return summarise(None, project, path, created)
+
+
+def _remove_project_file(path: Path) -> None:
+    # An import into a new file that failed leaves no empty project behind (the import was all-or-nothing).
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+__all__ = ["ImportProgress", "ImportRequest", "ImportSummary", "ImportWorker", "JobCancelled"]

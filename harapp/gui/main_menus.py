@@ -1,0 +1,124 @@
+"""The main window's menus (File, Edit, View, Train, Help), kept apart so the window class stays small."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from harapp.core.paths import load_settings
+
+if TYPE_CHECKING:
+    from harapp.gui.main_window import MainWindow
+
+
+def _action(
+    menu: QMenu,
+    text: str,
+    slot: Callable[[], object],
+    shortcut: QKeySequence | str | None = None,
+    tip: str = "",
+) -> QAction:
+    action = menu.addAction(text)
+    action.triggered.connect(lambda _checked=False: slot())
+    if shortcut:
+        action.setShortcut(QKeySequence(shortcut))
+    if tip:
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+    return action
+
+
+def build_menus(window: MainWindow) -> dict[str, QAction]:
+    bar = window.menuBar()
+    actions: dict[str, QAction] = {}
+    workspace = window.workspace
+
+    file_menu = bar.addMenu("&File")
+    _action(file_menu, "&New empty project…", window.new_project_dialog, QKeySequence.StandardKey.New)
+    actions["open"] = _action(file_menu, "&Open project…", window.open_project_dialog, QKeySequence.StandardKey.Open)
+    recent = file_menu.addMenu("Open &recent")
+    recent.aboutToShow.connect(lambda: _fill_recent(recent, window))
+    file_menu.addSeparator()
+    _action(file_menu, "Import &COCO…", lambda: window.import_dialog("coco"), tip="Import a COCO download")
+    _action(file_menu, "Import &folder…", lambda: window.import_dialog("folder"), tip="Import a folder of images")
+    _action(file_menu, "Create &demo project (offline)", window.create_demo, tip="Generated photos, no download")
+    file_menu.addSeparator()
+    actions["close"] = _action(file_menu, "&Close project", window.close_project, QKeySequence.StandardKey.Close)
+    _action(file_menu, "&Quit", window.close, "Ctrl+Q")
+
+    edit_menu = bar.addMenu("&Edit")
+    stack = workspace.labeling.undo_stack
+    undo = stack.createUndoAction(window, "&Undo")
+    undo.setShortcuts([QKeySequence.StandardKey.Undo])
+    redo = stack.createRedoAction(window, "&Redo")
+    redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    edit_menu.addAction(undo)
+    edit_menu.addAction(redo)
+    actions["undo"], actions["redo"] = undo, redo
+    edit_menu.addSeparator()
+    label_menu = edit_menu.addMenu("&Label selected as")
+    label_menu.aboutToShow.connect(lambda: _fill_labels(label_menu, window))
+    actions["label_menu"] = label_menu.menuAction()
+    _action(edit_menu, "Clear label of selected", lambda: workspace.labeling.label_current(None, advance=False))
+    _action(edit_menu, "Select &all shown", workspace.gallery.selectAll, QKeySequence.StandardKey.SelectAll)
+    actions["find"] = _action(
+        edit_menu, "&Find in captions…", lambda: workspace.filters.search.setFocus(), QKeySequence.StandardKey.Find
+    )
+
+    view_menu = bar.addMenu("&View")
+    for dock in (window.train_dock, window.predict_dock):
+        view_menu.addAction(dock.toggleViewAction())
+    keypoints = _action(view_menu, "Show &keypoints", workspace.inspector.toggle_keypoints, tip="Toggle keypoints (K)")
+    keypoints.setCheckable(True)
+    keypoints.setChecked(True)
+    workspace.labeling.keypoints_toggled.connect(
+        lambda: keypoints.setChecked(workspace.inspector.canvas.show_keypoints)
+    )
+    _action(view_menu, "&Bigger thumbnails", lambda: _zoom(window, 1.25), "Ctrl++")
+    _action(view_menu, "&Smaller thumbnails", lambda: _zoom(window, 0.8), "Ctrl+-")
+    _action(view_menu, "Reset &filters", workspace.filters.reset)
+    actions["keys"] = _action(view_menu, "Keyboard &shortcuts", window.show_shortcuts, "F1")
+
+    train_menu = bar.addMenu("&Train")
+    actions["train"] = _action(
+        train_menu, "&Start training", window.start_training, "Ctrl+T", "Train on the current labels in the background"
+    )
+    cancel = getattr(window.training_panel, "cancel", None)
+    if callable(cancel):
+        actions["cancel_training"] = _action(train_menu, "&Cancel training", cancel, tip="Stop the running job")
+    _action(train_menu, "Show &training panel", window.train_dock.show)
+
+    help_menu = bar.addMenu("&Help")
+    _action(help_menu, "&Keyboard shortcuts", window.show_shortcuts)
+    _action(help_menu, "&About harapp", window.about)
+    for action in actions.values():
+        window.addAction(action)  # shortcuts work while the menu bar is hidden or a dock has focus
+    return actions
+
+
+def _fill_recent(menu: QMenu, window: MainWindow) -> None:
+    menu.clear()
+    paths = [Path(p) for p in load_settings().recent_projects]
+    for path in paths:
+        action = menu.addAction(f"{path.name}  —  {path.parent}")
+        action.setEnabled(path.exists())
+        action.triggered.connect(lambda _=False, p=path: window.open_project(p))
+    if not paths:
+        menu.addAction("No recent projects").setEnabled(False)
+
+
+def _fill_labels(menu: QMenu, window: MainWindow) -> None:
+    menu.clear()
+    for key in window.workspace.labeling.class_keys():
+        action = menu.addAction(key.caption())
+        action.triggered.connect(lambda _=False, n=key.name: window.workspace.labeling.label_current(n, advance=False))
+
+
+def _zoom(window: MainWindow, factor: float) -> None:
+    delegate = window.workspace.gallery.itemDelegate()
+    current = getattr(delegate, "cell", 160)
+    window.workspace.gallery.set_cell_size(max(80, min(320, int(current * factor))))

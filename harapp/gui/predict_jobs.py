@@ -1,0 +1,197 @@
+"""Prediction jobs: classify dropped or pasted images, and a whole project's images after training.
+
+Inputs cross into the worker as paths or encoded bytes; results come back as frozen PredictOutcome records
+with the thumbnail as raw RGBA bytes (a QPixmap may only be made on the GUI thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtGui import QImage
+
+from harapp.core.errors import HarappError
+from harapp.core.types import Box
+from harapp.gui.workers import Worker, error_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An in-memory image (pasted or dropped as data) carried across threads as encoded PNG bytes."""
+
+    name: str
+    png: bytes
+
+
+def qimage_to_input(image: QImage, name: str = "<pasted image>") -> ImageInput:
+    """Encode a QImage on the GUI thread so the worker gets immutable bytes, not a Qt object."""
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    buffer.close()
+    return ImageInput(name=name, png=bytes(data.data()))
+
+
+@dataclass(frozen=True)
+class PredictOutcome:
+    """One input's result: a prediction with a thumbnail, or an error message naming the file."""
+
+    index: int
+    source: str
+    prediction: Any | None
+    error: str | None
+    thumb_size: tuple[int, int] = (0, 0)
+    thumb_rgba: bytes = b""
+
+
+THUMB_SIZE = 96
+
+_predictor_lock = threading.Lock()
+_predictor_cache: dict[tuple[str, float, str], Any] = {}
+
+
+def get_predictor(checkpoint: Path, device: str = "auto") -> Any:
+    """Load a Predictor once per checkpoint file version; loading is slow and jobs repeat often."""
+    from harapp.ml.predictor import Predictor
+
+    checkpoint = Path(checkpoint)
+    try:
+        mtime = checkpoint.stat().st_mtime
+    except OSError as exc:
+        raise HarappError(f"model checkpoint {checkpoint} cannot be read: {exc.strerror or exc}") from exc
+    key = (str(checkpoint.resolve()), mtime, device)
+    with _predictor_lock:
+        predictor = _predictor_cache.get(key)
+        if predictor is None:
+            predictor = Predictor.from_checkpoint(checkpoint, device=device)
+            _predictor_cache.clear()  # one model in memory at a time is enough for the app
+            _predictor_cache[key] = predictor
+        return predictor
+
+
+def _open_input(item: Path | ImageInput) -> Any:
+    import io
+
+    from PIL import Image
+
+    from harapp.core.errors import ImageFileError
+    from harapp.ml.images import load_image
+
+    if isinstance(item, ImageInput):
+        try:
+            with Image.open(io.BytesIO(item.png)) as img:
+                return img.convert("RGB")
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data
+            raise ImageFileError(f"{item.name}: not a readable image ({exc})") from exc
+    return load_image(Path(item))
+
+
+def _thumbnail(image: Any) -> tuple[tuple[int, int], bytes]:
+    thumb = image.copy()
+    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    rgba = thumb.convert("RGBA")
+    return rgba.size, rgba.tobytes()
+
+
+class PredictWorker(Worker):
+    """Predicts a list of file paths and in-memory images; one bad input gives an error row, not a failure."""
+
+    def __init__(
+        self,
+        checkpoint: Path,
+        inputs: Sequence[Path | ImageInput],
+        *,
+        device: str = "auto",
+        first_index: int = 0,
+    ) -> None:
+        super().__init__()
+        self.checkpoint = Path(checkpoint)
+        self.inputs: tuple[Path | ImageInput, ...] = tuple(inputs)
+        self.device = device
+        self.first_index = first_index
+
+    def work(self) -> tuple[PredictOutcome, ...]:
+        predictor = get_predictor(self.checkpoint, self.device)
+        outcomes: list[PredictOutcome] = []
+        for offset, item in enumerate(self.inputs):
+            self.check_cancelled()
+            outcome = self._predict_one(predictor, self.first_index + offset, item)
+            outcomes.append(outcome)
+            self.progressed.emit(outcome)
+        return tuple(outcomes)
+
+    def _predict_one(self, predictor: Any, index: int, item: Path | ImageInput) -> PredictOutcome:
+        source = item.name if isinstance(item, ImageInput) else str(item)
+        try:
+            image = _open_input(item)
+            size, rgba = _thumbnail(image)
+            prediction = predictor.predict(image)
+        except HarappError as exc:
+            return PredictOutcome(index, source, None, error_message(exc))
+        except Exception as exc:  # noqa: BLE001 - an odd file must not end the whole batch
+            log.warning("prediction failed for %s: %s", source, exc)
+            return PredictOutcome(index, source, None, f"{source}: {error_message(exc)}")
+        return PredictOutcome(index, source, prediction, None, size, rgba)
+
+
+class ProjectPredictWorker(Worker):
+    """After training: predicts every image of the project so the gallery can show model disagreements.
+
+    Takes (image_id, path, person_boxes) read on the GUI thread and returns {image_id: (class, confidence,
+    probs)}; the GUI thread writes them with ``Project.put_predictions`` over its own connection. The boxes
+    matter only for person-crop models; pass () otherwise.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Path,
+        images: Sequence[tuple[int, Path, tuple[Box, ...]]],
+        *,
+        device: str = "auto",
+        batch_size: int = 16,
+    ) -> None:
+        super().__init__()
+        self.checkpoint = Path(checkpoint)
+        self.images = tuple((int(i), Path(p), tuple(b)) for i, p, b in images)
+        self.device = device
+        self.batch_size = max(1, batch_size)
+
+    def work(self) -> dict[int, tuple[str, float, dict[str, float]]]:
+        from harapp.ml.images import load_image
+
+        predictor = get_predictor(self.checkpoint, self.device)
+        results: dict[int, tuple[str, float, dict[str, float]]] = {}
+        total = len(self.images)
+        started = time.monotonic()
+        for start in range(0, total, self.batch_size):
+            self.check_cancelled()
+            ids: list[int] = []
+            batch: list[Any] = []
+            boxes: list[tuple[Box, ...]] = []
+            for image_id, path, person_boxes in self.images[start : start + self.batch_size]:
+                try:
+                    batch.append(load_image(path))
+                except HarappError as exc:  # a missing photo just gets no prediction
+                    log.info("no prediction for image %s: %s", image_id, exc)
+                    continue
+                ids.append(image_id)
+                boxes.append(person_boxes)
+            if batch:
+                predictions = predictor.predict(batch, boxes)
+                for image_id, pred in zip(ids, predictions, strict=True):
+                    probs = dict(zip(pred.class_names, (float(p) for p in pred.probabilities), strict=True))
+                    results[image_id] = (pred.top_class, float(pred.top_probability), probs)
+            done = min(total, start + self.batch_size)
+            elapsed = max(1e-6, time.monotonic() - started)
+            self.progressed.emit((done, total, done / elapsed))
+        return results

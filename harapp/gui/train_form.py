@@ -1,0 +1,149 @@
+"""The training settings form: model kind, mode (only valid pairs enabled), hyperparameters, device."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
+
+KIND_LABELS = {
+    "cnn-scratch": "Small CNN",
+    "resnet18": "ResNet-18",
+    "resnet50": "ResNet-50",
+    "efficientnet-lite0": "EfficientNet-Lite0",
+    "clip": "CLIP ViT-B/32",
+}
+MODE_LABELS = {
+    "scratch": "from scratch",
+    "zero-shot": "zero-shot",
+    "linear-probe": "linear probe",
+    "fine-tune": "fine-tune",
+}
+# (epochs, batch size, learning rate): a frozen backbone with a small head tolerates a high rate and many
+# epochs (each is fast on cached embeddings); fine-tuning pretrained weights needs a small rate.
+MODE_DEFAULTS = {
+    "scratch": (20, 32, 1e-3),
+    "zero-shot": (1, 32, 1e-3),
+    "linear-probe": (10, 32, 1e-3),
+    "fine-tune": (5, 16, 1e-4),
+}
+# A CNN trained from scratch on a CPU is only usable at small sizes; pretrained models expect 224.
+KIND_IMAGE_SIZE = {"cnn-scratch": 96}
+
+
+def allowed_modes() -> dict[str, tuple[str, ...]]:
+    from harapp.ml.config import ALLOWED_MODES
+
+    return dict(ALLOWED_MODES)
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "--"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class TrainForm(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind_combo = QComboBox(self)
+        for kind, label in KIND_LABELS.items():
+            self.kind_combo.addItem(label, kind)
+        self.kind_combo.setCurrentIndex(self.kind_combo.findData("efficientnet-lite0"))
+        self.mode_combo = QComboBox(self)
+        for mode, label in MODE_LABELS.items():
+            self.mode_combo.addItem(label, mode)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData("linear-probe"))
+        self.epochs_spin = QSpinBox(self, minimum=1, maximum=500)
+        self.batch_spin = QSpinBox(self, minimum=1, maximum=1024)
+        self.lr_spin = QDoubleSpinBox(self, decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
+        self.size_spin = QSpinBox(self, minimum=16, maximum=640, singleStep=16)
+        self.size_spin.setSuffix(" px")
+        self.device_label = QLabel("…", self)
+        self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
+        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("&Model:", self.kind_combo)
+        form.addRow("M&ode:", self.mode_combo)
+        form.addRow("&Epochs:", self.epochs_spin)
+        form.addRow("&Batch size:", self.batch_spin)
+        form.addRow("&Learning rate:", self.lr_spin)
+        form.addRow("&Image size:", self.size_spin)
+        form.addRow("Device:", self.device_label)
+        self._running = False
+        self._on_kind_changed()
+
+    def model_kind(self) -> str:
+        return str(self.kind_combo.currentData())
+
+    def mode(self) -> str:
+        return str(self.mode_combo.currentData())
+
+    def set_choice(self, kind: str, mode: str | None = None) -> None:
+        self.kind_combo.setCurrentIndex(self.kind_combo.findData(kind))
+        if mode is not None:
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
+
+    def mode_enabled(self, mode: str) -> bool:
+        row = self.mode_combo.findData(mode)
+        return row >= 0 and self.mode_combo.model().item(row).isEnabled()  # type: ignore[attr-defined]
+
+    def fill_device(self, preference: str = "auto") -> None:
+        try:
+            from harapp.ml.device import describe_device
+
+            self.device_label.setText(describe_device(preference))
+        except Exception as exc:  # noqa: BLE001 - the label is informative only
+            self.device_label.setText(f"unknown ({exc})")
+
+    def _on_kind_changed(self) -> None:
+        allowed = allowed_modes().get(self.model_kind(), ())
+        model = self.mode_combo.model()
+        for row in range(self.mode_combo.count()):
+            model.item(row).setEnabled(self.mode_combo.itemData(row) in allowed)  # type: ignore[attr-defined]
+        if self.mode() not in allowed and allowed:
+            preferred = "linear-probe" if "linear-probe" in allowed else allowed[0]
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData(preferred))
+        self.size_spin.setValue(KIND_IMAGE_SIZE.get(self.model_kind(), 224))
+        self._on_mode_changed()
+
+    def _on_mode_changed(self) -> None:
+        epochs, batch, lr = MODE_DEFAULTS.get(self.mode(), (10, 32, 1e-3))
+        self.epochs_spin.setValue(epochs)
+        self.batch_spin.setValue(batch)
+        self.lr_spin.setValue(lr)
+        self.set_running(self._running)
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        for w in (self.kind_combo, self.mode_combo, self.batch_spin, self.size_spin):
+            w.setEnabled(not running)
+        trains = self.mode() != "zero-shot"
+        for w in (self.epochs_spin, self.lr_spin):
+            w.setEnabled(not running and trains)
+
+    def build_config(self, overrides: dict[str, Any] | None = None) -> Any:
+        """A validated TrainConfig from the form; ``overrides`` set fields the form does not show."""
+        from harapp.ml.config import TrainConfig
+
+        values: dict[str, Any] = {
+            "model_kind": self.model_kind(),
+            "mode": self.mode(),
+            "epochs": self.epochs_spin.value(),
+            "batch_size": self.batch_spin.value(),
+            "lr": float(self.lr_spin.value()),
+            "image_size": self.size_spin.value(),
+        }
+        values.update(overrides or {})
+        return TrainConfig(**values).validate()

@@ -1,0 +1,90 @@
+"""Training progress records and a reporter that limits how often a callback fires."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harapp.ml.config import TrainingCancelled
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float | None
+    val_accuracy: float | None
+    images_per_second: float
+    eta_seconds: float | None
+    fraction: float
+    phase: str  # "embedding" | "training" | "evaluating"
+
+
+class Reporter:
+    """Checks cancellation on every call; forwards progress at most `max_rate` times per second.
+
+    The first and the last report of a phase always go through, so a listener never misses where a phase
+    starts or ends.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[TrainProgress], None] | None,
+        cancel: threading.Event | None,
+        max_rate: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.callback = callback
+        self.cancel = cancel
+        self.min_interval = 1.0 / max_rate
+        self.clock = clock
+        self._last = -1e9
+        self._phase = ""
+        self._phase_start = clock()
+        self._images = 0
+        self._sent_in_phase = False
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise TrainingCancelled()
+
+    def start_phase(self, phase: str) -> None:
+        self._phase = phase
+        self._phase_start = self.clock()
+        self._images = 0
+        self._sent_in_phase = False
+
+    def step(
+        self,
+        *,
+        epoch: int,
+        epochs: int,
+        step: int,
+        steps: int,
+        images: int,
+        loss: float | None = None,
+        val_accuracy: float | None = None,
+        force: bool = False,
+    ) -> None:
+        self.check_cancel()
+        self._images += images
+        now = self.clock()
+        done = (epoch - 1) * steps + step if steps else 0
+        total = epochs * steps
+        is_last = done >= total
+        must_send = force or is_last or not self._sent_in_phase
+        if self.callback is None or (not must_send and now - self._last < self.min_interval):
+            return
+        self._sent_in_phase = True
+        elapsed = max(now - self._phase_start, 1e-9)
+        rate = self._images / elapsed
+        fraction = done / total if total else 1.0
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        self._last = now
+        self.callback(
+            TrainProgress(epoch, epochs, step, steps, loss, val_accuracy, rate, eta, min(fraction, 1.0), self._phase)
+        )

@@ -1,0 +1,106 @@
+"""Closing while a model trains: the run is cancelled, the window waits for it, and no QThread is left."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+torch = pytest.importorskip("torch")
+
+from PySide6.QtCore import QThread  # noqa: E402
+from PySide6.QtWidgets import QVBoxLayout, QWidget  # noqa: E402
+
+from harapp.gui.training_panel import TrainingPanel  # noqa: E402
+from harapp.gui.workers import running_jobs  # noqa: E402
+from tests.gui.training_data import make_project  # noqa: E402
+
+TINY = {"image_size": 32, "device": "cpu", "augment": False, "early_stopping_patience": 10_000}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _start_long_run(qtbot, panel: TrainingPanel) -> None:
+    panel.config_overrides = dict(TINY)
+    panel.form.set_choice("cnn-scratch", "scratch")
+    panel.epochs_spin.setValue(500)  # far longer than the test: only a cancel can end it in time
+    panel.batch_spin.setValue(4)
+    assert panel.start()
+    qtbot.waitUntil(lambda: len(panel.chart.points()) >= 2, timeout=60_000)
+    assert panel.is_training()
+
+
+def _threads_running() -> list[QThread]:
+    import gc
+
+    return [
+        o for o in gc.get_objects() if isinstance(o, QThread) and o.isRunning() and o is not QThread.currentThread()
+    ]
+
+
+def test_main_window_closes_while_training(qtbot, tmp_path: Path) -> None:
+    main_window = pytest.importorskip("harapp.gui.main_window")
+    project = make_project(tmp_path, per_class=6)
+    project_path = project.path
+    project.close()
+    window = main_window.MainWindow(project_path)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.training_panel
+    assert isinstance(panel, TrainingPanel), f"the window did not load the training panel: {panel!r}"
+    _start_long_run(qtbot, panel)
+    job = panel.train_job
+    started = time.monotonic()
+    assert window.close()
+    took = time.monotonic() - started
+    assert not job.is_running(), "close returned while the training thread still ran"
+    assert job.worker is None or job.worker.is_cancelled()
+    assert took < 10, f"closing took {took:.1f} s"
+    assert not running_jobs() and not _threads_running()
+
+
+def test_panel_in_any_window_cancels_when_that_window_closes(qtbot, tmp_path: Path) -> None:
+    # A host window that knows nothing about training: the panel watches its top-level window itself.
+    project = make_project(tmp_path, per_class=6)
+    host = QWidget()
+    qtbot.addWidget(host)
+    panel = TrainingPanel(host)
+    QVBoxLayout(host).addWidget(panel)
+    host.show()
+    panel.set_project(project)
+    _start_long_run(qtbot, panel)
+    cancelled: list[bool] = []
+    panel.train_job.cancelled.connect(lambda: cancelled.append(True))
+    assert host.close()
+    assert not panel.is_training()
+    assert not running_jobs() and not _threads_running()
+    qtbot.waitUntil(lambda: cancelled == [True], timeout=5_000)  # the queued terminal signal still arrives
+    assert "cancelled" in panel.status_label.text().lower()
+    project.close()
+
+
+def test_switching_project_while_training_cancels_and_keeps_results_out(qtbot, tmp_path: Path) -> None:
+    first = make_project(tmp_path / "first", per_class=6)
+    second = make_project(tmp_path / "second", per_class=6)
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.set_project(first)
+    _start_long_run(qtbot, panel)
+    job = panel.train_job
+    panel.set_project(second)
+    assert not job.is_running()
+    qtbot.wait(100)  # let the old job's queued signals arrive
+    assert panel.chart.points() == [], "the old run's progress must not draw on the new project's chart"
+    assert "cancelled" not in panel.status_label.text().lower()
+    assert first.models() == [] and second.models() == []
+    assert panel.start_button.isEnabled()
+    first.close()
+    second.close()

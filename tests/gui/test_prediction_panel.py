@@ -1,0 +1,164 @@
+"""The prediction panel: drag-and-drop, paste and folders reach the bars; bad files get an inline error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+torch = pytest.importorskip("torch")
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from harapp.gui.prediction_panel import NO_MODEL_TEXT, PredictionPanel  # noqa: E402
+from tests.gui.training_data import make_photos, make_snapshot  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (tiny) trained model: two classes, 32 px CNN, trained for two epochs."""
+    from harapp.ml.config import TrainConfig
+    from harapp.ml.trainer import train
+
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("model")
+    config = TrainConfig(model_kind="cnn-scratch", mode="scratch", epochs=2, batch_size=4, image_size=32, device="cpu")
+    result = train(config, make_snapshot(folder / "photos", per_class=5), folder / "tiny.pt")
+    assert result.checkpoint_path is not None
+    return result.checkpoint_path
+
+
+@pytest.fixture
+def panel(qtbot, checkpoint: Path) -> PredictionPanel:
+    widget = PredictionPanel()
+    widget.device = "cpu"
+    widget.set_checkpoint(checkpoint)
+    widget.resize(600, 500)
+    qtbot.addWidget(widget)
+    widget.show()
+    yield widget
+    widget.shutdown()
+
+
+def _drop(widget: PredictionPanel, mime: QMimeData) -> QDropEvent:
+    """Send the enter + drop pair a real drag sends; returns the drop event to check its acceptance."""
+    pos = QPoint(widget.width() // 2, widget.height() // 2)
+    actions = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the panel refused the drag"
+    drop = QDropEvent(pos.toPointF(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    return drop
+
+
+def _url_mime(*paths: Path) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def _wait_done(qtbot, widget: PredictionPanel, count: int) -> None:
+    qtbot.waitUntil(
+        lambda: len(widget.rows) == count and all(r.error is not None or r.bars.values() for r in widget.rows),
+        timeout=30_000,
+    )
+
+
+def test_dropped_photo_reaches_bars_that_sum_to_one(qtbot, panel: PredictionPanel, tmp_path: Path) -> None:
+    (photo, _cls), *_ = make_photos(tmp_path / "drop", per_class=1, size=48)
+    drop = _drop(panel, _url_mime(photo))
+    assert drop.isAccepted()
+    _wait_done(qtbot, panel, 1)
+    row = panel.rows[0]
+    values = row.bars.values()
+    assert [name for name, _ in values] and {n for n, _ in values} == {"walking", "running"}
+    assert sum(p for _, p in values) == pytest.approx(1.0, abs=1e-4)
+    assert [p for _, p in values] == sorted((p for _, p in values), reverse=True)
+    top_name, top_p = values[0]
+    assert row.result_label.text().startswith(top_name)
+    assert f"{100 * top_p:.1f}%" in row.result_label.text()
+    assert row.thumb.pixmap() is not None and not row.thumb.pixmap().isNull()
+
+
+def test_corrupt_and_non_image_files_get_inline_errors(qtbot, panel: PredictionPanel, tmp_path: Path) -> None:
+    bad_jpeg = tmp_path / "broken.jpg"
+    bad_jpeg.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello", encoding="utf-8")
+    (good, _), *_ = make_photos(tmp_path / "ok", per_class=1)
+    _drop(panel, _url_mime(bad_jpeg, notes, good))
+    _wait_done(qtbot, panel, 3)
+    broken_row, notes_row, good_row = panel.rows
+    for row, name in ((broken_row, "broken.jpg"), (notes_row, "notes.txt")):
+        assert row.error is not None and name in row.error
+        assert name in row.result_label.text() and row.result_label.text().startswith("Cannot predict")
+        assert row.bars.isHidden()
+    assert good_row.error is None and sum(p for _, p in good_row.bars.values()) == pytest.approx(1.0, abs=1e-4)
+    # The panel keeps working after the errors.
+    _drop(panel, _url_mime(good))
+    _wait_done(qtbot, panel, 4)
+    assert panel.rows[3].error is None
+
+
+def test_dropped_folder_is_searched_recursively_for_images(qtbot, panel: PredictionPanel, tmp_path: Path) -> None:
+    root = tmp_path / "album"
+    make_photos(root, per_class=1)
+    make_photos(root / "nested" / "deeper", per_class=1, seed=3)
+    (root / "readme.txt").write_text("not a photo", encoding="utf-8")
+    _drop(panel, _url_mime(root))
+    _wait_done(qtbot, panel, 4)
+    assert all(r.error is None for r in panel.rows)
+    assert sum("deeper" in r.source for r in panel.rows) == 2
+
+
+def test_pasted_clipboard_image_is_classified(qtbot, panel: PredictionPanel) -> None:
+    image = QImage(40, 30, QImage.Format.Format_RGB32)
+    image.fill(QColor(200, 40, 40))
+    mime = QMimeData()
+    mime.setImageData(image)
+    QApplication.clipboard().setMimeData(mime)
+    panel.setFocus()
+    panel.paste()
+    _wait_done(qtbot, panel, 1)
+    assert panel.rows[0].error is None
+    assert sum(p for _, p in panel.rows[0].bars.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_without_a_model_the_panel_says_train_first(qtbot, tmp_path: Path) -> None:
+    widget = PredictionPanel()
+    qtbot.addWidget(widget)
+    (photo, _), *_ = make_photos(tmp_path, per_class=1)
+    _drop(widget, _url_mime(photo))
+    assert widget.rows == []
+    assert NO_MODEL_TEXT in widget.status_label.text()
+    assert "Train a model first" in widget.status_label.text()
+
+
+def test_unreadable_checkpoint_fails_each_row_with_the_reason(qtbot, tmp_path: Path) -> None:
+    widget = PredictionPanel()
+    qtbot.addWidget(widget)
+    widget.set_checkpoint(tmp_path / "gone.pt")
+    (photo, _), *_ = make_photos(tmp_path, per_class=1)
+    _drop(widget, _url_mime(photo))
+    qtbot.waitUntil(lambda: widget.rows and widget.rows[0].error is not None, timeout=10_000)
+    assert "gone.pt" in widget.rows[0].error
+    qtbot.waitUntil(lambda: not widget.jobs, timeout=10_000)
+
+
+def test_project_active_model_is_used(qtbot, checkpoint: Path, tmp_path: Path) -> None:
+    from harapp.core.store import Project
+
+    with Project.create(tmp_path / "p.harapp") as project:
+        model_id = project.register_model("tiny", "cnn-scratch", "scratch", checkpoint, 0, {}, {})
+        widget = PredictionPanel()
+        qtbot.addWidget(widget)
+        widget.set_project(project)
+        assert widget.checkpoint is None
+        project.set_active_model(model_id)
+        widget.refresh_model(model_id)
+        assert widget.checkpoint == checkpoint
+        assert f"tiny (v{model_id})" in widget.status_label.text()

@@ -1,0 +1,69 @@
+"""Device choice and the CUDA path (bf16 autocast), checked with mocks: this machine has no GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harapp.ml import device as D
+from harapp.ml.config import ConfigError
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert D.resolve_device("auto") == torch.device("cuda")
+    assert D.describe_device("auto") == "CUDA: NVIDIA H100 80GB HBM3"
+    assert D.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(D, "_mps_available", lambda: True)
+    assert D.resolve_device("auto") == torch.device("mps")
+    assert D.describe_device() == "MPS: Apple GPU"
+    monkeypatch.setattr(D, "_mps_available", lambda: False)
+    assert D.resolve_device("auto") == torch.device("cpu")
+    assert D.describe_device() == "CPU"
+
+
+def test_requesting_a_missing_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(D, "_mps_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA GPU.*--device cpu"):
+        D.resolve_device("cuda")
+    with pytest.raises(ConfigError, match="MPS is not available"):
+        D.resolve_device("mps")
+    with pytest.raises(ConfigError, match="Unknown device"):
+        D.resolve_device("tpu")
+
+
+def test_cuda_uses_bf16_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict] = []
+
+    class FakeAutocast:
+        def __init__(self, **kwargs: object) -> None:
+            calls.append(kwargs)
+
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(D.torch, "autocast", FakeAutocast)
+    with D.autocast(torch.device("cuda")):
+        pass
+    assert calls == [{"device_type": "cuda", "dtype": torch.bfloat16}]
+    with D.autocast(torch.device("cpu")):
+        pass
+    assert len(calls) == 1  # full precision on CPU
+    assert D.autocast_dtype(torch.device("mps")) is None
+
+
+def test_oom_detection_and_cache_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    freed: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed.append(True))
+    assert D.is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert not D.is_oom(RuntimeError("shape mismatch"))
+    D.free_cache(torch.device("cpu"))
+    assert freed == []
+    D.free_cache(torch.device("cuda"))
+    assert freed == [True]

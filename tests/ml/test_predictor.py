@@ -1,0 +1,108 @@
+"""Predictor on every odd input: files of many formats, in-memory images, batches, person crops, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harapp.core.errors import ImageFileError
+from harapp.core.types import LabelSnapshot
+from harapp.ml.config import TrainConfig
+from harapp.ml.predictor import Prediction, Predictor
+from harapp.ml.trainer import train
+
+
+@pytest.fixture
+def predictor(shapes_snapshot: LabelSnapshot, tmp_path: Path) -> Predictor:
+    config = TrainConfig(model_kind="cnn-scratch", mode="scratch", image_size=32, epochs=1, batch_size=8, device="cpu")
+    result = train(config, shapes_snapshot, tmp_path / "m.pt")
+    assert result.checkpoint_path is not None
+    return Predictor.from_checkpoint(result.checkpoint_path, device="cpu")
+
+
+def _odd_files(folder: Path) -> list[Path]:
+    folder.mkdir()
+    base = Image.effect_noise((60, 40), 60).convert("RGB")
+    files = []
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    base.save(p := folder / "exif.jpg", exif=exif.tobytes())
+    files.append(p)
+    base.convert("CMYK").save(p := folder / "cmyk.jpg")
+    files.append(p)
+    base.convert("L").save(p := folder / "gray.png")
+    files.append(p)
+    Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257).save(p := folder / "deep.png")
+    files.append(p)
+    rgba = base.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(p := folder / "alpha.png")
+    files.append(p)
+    base.save(p := folder / "anim.gif", save_all=True, append_images=[base.rotate(90)], duration=50)
+    files.append(p)
+    base.save(p := folder / "photo.webp")
+    files.append(p)
+    base.save(p := folder / "photo.bmp")
+    files.append(p)
+    base.save(p := folder / "photo.tiff")
+    files.append(p)
+    return files
+
+
+def test_predicts_every_odd_format(predictor: Predictor, tmp_path: Path) -> None:
+    files = _odd_files(tmp_path / "odd")
+    preds = predictor.predict(files)
+    assert isinstance(preds, list) and len(preds) == len(files)
+    for f, p in zip(files, preds, strict=True):
+        assert p.source == str(f)
+        assert p.class_names == predictor.class_names
+        assert abs(sum(p.probabilities) - 1) < 1e-4
+        assert p.top_class == max(zip(p.class_names, p.probabilities, strict=True), key=lambda kv: kv[1])[0]
+
+
+def test_single_inputs_give_single_predictions(predictor: Predictor, shapes_snapshot: LabelSnapshot) -> None:
+    path = shapes_snapshot.items[0].path
+    by_path = predictor.predict(path)
+    by_str = predictor.predict(str(path))
+    by_image = predictor.predict(Image.open(path))
+    assert isinstance(by_path, Prediction) and isinstance(by_image, Prediction)
+    assert by_image.source == "<image>"
+    assert by_path.probabilities == pytest.approx(by_str.probabilities)  # type: ignore[union-attr]
+    assert by_path.probabilities == pytest.approx(by_image.probabilities, abs=1e-5)
+    assert by_path.to_dict()["top_class"] == by_path.top_class
+
+
+def test_bad_file_raises_image_file_error(predictor: Predictor, tmp_path: Path) -> None:
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    with pytest.raises(ImageFileError, match="not_an_image.png"):
+        predictor.predict(bad)
+
+
+def test_person_crop_uses_the_largest_box(shapes_snapshot: LabelSnapshot, tmp_path: Path) -> None:
+    config = TrainConfig(
+        model_kind="cnn-scratch", mode="scratch", image_size=32, epochs=1, batch_size=8, device="cpu", person_crop=True
+    )
+    result = train(config, shapes_snapshot, tmp_path / "crop.pt")
+    predictor = Predictor.from_checkpoint(result.checkpoint_path, device="cpu")  # type: ignore[arg-type]
+    assert predictor.person_crop
+    item = shapes_snapshot.items[1]
+    img = Image.open(item.path).convert("RGB")
+    with_box = predictor.predict(img, boxes=item.person_boxes)
+    x, y, w, h = item.person_boxes[0]
+    crop = img.crop((int(x - 0.15 * w), int(y - 0.15 * h), round(x + w + 0.15 * w), round(y + h + 0.15 * h)))
+    by_hand = predictor.predict(crop)
+    assert with_box.probabilities == pytest.approx(by_hand.probabilities, abs=1e-5)  # type: ignore[union-attr]
+
+
+def test_big_batches_are_chunked(predictor: Predictor, shapes_snapshot: LabelSnapshot) -> None:
+    paths = [it.path for it in shapes_snapshot.items[:5]]
+    one_by_one = [predictor.predict(p) for p in paths]
+    predictor.max_batch = 2
+    chunked = predictor.predict(paths)
+    assert isinstance(chunked, list) and [p.source for p in chunked] == [str(p) for p in paths]
+    for a, b in zip(one_by_one, chunked, strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)  # type: ignore[union-attr]
