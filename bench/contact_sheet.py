@@ -1,6 +1,6 @@
 """Draw a contact sheet of random labelled images of a project, to check caption-derived labels by eye.
 
-    .venv/bin/python bench/contact_sheet.py PROJECT.harapp OUT.png [--n 40] [--seed 0] [--source caption]
+.venv/bin/python bench/contact_sheet.py PROJECT.harapp OUT.png [--n 40] [--seed 0] [--source caption]
 """
 
 from __future__ import annotations

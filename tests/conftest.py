@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -38,8 +39,6 @@ def coco_har() -> Path:
 def _running_qthreads() -> list[str]:
     if "PySide6.QtCore" not in sys.modules:
         return []
-    import gc
-
     from PySide6.QtCore import QThread
 
     running = []
@@ -62,11 +61,10 @@ def no_qthread_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     app = QCoreApplication.instance()
     if app is not None:
         app.processEvents()
+        gc.collect()  # here, on the GUI thread, not in the next test's worker threads
     leftovers = _running_qthreads()
     if leftovers:
         # Stop them so later tests are not poisoned, then fail this one.
-        import gc
-
         for obj in gc.get_objects():
             try:
                 if isinstance(obj, QThread) and obj.isRunning():

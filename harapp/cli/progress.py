@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
 
 

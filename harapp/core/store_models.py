@@ -36,7 +36,8 @@ class ModelsMixin(ProjectBase):
 
     def set_active_model(self, model_id: int | None) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE models SET active = (id = ?)", (model_id,))
+            # id = NULL is NULL, not false, so COALESCE keeps "no active model" a clean 0 everywhere.
+            conn.execute("UPDATE models SET active = COALESCE(id = ?, 0)", (model_id,))
 
     def active_model(self) -> ModelRecord | None:
         return next((m for m in self.models() if m.active), None)

@@ -10,6 +10,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from harapp.core.paths import demo_project_path
+from harapp.gui import gc_guard
 
 
 def _app_icon():  # noqa: ANN202 - QIcon, imported lazily with the resources helper
@@ -37,6 +38,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     icon = _app_icon()
     if icon is not None:
         app.setWindowIcon(icon)
+    gc_guard.install(app)
     return app
 
 

@@ -7,13 +7,13 @@ Rows are true classes, columns predicted classes (the trainer's ``Metrics.confus
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtGui import QColor, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from harapp.gui.chart import is_dark
+from harapp.ml.metrics import Metrics
 
 
 class ConfusionMatrixView(QWidget):
@@ -34,7 +34,7 @@ class ConfusionMatrixView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(320, 260)
 
-    def set_metrics(self, metrics: Any | None, true_classes: Mapping[int, int] | None = None) -> None:
+    def set_metrics(self, metrics: Metrics | None, true_classes: Mapping[int, int] | None = None) -> None:
         """Show ``metrics`` (a trainer Metrics or None to clear).
 
         ``true_classes`` maps image id -> true class index; it comes from the training snapshot when the
@@ -46,10 +46,10 @@ class ConfusionMatrixView(QWidget):
             return
         self._classes = tuple(metrics.class_names)
         self._matrix = [list(map(int, row)) for row in metrics.confusion]
-        targets = getattr(metrics, "test_targets", None)
+        targets = metrics.test_targets
         ids = tuple(metrics.test_image_ids)
         preds = tuple(metrics.test_predictions)
-        if targets is not None and len(targets) == len(ids):
+        if len(targets) == len(ids):
             truth = dict(zip(ids, (int(t) for t in targets), strict=True))
         else:
             truth = dict(true_classes or {})
@@ -88,7 +88,7 @@ class ConfusionMatrixView(QWidget):
         cell_w = min(width / n, max(side / n, name_w))
         return QRectF(left, top, cell_w * n, height if cell_w * n > side else side)
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
         self._grid = self._layout()
         super().resizeEvent(event)
 

@@ -181,7 +181,8 @@ class GalleryView(QListView):
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.verticalScrollBar().setSingleStep(24)
         self.setMouseTracking(True)
-        self.setItemDelegate(GalleryDelegate(thumbnails, class_names, self))
+        self.delegate = GalleryDelegate(thumbnails, class_names, self)
+        self.setItemDelegate(self.delegate)
         self.setToolTip("")  # cells have their own tooltips
         self.setWhatsThis(
             "Thumbnails of the project's images. The badge shows the label and its source "
@@ -207,15 +208,11 @@ class GalleryView(QListView):
         self.current_image_changed.emit(current.data(Role.IMAGE_ID) if current.isValid() else None)
 
     def set_cell_size(self, size: int) -> None:
-        delegate = self.itemDelegate()
-        if isinstance(delegate, GalleryDelegate):
-            delegate.cell = size
+        self.delegate.cell = size
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        delegate = self.itemDelegate()
-        if not isinstance(delegate, GalleryDelegate):
-            return
+        delegate = self.delegate
         base = delegate.cell + 2 * PADDING
         slot = base + 2 * self.spacing()
         available = self.viewport().width() - 2 * self.spacing()

@@ -11,8 +11,9 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from harapp.core.coco_import import ImportReport, import_coco
+from harapp.core.folder_import import FolderImportReport, import_folder
 from harapp.core.store import Project
 from harapp.gui.workers import JobCancelled, Worker
 
@@ -71,62 +72,49 @@ class ImportSummary:
         return "\n".join(lines)
 
 
-_SUMMARY_KEYS = {
-    "images",
-    "imported",
-    "labelled",
-    "uncertain",
-    "missing",
-    "missing_files",
-    "missing_examples",
-    "source_id",
-    "source_ids",
-    "per_class",
-}
+def _examples(pairs: tuple[tuple[str, str], ...]) -> str:
+    """How many files were skipped, with the first few and why."""
+    shown = "; ".join(f"{name}: {why}" for name, why in pairs[:3])
+    more = f"; … {len(pairs) - 3} more" if len(pairs) > 3 else ""
+    return f"{len(pairs)}" + (f" ({shown}{more})" if shown else "")
 
 
-def _number(value: Any) -> int:
-    if isinstance(value, (list, tuple, set, dict)):
-        return len(value)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _describe(value: Any) -> str:
-    """A number as is; a list as its length and its first few entries (e.g. skipped files and why)."""
-    if not isinstance(value, (list, tuple)):
-        return str(value)
-    shown = [": ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in value[:3]]
-    more = f"; … {len(value) - 3} more" if len(value) > 3 else ""
-    return f"{len(value)}" + (f" ({'; '.join(shown)}{more})" if shown else "")
-
-
-def summarise(report: Any, project: Project, project_path: Path, created: bool) -> ImportSummary:
-    """Combine the importer's report (whatever fields it has) with the project's own counts."""
-    values = dict(vars(report)) if report is not None and hasattr(report, "__dict__") else {}
-    if report is not None and hasattr(report, "__dataclass_fields__"):
-        values = {name: getattr(report, name) for name in report.__dataclass_fields__}
+def summarise(
+    report: ImportReport | FolderImportReport | None, project: Project, project_path: Path, created: bool
+) -> ImportSummary:
+    """The importer's report in the summary's terms; the demo has no report, so the project's counts stand in."""
     stats = project.stats()
-    missing_value = values.get("missing", values.get("missing_files", stats.get("missing_files", 0)))
-    listed = values.get("missing_examples", missing_value)
-    examples = tuple(str(m) for m in listed[:5]) if isinstance(listed, (list, tuple)) else ()
-    details = tuple(
-        (name.replace("_", " "), _describe(v))
-        for name, v in values.items()
-        if name not in _SUMMARY_KEYS and isinstance(v, (int, float, str, list, tuple))
-    )
+    common = {"project_path": project_path, "created": created, "images": int(stats["images"])}
+    if isinstance(report, ImportReport):
+        per_class = ", ".join(f"{name} {n}" for name, n in sorted(report.per_class.items())) or "none"
+        return ImportSummary(
+            **common,
+            imported=report.images,
+            labelled=report.labelled,
+            uncertain=report.uncertain,
+            missing=report.missing,
+            missing_examples=tuple(report.missing_examples[:5]),
+            details=(
+                ("labels per class", per_class),
+                ("persons", str(report.persons)),
+                ("skipped: no person in the annotations", str(report.skipped_no_person)),
+            ),
+        )
+    if isinstance(report, FolderImportReport):
+        return ImportSummary(
+            **common,
+            imported=report.images,
+            labelled=report.labelled,
+            uncertain=0,
+            missing=0,
+            details=(("skipped files", _examples(report.skipped)),),
+        )
     return ImportSummary(
-        project_path=project_path,
-        created=created,
-        images=int(stats["images"]),
-        imported=_number(values.get("imported", values.get("images", stats["images"]))),
-        labelled=_number(values.get("labelled", stats["labelled"])),
-        uncertain=_number(values.get("uncertain", stats["uncertain"])),
-        missing=_number(missing_value),
-        missing_examples=examples,
-        details=details,
+        **common,
+        imported=int(stats["images"]),
+        labelled=int(stats["labelled"]),
+        uncertain=int(stats["uncertain"]),
+        missing=int(stats["missing_files"]),
     )
 
 
@@ -162,11 +150,9 @@ class ImportWorker(Worker):
         finally:
             project.close()
 
-    def _run_import(self, project: Project) -> Any:
+    def _run_import(self, project: Project) -> ImportReport | FolderImportReport:
         request = self.request
         if request.kind == "coco":
-            from harapp.core.coco_import import import_coco
-
             return import_coco(
                 project,
                 request.root,
@@ -176,8 +162,6 @@ class ImportWorker(Worker):
                 progress=self._progress(),
             )
         if request.kind == "folder":
-            from harapp.core.folder_import import import_folder
-
             return import_folder(project, request.root, layout=request.layout, progress=self._progress())
         raise ValueError(f"unknown import kind {request.kind!r}")
 

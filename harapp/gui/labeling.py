@@ -18,6 +18,7 @@ from PySide6.QtGui import QKeyEvent, QUndoCommand, QUndoStack
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
 from harapp.core.types import HistoryEntry
+from harapp.gui.gallery_model import GalleryProxy
 from harapp.gui.gallery_view import GalleryView
 
 RESERVED_LETTERS = frozenset("adkz")
@@ -166,8 +167,7 @@ class LabelingController(QObject):
         model = self.view.model()
         if model is None:
             return
-        find = getattr(model, "proxy_row_of", None)
-        row_now = find(image_id) if find else row_before
+        row_now = model.proxy_row_of(image_id) if isinstance(model, GalleryProxy) else row_before
         # When a filter hid the image just labelled, the next image has moved up into its row.
         target = row_now + 1 if row_now >= 0 else row_before
         if model.rowCount():

@@ -87,9 +87,12 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["train"] = _action(
         train_menu, "&Start training", window.start_training, "Ctrl+T", "Train on the current labels in the background"
     )
-    cancel = getattr(window.training_panel, "cancel", None)
-    if callable(cancel):
-        actions["cancel_training"] = _action(train_menu, "&Cancel training", cancel, tip="Stop the running job")
+    actions["retrain"] = _action(
+        train_menu, "&Retrain", window.training_panel.retrain, "Ctrl+Shift+T", "Run the last configuration again"
+    )
+    actions["cancel_training"] = _action(
+        train_menu, "&Cancel training", window.training_panel.cancel, tip="Stop the running job"
+    )
     _action(train_menu, "Show &training panel", window.train_dock.show)
 
     help_menu = bar.addMenu("&Help")
@@ -119,6 +122,5 @@ def _fill_labels(menu: QMenu, window: MainWindow) -> None:
 
 
 def _zoom(window: MainWindow, factor: float) -> None:
-    delegate = window.workspace.gallery.itemDelegate()
-    current = getattr(delegate, "cell", 160)
-    window.workspace.gallery.set_cell_size(max(80, min(320, int(current * factor))))
+    gallery = window.workspace.gallery
+    gallery.set_cell_size(max(80, min(320, int(gallery.delegate.cell * factor))))

@@ -10,7 +10,6 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QProgressDialog,
@@ -24,7 +23,9 @@ from harapp.core.store import Project
 from harapp.gui.import_dialog import ImportDialog
 from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportSummary, ImportWorker
 from harapp.gui.main_menus import build_menus
+from harapp.gui.prediction_panel import PredictionPanel
 from harapp.gui.shortcuts_overlay import ShortcutsOverlay
+from harapp.gui.training_panel import TrainingPanel
 from harapp.gui.welcome import WelcomeView
 from harapp.gui.workers import JobHandle, start_worker
 from harapp.gui.workspace import Workspace
@@ -36,18 +37,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def window_settings() -> QSettings:
     # An ini file beside settings.json: tests point the config dir at a temp folder, so they never touch ours.
     return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
-
-
-def _load_panel(module: str, cls: str) -> QWidget:
-    """Another helper's panel; a placeholder that says why when it cannot be loaded, so the window still opens."""
-    try:
-        imported = __import__(f"harapp.gui.{module}", fromlist=[cls])
-        return getattr(imported, cls)()
-    except Exception as exc:  # noqa: BLE001 - an optional panel must not keep the curation half from opening
-        log.exception("could not load %s.%s", module, cls)
-        label = QLabel(f"{cls} is unavailable: {exc}")
-        label.setWordWrap(True)
-        return label
 
 
 class MainWindow(QMainWindow):
@@ -66,8 +55,8 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(self.workspace)
         self.setCentralWidget(self.stack)
-        self.training_panel = _load_panel("training_panel", "TrainingPanel")
-        self.prediction_panel = _load_panel("prediction_panel", "PredictionPanel")
+        self.training_panel = TrainingPanel()
+        self.prediction_panel = PredictionPanel()
         self.train_dock = self._dock("Train", "train", self.training_panel)
         self.predict_dock = self._dock("Predict", "predict", self.prediction_panel)
         self.splitDockWidget(self.train_dock, self.predict_dock, Qt.Orientation.Horizontal)
@@ -100,13 +89,10 @@ class MainWindow(QMainWindow):
         self.workspace.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.workspace.labeling.help_requested.connect(self.show_shortcuts)
         panel = self.training_panel
-        if hasattr(panel, "confusion_cell_clicked"):
-            panel.confusion_cell_clicked.connect(self.show_confusion_cell)
-        for name in ("active_model_changed", "predictions_updated"):
-            if hasattr(panel, name):
-                getattr(panel, name).connect(self.workspace.reload_predictions)
-        if hasattr(panel, "active_model_changed") and hasattr(self.prediction_panel, "refresh_model"):
-            panel.active_model_changed.connect(self.prediction_panel.refresh_model)
+        panel.confusion_cell_clicked.connect(self.show_confusion_cell)
+        panel.active_model_changed.connect(self.workspace.reload_predictions)
+        panel.predictions_updated.connect(self.workspace.reload_predictions)
+        panel.active_model_changed.connect(self.prediction_panel.refresh_model)
 
     # -- projects ------------------------------------------------------------------------------------------
 
@@ -132,9 +118,8 @@ class MainWindow(QMainWindow):
         old = self.project
         self.project = project
         self.workspace.set_project(project)
-        for panel in (self.training_panel, self.prediction_panel):
-            if hasattr(panel, "set_project"):
-                panel.set_project(project)
+        self.training_panel.set_project(project)
+        self.prediction_panel.set_project(project)
         self.overlay.set_keys(self.workspace.labeling.class_keys())
         if old is not None:
             old.close()
@@ -267,10 +252,8 @@ class MainWindow(QMainWindow):
         self.overlay.show_over_parent()
 
     def start_training(self) -> None:
-        start = getattr(self.training_panel, "start", None)
         self.train_dock.show()
-        if callable(start):
-            start()
+        self.training_panel.start()
 
     def about(self) -> None:
         QMessageBox.about(
@@ -291,7 +274,7 @@ class MainWindow(QMainWindow):
         projects = [p for p in paths if p.suffix == ".harapp"]
         if projects:
             self.open_project(projects[0])
-        elif hasattr(self.prediction_panel, "predict_paths") and paths:
+        elif paths:
             self.predict_dock.show()
             self.prediction_panel.predict_paths([p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES] or paths)
         event.acceptProposedAction()
@@ -323,10 +306,8 @@ class MainWindow(QMainWindow):
         self.save_geometry()
         for handle in list(self._jobs):
             handle.cancel_and_wait()
-        for panel in (self.training_panel, self.prediction_panel):
-            shutdown = getattr(panel, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+        self.training_panel.shutdown()
+        self.prediction_panel.shutdown()
         self.workspace.shutdown()
         self._set_project(None)
         super().closeEvent(event)

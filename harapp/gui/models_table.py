@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,10 +15,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from harapp.core.types import ModelRecord
+
 COLUMNS = ("Active", "Version", "Model", "Mode", "Accuracy", "Macro F1", "Labels rev.", "Trained")
 
 
-def _pct(value: Any) -> str:
+def _pct(value: object) -> str:
     try:
         return f"{100 * float(value):.1f}%"
     except (TypeError, ValueError):
@@ -59,7 +59,7 @@ class ModelsTable(QWidget):
         self._ids: list[int] = []
         self._update_button()
 
-    def set_models(self, models: list[Any]) -> None:
+    def set_models(self, models: list[ModelRecord]) -> None:
         """Fill from ModelRecords, newest first."""
         ordered = sorted(models, key=lambda m: m.id, reverse=True)
         self._ids = [m.id for m in ordered]

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from harapp.core.store import Project
 from harapp.gui.chart import error_text_color, is_dark
 from harapp.gui.icons import icon
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
@@ -185,7 +185,7 @@ class PredictionPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.project: Any | None = None
+        self.project: Project | None = None
         self.checkpoint: Path | None = None
         self.model_name = ""
         self.device = "auto"
@@ -230,7 +230,7 @@ class PredictionPanel(QWidget):
         self._update_status()
 
     # -- model -----------------------------------------------------------------------------------------
-    def set_project(self, project: Any | None) -> None:
+    def set_project(self, project: Project | None) -> None:
         self.project = project
         active = project.active_model() if project is not None else None
         if active is None:
@@ -273,7 +273,7 @@ class PredictionPanel(QWidget):
         if not self._take_mime(QApplication.clipboard().mimeData()):
             self._update_status("The clipboard holds no image or file.")
 
-    def _take_mime(self, mime: Any) -> bool:
+    def _take_mime(self, mime: QMimeData) -> bool:
         if mime is None:
             return False
         local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []

@@ -8,6 +8,8 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 
+from harapp.ml.config import TrainConfig
+
 KIND_LABELS = {
     "cnn-scratch": "Small CNN",
     "resnet18": "ResNet-18",
@@ -68,7 +70,7 @@ class TrainForm(QWidget):
         self.lr_spin = QDoubleSpinBox(self, decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
         self.size_spin = QSpinBox(self, minimum=16, maximum=640, singleStep=16)
         self.size_spin.setSuffix(" px")
-        self.device_label = QLabel("…", self)
+        self.device_label = QLabel("detecting…", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
         self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
@@ -99,14 +101,6 @@ class TrainForm(QWidget):
         row = self.mode_combo.findData(mode)
         return row >= 0 and self.mode_combo.model().item(row).isEnabled()  # type: ignore[attr-defined]
 
-    def fill_device(self, preference: str = "auto") -> None:
-        try:
-            from harapp.ml.device import describe_device
-
-            self.device_label.setText(describe_device(preference))
-        except Exception as exc:  # noqa: BLE001 - the label is informative only
-            self.device_label.setText(f"unknown ({exc})")
-
     def _on_kind_changed(self) -> None:
         allowed = allowed_modes().get(self.model_kind(), ())
         model = self.mode_combo.model()
@@ -133,10 +127,8 @@ class TrainForm(QWidget):
         for w in (self.epochs_spin, self.lr_spin):
             w.setEnabled(not running and trains)
 
-    def build_config(self, overrides: dict[str, Any] | None = None) -> Any:
+    def build_config(self, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """A validated TrainConfig from the form; ``overrides`` set fields the form does not show."""
-        from harapp.ml.config import TrainConfig
-
         values: dict[str, Any] = {
             "model_kind": self.model_kind(),
             "mode": self.mode(),

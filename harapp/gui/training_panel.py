@@ -11,9 +11,9 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -26,13 +26,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from harapp.core.store import Project
 from harapp.gui.chart import TrainingChart, error_text_color
 from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.icons import icon
 from harapp.gui.models_table import ModelsTable
 from harapp.gui.predict_jobs import ProjectPredictWorker
 from harapp.gui.train_form import KIND_LABELS, MODE_LABELS, TrainForm, format_eta
-from harapp.gui.workers import JobHandle, TrainWorker, start_worker
+from harapp.gui.workers import JobHandle, TrainWorker, run_callable, start_worker
+from harapp.ml.config import TrainConfig
+from harapp.ml.progress import TrainProgress
+
+if TYPE_CHECKING:
+    from harapp.ml.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +51,19 @@ class TrainingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.project: Any | None = None
+        self.project: Project | None = None
         self.config_overrides: dict[str, Any] = {}
         """Extra TrainConfig fields (tests: tiny image size, CPU device; power users: seeds, folds)."""
         self.train_job: JobHandle | None = None
         self.predict_job: JobHandle | None = None
-        self.last_config: Any | None = None
-        self.last_result: Any | None = None
+        self.device_job: JobHandle | None = None
+        self.last_config: TrainConfig | None = None
+        self.last_result: TrainResult | None = None
         self._truth: dict[int, int] = {}
         self._watched_window: QWidget | None = None
         self._generation = 0
         self._build()
         self._update_buttons()
-        QTimer.singleShot(0, self._fill_device)
 
     # -- construction ----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -129,17 +135,28 @@ class TrainingPanel(QWidget):
         layout.addWidget(splitter)
 
     def _fill_device(self) -> None:
-        self.form.fill_device(self.config_overrides.get("device", "auto"))
+        """Ask torch for the device off the GUI thread: its first import takes seconds."""
+        preference = self.config_overrides.get("device", "auto")
 
-    def build_config(self) -> Any:
+        def describe(_cancel: object) -> str:
+            from harapp.ml.device import describe_device
+
+            return describe_device(preference)
+
+        job = start_worker(run_callable(describe), name="harapp-device", parent=self)
+        job.finished.connect(self.form.device_label.setText)
+        job.failed.connect(lambda message: self.form.device_label.setText(f"unknown ({message})"))
+        self.device_job = job
+
+    def build_config(self) -> TrainConfig:
         return self.form.build_config(self.config_overrides)
 
     # -- project and models ----------------------------------------------------------------------------
-    def set_project(self, project: Any | None) -> None:
+    def set_project(self, project: Project | None) -> None:
         if project is self.project:
             self.refresh_models()
             return
-        self.shutdown()
+        self._stop_jobs((self.train_job, self.predict_job))
         # Results still queued from the old project's jobs must not land in the new one.
         self._generation += 1
         self.project = project
@@ -180,7 +197,7 @@ class TrainingPanel(QWidget):
             return self.start()
         return self._start_with(self.last_config)
 
-    def _start_with(self, config: Any) -> bool:
+    def _start_with(self, config: TrainConfig) -> bool:
         if self.is_training():
             return False
         if self.project is None:
@@ -221,7 +238,7 @@ class TrainingPanel(QWidget):
             self.predict_job.cancel()
         self._update_buttons()
 
-    def _on_progress(self, p: Any) -> None:
+    def _on_progress(self, p: TrainProgress) -> None:
         self.progress_bar.setValue(int(1000 * max(0.0, min(1.0, p.fraction))))
         phase = {"embedding": "Computing features", "training": "Training", "evaluating": "Evaluating"}.get(
             p.phase, str(p.phase).capitalize()
@@ -247,10 +264,10 @@ class TrainingPanel(QWidget):
             if p.val_accuracy is not None and p.step == p.steps:
                 self.chart.set_accuracy(p.epoch, p.val_accuracy)
 
-    def _on_finished(self, result: Any) -> None:
+    def _on_finished(self, result: TrainResult) -> None:
         self.last_result = result
         self.progress_bar.setValue(1000)
-        metrics = getattr(result, "metrics", None)
+        metrics = result.metrics
         if metrics is not None:
             self.confusion.set_metrics(metrics, self._truth)
             self.metrics_label.setText(
@@ -259,7 +276,7 @@ class TrainingPanel(QWidget):
             )
         self.status_label.setText("Training finished.")
         self.tabs.setCurrentIndex(0)
-        model_id = getattr(result, "model_id", None)
+        model_id = result.model_id
         if self.project is not None and model_id is not None:
             self.set_active_model(model_id)
             self._predict_project(result.checkpoint_path, model_id)
@@ -277,7 +294,7 @@ class TrainingPanel(QWidget):
     def _predict_project(self, checkpoint: Path | None, model_id: int) -> None:
         if checkpoint is None or self.project is None:
             return
-        crop = bool(getattr(self.last_config, "person_crop", False))
+        crop = self.last_config is not None and self.last_config.person_crop
         project = self.project
         images = [(r.id, r.path, tuple(p.box for p in project.persons(r.id)) if crop else ()) for r in project.images()]
         worker = ProjectPredictWorker(checkpoint, images, device=self.config_overrides.get("device", "auto"))
@@ -330,13 +347,19 @@ class TrainingPanel(QWidget):
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel running jobs and wait for their threads; True when none is left running."""
+        return self._stop_jobs((self.train_job, self.predict_job, self.device_job), timeout_ms)
+
+    @staticmethod
+    def _stop_jobs(jobs: tuple[JobHandle | None, ...], timeout_ms: int = 30_000) -> bool:
         ok = True
-        for job in (self.train_job, self.predict_job):
+        for job in jobs:
             if job is not None and job.is_running():
                 ok = job.cancel_and_wait(timeout_ms) and ok
         return ok
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
+        if self.device_job is None:  # first shown: only now is the device worth the seconds torch takes to load
+            self._fill_device()
         # Watch the top-level window: a child gets no closeEvent when its main window closes.
         window = self.window()
         if window is not self and window is not self._watched_window:

@@ -14,12 +14,17 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from harapp.core.errors import HarappError
+from harapp.core.store import Project
 from harapp.core.types import LabelSnapshot
+from harapp.ml.config import TrainConfig, TrainingCancelled
+
+if TYPE_CHECKING:
+    from harapp.ml.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +65,14 @@ class Worker(QObject):
         self.started.emit()
         try:
             result = self.work()
-        except JobCancelled:
+        except (JobCancelled, TrainingCancelled):
             self.cancelled.emit()
             return
         except BaseException as exc:  # noqa: BLE001 - every failure must end in exactly one terminal signal
-            if _is_trainer_cancel(exc):
-                self.cancelled.emit()
-                return
             log.error("background job %s failed:\n%s", type(self).__name__, traceback.format_exc())
             self.failed.emit(error_message(exc))
             return
-        if _result_says_cancelled(result) or (result is None and self.cancel_event.is_set()):
+        if result is None and self.cancel_event.is_set():
             self.cancelled.emit()
         else:
             self.finished.emit(result)
@@ -82,14 +84,6 @@ def error_message(exc: BaseException) -> str:
         return str(exc) or type(exc).__name__
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _is_trainer_cancel(exc: BaseException) -> bool:
-    return type(exc).__name__ == "TrainingCancelled"
-
-
-def _result_says_cancelled(result: object) -> bool:
-    return bool(getattr(result, "cancelled", False) is True)
 
 
 class JobHandle(QObject):
@@ -214,7 +208,7 @@ class TrainWorker(Worker):
 
     def __init__(
         self,
-        config: Any,
+        config: TrainConfig,
         snapshot: LabelSnapshot,
         checkpoint_path: Path,
         project_path: Path | None = None,
@@ -225,16 +219,12 @@ class TrainWorker(Worker):
         self.checkpoint_path = Path(checkpoint_path)
         self.project_path = Path(project_path) if project_path is not None else None
 
-    def work(self) -> Any:
-        from harapp.ml import trainer
+    def work(self) -> TrainResult:
+        from harapp.ml import trainer  # torch loads here, in the worker thread, not while the window opens
 
-        project = None
-        if self.project_path is not None:
-            from harapp.core.store import Project
-
-            project = Project.open(self.project_path)
+        project = Project.open(self.project_path) if self.project_path is not None else None
         try:
-            return trainer.train(
+            result = trainer.train(
                 self.config,
                 self.snapshot,
                 self.checkpoint_path,
@@ -245,6 +235,9 @@ class TrainWorker(Worker):
         finally:
             if project is not None:
                 project.close()
+        if result.cancelled:  # the last good checkpoint stays on disk; the panel reports a cancel
+            raise JobCancelled
+        return result
 
 
 def run_callable(fn: Callable[[threading.Event], Any]) -> Worker:

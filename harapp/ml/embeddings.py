@@ -126,7 +126,9 @@ def train_head(
     """
     reporter.start_phase("training")
     init = {k: v.clone() for k, v in head.state_dict().items()}
-    final, iterations = _fit_lbfgs(head, train_x, train_y, class_weight, reporter, l2, max_iter)
+    # With val vectors there are two fits; one progress scale over both keeps the bar moving forwards.
+    steps = 2 * max_iter if len(val_x) else max_iter
+    final, iterations = _fit_lbfgs(head, train_x, train_y, class_weight, reporter, l2, max_iter, (0, steps))
     val_acc = None
     if len(val_x):
         with torch.no_grad():
@@ -134,9 +136,9 @@ def train_head(
         # Nothing to select with val (no epochs, no early stopping), so the final head learns from it too.
         head.load_state_dict(init)
         all_x, all_y = torch.cat([train_x, val_x]), torch.cat([train_y, val_y])
-        final, more = _fit_lbfgs(head, all_x, all_y, class_weight, reporter, l2, max_iter)
+        final, more = _fit_lbfgs(head, all_x, all_y, class_weight, reporter, l2, max_iter, (max_iter, steps))
         iterations += more
-    reporter.step(epoch=1, epochs=1, step=max_iter, steps=max_iter, images=0, loss=final, val_accuracy=val_acc)
+    reporter.step(epoch=1, epochs=1, step=steps, steps=steps, images=0, loss=final, val_accuracy=val_acc)
     return [{"epoch": 1, "loss": final, "val_accuracy": val_acc, "iterations": iterations}]
 
 
@@ -148,7 +150,9 @@ def _fit_lbfgs(
     reporter: Reporter,
     l2: float,
     max_iter: int,
+    progress_scale: tuple[int, int],
 ) -> tuple[float, int]:
+    """Returns the objective at the solution and the number of evaluations; progress_scale is (offset, steps)."""
     head.train()
     start = head.linear.weight.detach().clone()
     with torch.no_grad():
@@ -158,18 +162,24 @@ def _fit_lbfgs(
         tolerance_grad=1e-5, tolerance_change=1e-8,
     )  # fmt: skip
     calls = [0]
+    offset, steps = progress_scale
+
+    def objective() -> torch.Tensor:
+        loss = F.cross_entropy(head.linear(xs), y, weight=class_weight)
+        return loss + l2 * (head.linear.weight - start).pow(2).sum()
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(head.linear(xs), y, weight=class_weight)
-        loss = loss + l2 * (head.linear.weight - start).pow(2).sum()
+        loss = objective()
         loss.backward()
         calls[0] += 1
-        step = min(calls[0], max_iter)
+        step = offset + min(calls[0], max_iter)
         # Vectors, not images: counting them as images/s would show a meaningless six-figure rate.
-        reporter.step(epoch=1, epochs=1, step=step, steps=max_iter, images=0, loss=loss.item())
+        reporter.step(epoch=1, epochs=1, step=step, steps=steps, images=0, loss=loss.item())
         return loss
 
-    final = opt.step(closure)
+    opt.step(closure)  # returns the loss at the starting point, not at the solution
     head.eval()
-    return float(final.detach()), calls[0]
+    with torch.no_grad():
+        final = float(objective())
+    return final, calls[0]

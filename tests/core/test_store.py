@@ -150,6 +150,9 @@ def test_models_predictions_and_embeddings(tmp_path: Path) -> None:
     assert project.active_model().id == second and not project.models()[0].active
     project.set_active_model(first)
     assert project.active_model().name == "m1"
+    project.set_active_model(None)
+    assert project.active_model() is None and not any(m.active for m in project.models())
+    project.set_active_model(first)
     project.put_predictions(first, {ids[0]: ("walking", 0.8, {"walking": 0.8, "sitting": 0.2})})
     assert project.predictions(first)[ids[0]][0] == "walking"
     project.put_embeddings("key", {ids[0]: b"\x00\x01", ids[1]: b"\x02"})

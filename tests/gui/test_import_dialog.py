@@ -78,7 +78,7 @@ def test_missing_folder_is_reported_before_starting(qtbot, tmp_path: Path) -> No
 
 
 def test_cancel_leaves_the_project_as_it_was(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    import harapp.core.coco_import as coco_import
+    import harapp.gui.import_worker as import_worker
 
     def slow_import(project, root, progress=None, **_kwargs):  # noqa: ANN001, ANN202
         with project.transaction():
@@ -89,7 +89,7 @@ def test_cancel_leaves_the_project_as_it_was(qtbot, tmp_path: Path, monkeypatch)
                 time.sleep(0.005)
         raise AssertionError("the import was not cancelled")
 
-    monkeypatch.setattr(coco_import, "import_coco", slow_import)
+    monkeypatch.setattr(import_worker, "import_coco", slow_import)
     existing = make_curation_project(tmp_path)
     dialog = _dialog(qtbot, "coco", tmp_path / "images", existing.path)
     dialog.start()

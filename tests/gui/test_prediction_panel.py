@@ -120,9 +120,14 @@ def test_pasted_clipboard_image_is_classified(qtbot, panel: PredictionPanel) -> 
     image.fill(QColor(200, 40, 40))
     mime = QMimeData()
     mime.setImageData(image)
-    QApplication.clipboard().setMimeData(mime)
+    clipboard = QApplication.clipboard()
+    clipboard.setMimeData(mime)
     panel.setFocus()
-    panel.paste()
+    try:
+        panel.paste()
+    finally:
+        # The offscreen clipboard still owning our QMimeData when QApplication is destroyed segfaults at exit.
+        clipboard.clear()
     _wait_done(qtbot, panel, 1)
     assert panel.rows[0].error is None
     assert sum(p for _, p in panel.rows[0].bars.values()) == pytest.approx(1.0, abs=1e-4)

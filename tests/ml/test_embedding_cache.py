@@ -67,3 +67,28 @@ def test_model_key_depends_on_what_changes_features(tiny_clip: str) -> None:
     assert key != embeddings.model_key(
         TrainConfig(model_kind="efficientnet-lite0", image_size=64, person_crop=True), built
     )
+
+
+def test_linear_probe_fit_reports_the_solution_and_a_forward_moving_bar() -> None:
+    import torch
+
+    from harapp.ml.models import LinearHead
+    from harapp.ml.progress import Reporter, TrainProgress
+
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0]])
+    labels = torch.arange(3).repeat(40)
+    features = centres[labels] + 0.3 * torch.randn(len(labels), 2, generator=generator)
+    head = LinearHead(2, 3)
+    with torch.no_grad():
+        head.linear.weight.fill_(0.0)
+        head.linear.bias.fill_(0.0)
+    reports: list[TrainProgress] = []
+    history = embeddings.train_head(
+        head, features[:90], labels[:90], features[90:], labels[90:], None, Reporter(reports.append, None, 1e9)
+    )
+    # Zero weights start at log(3) ~ 1.1; the history must hold the loss at the solution, far below that.
+    assert history[-1]["loss"] < 0.5
+    assert history[-1]["val_accuracy"] == 1.0
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
