@@ -108,9 +108,10 @@ class TrainingChart(QWidget):
         if not values:
             return 0.0, 1.0
         # One wild step (a loss of 100+ in a run that settles near 0.5) would flatten the whole line
-        # against the axis; such outliers are clipped at the top instead.
+        # against the axis; such outliers are clipped at the top instead. A handful of points (a linear
+        # probe's few reports) has no typical level to clip against, so all of them stay in view.
         median = values[len(values) // 2]
-        top = min(values[-1], 5 * median) if median > 0 else values[-1]
+        top = min(values[-1], 5 * median) if median > 0 and len(values) >= 10 else values[-1]
         top = top * 1.1 if top > 0 else 1.0
         step = nice_step(top)
         return 0.0, math.ceil(top / step) * step

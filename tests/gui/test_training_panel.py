@@ -198,6 +198,12 @@ def test_chart_restarts_its_line_when_progress_goes_back_and_clips_outliers(qtbo
     for x, loss in ((0.1, 0.9), (0.5, 0.4), (0.05, 0.8), (0.3, 0.5), (0.6, 0.45), (0.8, 0.4), (0.9, 0.35)):
         chart.add_point(x, loss)
     assert [p.x for p in chart.points()] == [0.05, 0.3, 0.6, 0.8, 0.9], "a restarted fit starts a fresh line"
+    for x in (0.91, 0.92, 0.93, 0.94):
+        chart.add_point(x, 0.3)
     chart.add_point(0.95, 180.0)  # one diverging step
     low, high = chart._loss_range()
     assert low == 0 and high < 10, "one outlier must not flatten the rest of the line"
+    chart.clear(epochs=1)
+    for x, loss in ((0.0, 1.4), (0.5, 0.06), (1.0, 0.06)):  # a linear probe: few reports, a steep first drop
+        chart.add_point(x, loss)
+    assert chart._loss_range()[1] >= 1.4, "with a few points none is an outlier; all stay in view"
