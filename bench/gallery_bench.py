@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -28,18 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def machine_info() -> str:
     import PySide6
 
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()} | Python {platform.python_version()} | PySide6 {PySide6.__version__} | "
-        f"{os.cpu_count()} logical CPUs ({cpu}) | QPA {os.environ.get('QT_QPA_PLATFORM')}"
-    )
+    from bench.machine import describe
+
+    return describe(f"PySide6 {PySide6.__version__}", f"QPA {os.environ.get('QT_QPA_PLATFORM')}")
 
 
 def build_project(folder: Path, n_images: int, distinct: int) -> Path:

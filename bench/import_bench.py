@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import subprocess
@@ -20,6 +19,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from bench.machine import describe  # noqa: E402 - needs the repository on sys.path
+
 COCO_HAR = Path(os.environ.get("HARAPP_COCO_HAR", REPO.parent / "shared" / "coco-har"))
 TARGET_SECONDS, TARGET_MB = 15.0, 1500.0
 
@@ -157,16 +160,6 @@ def make_big_captions(folder: Path, n_images: int, seed: int = 0) -> Path:
     return path
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _child(root: str, project_path: str) -> None:
     """Runs in the subprocess: one import into a fresh project; prints its figures as JSON."""
     sys.path.insert(0, str(REPO))
@@ -233,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         for entry in doc["images"]:
             (args.touch / "train2017" / entry["file_name"]).touch()
         return 0
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}")
+    print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory(prefix="harapp-bench-") as tmp:
         workdir = Path(tmp)
         big = args.keep or workdir / "coco-big"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,21 +15,10 @@ COCO_HAR = Path(os.environ.get("HARAPP_COCO_HAR", REPO.parent / "shared" / "coco
 def machine_info() -> str:
     import torch
 
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    from bench.machine import describe
+
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (
-        f"date {time.strftime('%Y-%m-%d %H:%M:%S %Z')} | {platform.platform()} | python {platform.python_version()}\n"
-        f"cpu: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()} | "
-        f"load average {load} | torch {torch.__version__} | GPU: {cuda}"
-    )
+    return describe(f"torch {torch.__version__}, {torch.get_num_threads()} threads", f"GPU: {cuda}")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -170,7 +170,8 @@ def test_stdout_stays_clean(project: Project, tmp_path: Path, capsys: pytest.Cap
 
 
 def test_demo_dataset_imports(project: Project, tmp_path: Path) -> None:
-    demo = pytest.importorskip("harapp.core.demo")
+    from harapp.core import demo
+
     out = demo.make_demo(tmp_path / "demo", n_images=12, seed=3)
     report = import_coco(project, out)
     assert report.images == 12 and report.missing == 0

@@ -6,26 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QThread
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-pytest.importorskip("PySide6")
-torch = pytest.importorskip("torch")
+from harapp.gui.training_panel import TrainingPanel
+from harapp.gui.workers import running_jobs
+from tests.gui.training_data import TINY, make_project
 
-from PySide6.QtCore import QThread  # noqa: E402
-from PySide6.QtWidgets import QVBoxLayout, QWidget  # noqa: E402
-
-from harapp.gui.training_panel import TrainingPanel  # noqa: E402
-from harapp.gui.workers import running_jobs  # noqa: E402
-from tests.gui.training_data import make_project  # noqa: E402
-
-TINY = {"image_size": 32, "device": "cpu", "augment": False, "early_stopping_patience": 10_000}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _start_long_run(qtbot, panel: TrainingPanel) -> None:
@@ -47,7 +35,8 @@ def _threads_running() -> list[QThread]:
 
 
 def test_main_window_closes_while_training(qtbot, tmp_path: Path) -> None:
-    main_window = pytest.importorskip("harapp.gui.main_window")
+    from harapp.gui import main_window
+
     project = make_project(tmp_path, per_class=6)
     project_path = project.path
     project.close()

@@ -6,15 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import Qt  # noqa: E402
-
-from harapp.core.store import Project  # noqa: E402
-from harapp.gui.gallery_model import UNLABELLED, GalleryModel, GalleryProxy, Role  # noqa: E402
-from tests.gui.curation_data import CurationProject, make_curation_project  # noqa: E402
+from harapp.core.store import Project
+from harapp.gui.gallery_model import UNLABELLED, GalleryModel, GalleryProxy, Role
+from tests.gui.curation_data import CurationProject, make_curation_project
 
 
 @pytest.fixture

@@ -5,19 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
+from PIL import Image
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PIL import Image  # noqa: E402
-
-from harapp.core.demo import make_demo  # noqa: E402
-from harapp.core.paths import demo_project_path  # noqa: E402
-from harapp.core.store import Project  # noqa: E402
-from harapp.gui.import_dialog import ImportDialog  # noqa: E402
-from harapp.gui.main_window import MainWindow  # noqa: E402
-from tests.gui.curation_data import make_curation_project  # noqa: E402
+from harapp.core.demo import make_demo
+from harapp.core.paths import demo_project_path
+from harapp.core.store import Project
+from harapp.gui.import_dialog import ImportDialog
+from harapp.gui.main_window import MainWindow
+from tests.gui.curation_data import make_curation_project
 
 
 def _dialog(qtbot, kind: str, source: Path, project: Path | None) -> ImportDialog:  # noqa: ANN001

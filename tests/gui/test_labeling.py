@@ -6,18 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
-
-from harapp.core.store import Project  # noqa: E402
-from harapp.gui.gallery_model import UNLABELLED  # noqa: E402
-from harapp.gui.labeling import class_keys  # noqa: E402
-from harapp.gui.main_window import MainWindow  # noqa: E402
-from harapp.gui.workspace import Workspace  # noqa: E402
-from tests.gui.curation_data import CurationProject, make_curation_project  # noqa: E402
+from harapp.core.store import Project
+from harapp.gui.gallery_model import UNLABELLED
+from harapp.gui.labeling import class_keys
+from harapp.gui.main_window import MainWindow
+from harapp.gui.workspace import Workspace
+from tests.gui.curation_data import CurationProject, make_curation_project
 
 
 @pytest.fixture

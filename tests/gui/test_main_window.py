@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
-
-from harapp.core.paths import load_settings  # noqa: E402
-from harapp.core.store import Project  # noqa: E402
-from harapp.gui.main_window import MainWindow, window_settings  # noqa: E402
-from tests.gui.curation_data import CLASSES, CurationProject, make_curation_project  # noqa: E402
+from harapp.core.paths import load_settings
+from harapp.core.store import Project
+from harapp.gui.main_window import MainWindow, window_settings
+from tests.gui.curation_data import CLASSES, CurationProject, make_curation_project
 
 
 @pytest.fixture

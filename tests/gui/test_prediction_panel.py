@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
 
-pytest.importorskip("PySide6")
-torch = pytest.importorskip("torch")
-
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from harapp.gui.prediction_panel import NO_MODEL_TEXT, PredictionPanel  # noqa: E402
-from tests.gui.training_data import make_photos, make_snapshot  # noqa: E402
+from harapp.gui.prediction_panel import NO_MODEL_TEXT, PredictionPanel
+from tests.gui.training_data import make_photos, make_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +19,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from harapp.ml.config import TrainConfig
     from harapp.ml.trainer import train
 
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("model")
     config = TrainConfig(model_kind="cnn-scratch", mode="scratch", epochs=2, batch_size=4, image_size=32, device="cpu")
     result = train(config, make_snapshot(folder / "photos", per_class=5), folder / "tiny.pt")

@@ -8,15 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PIL import Image  # noqa: E402
-
-from harapp.core.paths import cache_dir  # noqa: E402
-from harapp.gui import thumbnails  # noqa: E402
-from harapp.gui.thumbnails import ThumbnailLoader, cache_key, load_thumbnail  # noqa: E402
+from harapp.core.paths import cache_dir
+from harapp.gui import thumbnails
+from harapp.gui.thumbnails import ThumbnailLoader, cache_key, load_thumbnail
 
 
 def _jpeg(path: Path, size: tuple[int, int] = (400, 200), colour: tuple[int, int, int] = (200, 30, 30)) -> Path:

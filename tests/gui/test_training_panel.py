@@ -5,24 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
-pytest.importorskip("PySide6")
-torch = pytest.importorskip("torch")
+from harapp.gui.training_panel import TrainingPanel
+from tests.gui.training_data import TINY, make_project
 
-from PySide6.QtCore import Qt  # noqa: E402
-
-from harapp.gui.training_panel import TrainingPanel  # noqa: E402
-from tests.gui.training_data import make_project  # noqa: E402
-
-TINY = {"image_size": 32, "device": "cpu", "augment": False, "early_stopping_patience": 10_000}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -7,23 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QThread, QTimer
 
-pytest.importorskip("PySide6")
-torch = pytest.importorskip("torch")
+from harapp.gui.workers import JobHandle, Worker, run_callable, running_jobs, start_worker
+from tests.gui.training_data import make_snapshot
 
-from PySide6.QtCore import QThread, QTimer  # noqa: E402
-
-from harapp.gui.workers import JobHandle, Worker, run_callable, running_jobs, start_worker  # noqa: E402
-from tests.gui.training_data import make_snapshot  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The machine's cores are shared; one intra-op thread keeps timings stable and leaves room for the GUI.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_config(epochs: int):

@@ -10,6 +10,8 @@ from PIL import Image, ImageDraw
 from harapp.core.types import LabelledItem, LabelSnapshot
 
 CLASSES = ("walking", "running", "sitting", "standing")
+TINY = {"image_size": 32, "device": "cpu", "augment": False, "early_stopping_patience": 10_000}
+"""TrainConfig overrides for runs that take seconds on a CPU."""
 _COLOURS = ((200, 40, 40), (40, 60, 200), (40, 170, 60), (210, 190, 40))
 
 
