@@ -224,34 +224,16 @@ class Project(ImagesMixin, ModelsMixin):
                     " WHERE id = ?",
                     (class_id, source, dumps(votes or {}), confidence, stamp, label_id),
                 )
+        # In HistoryEntry's field order, after its id.
+        new_source = source if class_name else None
+        row = (stamp, image_id, person_id, old_class, class_name, old_source, new_source, reason, batch)
         cur = conn.execute(
             "INSERT INTO history (at, image_id, person_id, old_class, new_class, old_source, new_source, reason, batch)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                stamp,
-                image_id,
-                person_id,
-                old_class,
-                class_name,
-                old_source,
-                source if class_name else None,
-                reason,
-                batch,
-            ),
+            row,
         )
         self._bump_revision()
-        return HistoryEntry(
-            int(cur.lastrowid),
-            stamp,
-            image_id,
-            person_id,
-            old_class,
-            class_name,
-            old_source,
-            source if class_name else None,
-            reason,
-            batch,
-        )
+        return HistoryEntry(int(cur.lastrowid), *row)
 
     def set_label(
         self,
