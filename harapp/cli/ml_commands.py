@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from harapp.core.errors import HarappError, ImageFileError
+from harapp.core.paths import new_checkpoint_path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -123,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         finetune_last_blocks=args.finetune_last_blocks, person_crop=args.person_crop, augment=args.augment,
         pretrained=args.pretrained,
     ).validate()  # fmt: skip
-    out = args.out or args.project.parent / "models" / f"{args.project.stem}-{config.model_kind}-{mode}.pt"
+    out = args.out or new_checkpoint_path(args.project, config.model_kind, mode)
     cancel = threading.Event()
     bar = ProgressBar()
     with Project.open(args.project) as project:

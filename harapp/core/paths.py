@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -101,3 +102,13 @@ def remember_project(path: Path) -> Settings:
 def models_dir_for(project_path: Path) -> Path:
     """Checkpoints of a project live beside it, so moving the project folder keeps them together."""
     return Path(project_path).parent / f"{Path(project_path).stem}.models"
+
+
+def new_checkpoint_path(project_path: Path, model_kind: str, mode: str) -> Path:
+    """A fresh file name per run: earlier checkpoints stay, since the models table keeps pointing at them."""
+    folder = models_dir_for(project_path)
+    stem = f"{model_kind}-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = folder / f"{stem}.pt", 2
+    while candidate.exists():
+        candidate, n = folder / f"{stem}-{n}.pt", n + 1
+    return candidate

@@ -8,7 +8,6 @@ model predictions and disagreements.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from harapp.core.paths import new_checkpoint_path
 from harapp.core.store import Project
 from harapp.gui.chart import TrainingChart, error_text_color
 from harapp.gui.confusion_view import ConfusionMatrixView
@@ -210,9 +210,7 @@ class TrainingPanel(QWidget):
         self._show_message("")
         self.last_config = config
         self._truth = {item.image_id: item.class_index for item in snapshot.items}
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = self.project.path.parent / f"{self.project.path.stem}-models"
-        checkpoint = folder / f"{config.model_kind}-{config.mode}-{stamp}.pt"
+        checkpoint = new_checkpoint_path(self.project.path, config.model_kind, config.mode)
         worker = TrainWorker(config, snapshot, checkpoint, project_path=self.project.path)
         self.chart.clear(config.epochs)
         self.progress_bar.setValue(0)

@@ -50,3 +50,14 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
     atomic_write_text(target, "new")
     assert target.read_text() == "new"
+
+
+def test_each_training_run_gets_its_own_checkpoint_file_beside_the_project(tmp_path: Path) -> None:
+    project = tmp_path / "photos.harapp"
+    first = paths.new_checkpoint_path(project, "clip", "linear-probe")
+    assert first.parent == tmp_path / "photos.models" and first.suffix == ".pt"
+    assert first.name.startswith("clip-linear-probe-")
+    first.parent.mkdir()
+    first.write_bytes(b"an earlier run")
+    second = paths.new_checkpoint_path(project, "clip", "linear-probe")
+    assert second != first and not second.exists()  # same second, still a new file
