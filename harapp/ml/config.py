@@ -77,6 +77,8 @@ class TrainConfig:
     prompts: tuple[str, ...] | None = None
     person_crop: bool = False
     pretrained: bool = True
+    loader_workers: int | None = None
+    """Processes decoding images; None: none on the CPU (they would compete with the model), several on a GPU."""
 
     def validate(self) -> TrainConfig:
         if self.model_kind not in KINDS:
@@ -98,6 +100,8 @@ class TrainConfig:
             raise ConfigError(f"folds must be at least 1, got {self.folds}.")
         if self.image_size < 16:
             raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}.")
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise ConfigError(f"loader_workers must be 0 or more, got {self.loader_workers}.")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}.")
         if self.prompts is not None and not all("{}" in p for p in self.prompts):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -44,6 +45,14 @@ def describe_device(pref: str = "auto") -> str:
     if device.type == "mps":
         return "MPS: Apple GPU"
     return "CPU"
+
+
+def loader_workers(device: torch.device, requested: int | None = None) -> int:
+    """Image-decoding processes for a DataLoader: a GPU outruns one Python thread decoding JPEGs many times over,
+    while on the CPU the workers would only take cores from the model (and cost determinism nothing to skip)."""
+    if requested is not None:
+        return requested
+    return 0 if device.type == "cpu" else max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from harapp.core.types import LabelledItem
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import SnapshotDataset, decode_side, eval_transform
-from harapp.ml.device import autocast
+from harapp.ml.device import autocast, loader_workers
 from harapp.ml.models import BuiltModel, LinearHead
 from harapp.ml.progress import Reporter
 
@@ -55,11 +55,14 @@ def compute_features(
     person_crop: bool,
     reporter: Reporter,
     epoch_info: tuple[int, int] = (1, 1),
+    requested_workers: int | None = None,
 ) -> torch.Tensor:
     model = built.model.to(device).eval()
     side = decode_side(built.preprocess, person_crop)
     data = SnapshotDataset(items, eval_transform(built.preprocess), person_crop, side)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+    workers = loader_workers(device, requested_workers)
+    pin = device.type == "cuda"
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
     out: list[torch.Tensor] = []
     steps = len(loader)
     for step, (x, _, _) in enumerate(loader, start=1):
@@ -87,7 +90,9 @@ def cached_features(
     cached = store.get_embeddings(key, ids) if use_store and store is not None else {}
     missing = [it for it in items if it.image_id not in cached]
     reporter.start_phase("embedding")
-    fresh = compute_features(built, missing, device, config.batch_size, config.person_crop, reporter)
+    fresh = compute_features(
+        built, missing, device, config.batch_size, config.person_crop, reporter, requested_workers=config.loader_workers
+    )
     if use_store and store is not None and missing:
         store.put_embeddings(
             key, {it.image_id: v.numpy().astype(np.float32).tobytes() for it, v in zip(missing, fresh, strict=True)}

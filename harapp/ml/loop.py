@@ -13,9 +13,11 @@ from torch.utils.data import DataLoader
 from harapp.core.types import LabelledItem
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import SnapshotDataset, Split, decode_side, eval_transform, train_transform
-from harapp.ml.device import autocast
+from harapp.ml.device import autocast, loader_workers
 from harapp.ml.models import BuiltModel
 from harapp.ml.progress import Reporter
+
+CPU = torch.device("cpu")
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -30,18 +32,26 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(
-    items: Sequence[LabelledItem], built: BuiltModel, config: TrainConfig, train: bool, seed: int
+    items: Sequence[LabelledItem],
+    built: BuiltModel,
+    config: TrainConfig,
+    train: bool,
+    seed: int,
+    device: torch.device = CPU,
 ) -> DataLoader:
     transform = train_transform(built.preprocess, config.augment) if train else eval_transform(built.preprocess)
     # Training crops zoom in by up to 1/0.6, so decode a little larger than the eval transform needs.
     side = decode_side(built.preprocess, config.person_crop)
     side = int(side * 1.3) if side and train and config.augment else side
     data = SnapshotDataset(items, transform, config.person_crop, side)
+    workers = loader_workers(device, config.loader_workers)
     return DataLoader(
         data,
         batch_size=config.batch_size,
         shuffle=train,
-        num_workers=0,  # deterministic and cheap here; images are small next to the model's cost
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=train and workers > 0,  # one start per fit, not per epoch
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_seed_worker,
     )
@@ -55,7 +65,7 @@ def predict_items(
     model = built.model.eval()
     targets: list[int] = []
     preds: list[int] = []
-    for x, y, _ in make_loader(items, built, config, train=False, seed=config.seed):
+    for x, y, _ in make_loader(items, built, config, train=False, seed=config.seed, device=device):
         reporter.check_cancel()
         with autocast(device):
             logits = model(x.to(device))
@@ -107,7 +117,7 @@ def fit(
     model = built.model.to(device)
     loss_fn = loss_fn.to(device)
     opt = torch.optim.AdamW(param_groups(built, config), weight_decay=config.weight_decay)
-    loader = make_loader(split.train, built, config, train=True, seed=config.seed)
+    loader = make_loader(split.train, built, config, train=True, seed=config.seed, device=device)
     steps = max(1, len(loader))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
     history: list[dict[str, Any]] = []

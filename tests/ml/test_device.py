@@ -67,3 +67,28 @@ def test_oom_detection_and_cache_release(monkeypatch: pytest.MonkeyPatch) -> Non
     assert freed == []
     D.free_cache(torch.device("cuda"))
     assert freed == [True]
+
+
+def test_loader_workers_only_where_a_gpu_waits_for_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(D.os, "cpu_count", lambda: 16)
+    assert D.loader_workers(torch.device("cpu")) == 0  # workers would take cores from the model
+    assert D.loader_workers(torch.device("cuda")) == 8
+    assert D.loader_workers(torch.device("cuda"), requested=2) == 2
+    monkeypatch.setattr(D.os, "cpu_count", lambda: 1)
+    assert D.loader_workers(torch.device("cuda")) == 0
+
+
+def test_training_with_loader_workers_is_repeatable(tmp_path, shapes_snapshot) -> None:  # noqa: ANN001
+    from harapp.ml.config import TrainConfig
+    from harapp.ml.trainer import train
+
+    def run(workers: int) -> list:
+        config = TrainConfig(
+            model_kind="cnn-scratch", mode="scratch", epochs=2, batch_size=4, image_size=32, device="cpu",
+            loader_workers=workers,
+        )  # fmt: skip
+        return list(train(config, shapes_snapshot, tmp_path / f"w{workers}.pt").history)
+
+    # Worker processes seed their augmentations from the loader's generator: the same seed and worker count give
+    # the same run (each worker has its own random stream, so another worker count gives another, equally valid one).
+    assert run(2) == run(2)
