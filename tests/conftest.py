@@ -44,7 +44,7 @@ def _running_qthreads() -> list[str]:
     running = []
     for obj in gc.get_objects():
         try:
-            if isinstance(obj, QThread) and obj.isRunning() and obj is not QThread.currentThread():
+            if issubclass(type(obj), QThread) and obj.isRunning() and obj is not QThread.currentThread():
                 running.append(obj.objectName() or type(obj).__name__)
         except RuntimeError:  # the C++ side is already deleted
             continue
@@ -67,7 +67,7 @@ def no_qthread_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
         # Stop them so later tests are not poisoned, then fail this one.
         for obj in gc.get_objects():
             try:
-                if isinstance(obj, QThread) and obj.isRunning():
+                if issubclass(type(obj), QThread) and obj.isRunning():
                     obj.quit()
                     obj.wait(5000)
             except RuntimeError:

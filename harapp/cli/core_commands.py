@@ -259,13 +259,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     with _open(args.project) as project:
-        latest = project.history(limit=1)
-        if not latest:
-            print("nothing to undo", file=sys.stderr)
-            return 1
-        batch = latest[0].batch
-        entries = [latest[0]] if batch is None else [e for e in project.history(limit=100000) if e.batch == batch]
-        undone = project.revert([e.id for e in entries])
+        undone = project.undo_last()
+    if not undone:
+        print("nothing to undo", file=sys.stderr)
+        return 1
     for entry in undone:
         print(f"image {entry.image_id}: {entry.old_class or 'unlabelled'} -> {entry.new_class or 'unlabelled'}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,30 @@ class Project(ImagesMixin, ModelsMixin):
     def reapply(self, entry_ids: Sequence[int]) -> list[HistoryEntry]:
         """Redo: apply these history entries' new labels again."""
         return self._replay(entry_ids, use_old=False, reason="redo")
+
+    def undo_last(self) -> list[HistoryEntry]:
+        """Undo the newest action that is not undone yet, as an editor's undo does: each undo in the history
+        cancels the action before it, so repeated calls step further back instead of flipping one change."""
+        to_skip = 0
+        for action in self._actions_newest_first():
+            if action[0].reason == "undo":
+                to_skip += 1
+            elif to_skip:
+                to_skip -= 1
+            else:
+                return self.revert([e.id for e in action])
+        return []
+
+    def _actions_newest_first(self) -> Iterator[list[HistoryEntry]]:
+        """History grouped by user action: one bulk change, import or undo shares a batch; others stand alone."""
+        action: list[HistoryEntry] = []
+        for entry in self.history(limit=-1):
+            if action and (entry.batch is None or entry.batch != action[0].batch):
+                yield action
+                action = []
+            action.append(entry)
+        if action:
+            yield action
 
     def history(self, image_id: int | None = None, limit: int = 100) -> list[HistoryEntry]:
         sql = (

@@ -32,6 +32,25 @@ def test_label_show_undo_and_stats(project_file: Path, capsys: pytest.CaptureFix
         assert project.stats()["labelled"] == 0
 
 
+def test_repeated_undo_steps_back_through_the_history(project_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Project.open(project_file) as project:
+        first, second, third = project.image_ids()[:3]
+        project.set_label(first, "sitting")
+        project.set_labels([(second, "running"), (third, "running")])  # one bulk action
+        project.set_label(first, "walking")
+    assert main(["undo", str(project_file)]) == 0  # walking -> sitting
+    assert main(["undo", str(project_file)]) == 0  # the bulk change, both images
+    with Project.open(project_file) as project:
+        labels = {i: project.image(i).label for i in (first, second, third)}
+        assert labels[first].class_name == "sitting"
+        assert labels[second] is None and labels[third] is None
+    assert main(["undo", str(project_file)]) == 0  # the first change
+    assert main(["undo", str(project_file)]) == 1  # nothing left: an undo never undoes an undo
+    assert "nothing to undo" in capsys.readouterr().err
+    with Project.open(project_file) as project:
+        assert project.stats()["labelled"] == 0
+
+
 def test_classes_merge_and_undo(project_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["label", str(project_file), "img0.jpg", "walking"])
     main(["label", str(project_file), "img2.jpg", "running"])

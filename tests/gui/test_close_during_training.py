@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from harapp.gui.training_panel import TrainingPanel
 from harapp.gui.workers import running_jobs
+from tests.conftest import _running_qthreads
 from tests.gui.training_data import TINY, make_project
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -24,14 +24,6 @@ def _start_long_run(qtbot, panel: TrainingPanel) -> None:
     assert panel.start()
     qtbot.waitUntil(lambda: len(panel.chart.points()) >= 2, timeout=60_000)
     assert panel.is_training()
-
-
-def _threads_running() -> list[QThread]:
-    import gc
-
-    return [
-        o for o in gc.get_objects() if isinstance(o, QThread) and o.isRunning() and o is not QThread.currentThread()
-    ]
 
 
 def test_main_window_closes_while_training(qtbot, tmp_path: Path) -> None:
@@ -53,7 +45,7 @@ def test_main_window_closes_while_training(qtbot, tmp_path: Path) -> None:
     assert not job.is_running(), "close returned while the training thread still ran"
     assert job.worker is None or job.worker.is_cancelled()
     assert took < 10, f"closing took {took:.1f} s"
-    assert not running_jobs() and not _threads_running()
+    assert not running_jobs() and not _running_qthreads()
 
 
 def test_panel_in_any_window_cancels_when_that_window_closes(qtbot, tmp_path: Path) -> None:
@@ -70,7 +62,7 @@ def test_panel_in_any_window_cancels_when_that_window_closes(qtbot, tmp_path: Pa
     panel.train_job.cancelled.connect(lambda: cancelled.append(True))
     assert host.close()
     assert not panel.is_training()
-    assert not running_jobs() and not _threads_running()
+    assert not running_jobs() and not _running_qthreads()
     qtbot.waitUntil(lambda: cancelled == [True], timeout=5_000)  # the queued terminal signal still arrives
     assert "cancelled" in panel.status_label.text().lower()
     project.close()
