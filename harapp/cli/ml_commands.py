@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-model", default="ViT-B-32")
     p.add_argument("--clip-pretrained", default="openai")
     p.add_argument("--finetune-last-blocks", type=int, default=None)
+    p.add_argument(
+        "--prompt", dest="prompts", action="append", default=None, metavar="TEMPLATE",
+        help="a CLIP class prompt with {} for the class name, e.g. 'a photo of a person {}.' (repeat for an "
+        "ensemble; default: harapp's built-in ensemble)",
+    )  # fmt: skip
     p.add_argument("--person-crop", action="store_true", help="train on the largest person box")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random init (testing)")
@@ -122,6 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, image_size=args.image_size, folds=args.folds,
         weights_path=args.weights_path, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
         finetune_last_blocks=args.finetune_last_blocks, person_crop=args.person_crop, augment=args.augment,
+        prompts=tuple(args.prompts) if args.prompts else None,
         pretrained=args.pretrained,
     ).validate()  # fmt: skip
     out = args.out or new_checkpoint_path(args.project, config.model_kind, mode)

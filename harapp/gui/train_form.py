@@ -6,9 +6,22 @@ import math
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
 
-from harapp.ml.config import TrainConfig
+from harapp.ml.config import DEFAULT_PROMPTS, TrainConfig
+
+PROMPT_SEPARATOR = " | "
 
 KIND_LABELS = {
     "cnn-scratch": "Small CNN",
@@ -70,8 +83,22 @@ class TrainForm(QWidget):
         self.lr_spin = QDoubleSpinBox(self, decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
         self.size_spin = QSpinBox(self, minimum=16, maximum=640, singleStep=16)
         self.size_spin.setSuffix(" px")
+        self.weights_edit = QLineEdit(self)
+        self.weights_edit.setPlaceholderText("built in or downloaded")
+        self.weights_edit.setClearButtonEnabled(True)
+        browse = QToolButton(self)
+        browse.setText("…")
+        browse.setToolTip("Choose a local weights file")
+        browse.clicked.connect(self.choose_weights_file)
+        weights_row = QHBoxLayout()
+        weights_row.setContentsMargins(0, 0, 0, 0)
+        weights_row.addWidget(self.weights_edit)
+        weights_row.addWidget(browse)
+        self.prompts_edit = QLineEdit(PROMPT_SEPARATOR.join(DEFAULT_PROMPTS), self)
+        self.prompts_edit.setCursorPosition(0)
         self.device_label = QLabel("detecting…", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._add_tooltips()
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
         self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
         form = QFormLayout(self)
@@ -82,9 +109,46 @@ class TrainForm(QWidget):
         form.addRow("&Batch size:", self.batch_spin)
         form.addRow("&Learning rate:", self.lr_spin)
         form.addRow("&Image size:", self.size_spin)
+        form.addRow("&Weights file:", weights_row)
+        form.addRow("&Prompts:", self.prompts_edit)
         form.addRow("Device:", self.device_label)
         self._running = False
         self._on_kind_changed()
+
+    def _add_tooltips(self) -> None:
+        self.kind_combo.setToolTip(
+            "Small CNN: trained from scratch, the study's baseline. ResNet and EfficientNet-Lite0: ImageNet CNNs "
+            "(EfficientNet's weights come with harapp). CLIP: a vision-language model that also knows the class names."
+        )
+        self.mode_combo.setToolTip(
+            "Linear probe: a frozen backbone with a new head, seconds to retrain (features are cached).\n"
+            "Fine-tune: the backbone learns too; slow on a CPU, best on a GPU.\n"
+            "Zero-shot (CLIP): no training, the class prompts decide.\nFrom scratch: every weight learns."
+        )
+        self.epochs_spin.setToolTip("Passes over the training images; early stopping ends sooner if validation stalls")
+        self.batch_spin.setToolTip("Images per step; lower it if a GPU runs out of memory")
+        self.lr_spin.setToolTip("AdamW learning rate of the head; a pretrained backbone learns at a tenth of it")
+        self.size_spin.setToolTip("Side of the square the photos are resized to; larger is slower")
+        self.weights_edit.setToolTip(
+            "A local weights file (state dict) for a ResNet, or an open_clip checkpoint for CLIP; leave empty to use "
+            "the built-in or downloaded weights"
+        )
+        self.prompts_edit.setToolTip(
+            "CLIP's class prompts, separated by ' | '; {} stands for the class name (e.g. 'a photo of a person {}.')"
+        )
+        self.device_label.setToolTip("Where training runs: the GPU when there is one, otherwise the CPU")
+
+    def choose_weights_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Weights file", "", "Weights (*.pt *.pth *.bin *.safetensors);;All files (*)"
+        )
+        if path:
+            self.weights_edit.setText(path)
+
+    def prompts(self) -> tuple[str, ...] | None:
+        """The edited prompts, or None while they are CLIP's defaults."""
+        parts = tuple(p.strip() for p in self.prompts_edit.text().split(PROMPT_SEPARATOR.strip()) if p.strip())
+        return None if not parts or parts == DEFAULT_PROMPTS else parts
 
     def model_kind(self) -> str:
         return str(self.kind_combo.currentData())
@@ -126,6 +190,8 @@ class TrainForm(QWidget):
         trains = self.mode() != "zero-shot"
         for w in (self.epochs_spin, self.lr_spin):
             w.setEnabled(not running and trains)
+        self.weights_edit.setEnabled(not running and self.model_kind() != "cnn-scratch")
+        self.prompts_edit.setEnabled(not running and self.model_kind() == "clip")
 
     def build_config(self, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """A validated TrainConfig from the form; ``overrides`` set fields the form does not show."""
@@ -136,6 +202,8 @@ class TrainForm(QWidget):
             "batch_size": self.batch_spin.value(),
             "lr": float(self.lr_spin.value()),
             "image_size": self.size_spin.value(),
+            "weights_path": (self.weights_edit.text().strip() or None) if self.weights_edit.isEnabled() else None,
+            "prompts": self.prompts() if self.model_kind() == "clip" else None,
         }
         values.update(overrides or {})
         return TrainConfig(**values).validate()

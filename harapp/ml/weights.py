@@ -59,10 +59,11 @@ def can_download(host: str = HF_HOST) -> bool:
 
 
 def unavailable(what: str, reason: str) -> WeightsUnavailableError:
+    unset = " (and unset HF_HUB_OFFLINE)" if hub_offline() else ""
     return WeightsUnavailableError(
         f"Pretrained weights for {what} are not available: {reason}. Either connect to the internet so they can "
-        "be downloaded once (and unset HF_HUB_OFFLINE), or point harapp to a local weights file "
-        "(--weights PATH on the command line, or 'Weights file' / clip_weights_file in settings)."
+        f"be downloaded once{unset}, or point harapp to a local weights file "
+        "(--weights PATH on the command line, or the Weights file field of the Train panel)."
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from harapp.gui.training_panel import TrainingPanel
+from harapp.ml.config import ConfigError
 from tests.gui.training_data import TINY, make_project
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,6 +54,26 @@ def test_defaults_and_valid_combinations(qtbot) -> None:
     assert not widget.epochs_spin.isEnabled(), "zero-shot has no epochs to choose"
     widget.form.set_choice("resnet18", "fine-tune")
     assert widget.lr_spin.value() < 1e-3, "fine-tuning pretrained weights needs a small learning rate"
+    assert all(w.toolTip() for w in (widget.form.kind_combo, widget.form.mode_combo, widget.epochs_spin))
+
+
+def test_weights_file_and_edited_prompts_reach_the_config(qtbot, tmp_path: Path) -> None:
+    widget = TrainingPanel()
+    qtbot.addWidget(widget)
+    form = widget.form
+    form.set_choice("clip", "zero-shot")
+    assert form.build_config().prompts is None and form.build_config().weights_path is None  # the defaults
+    form.prompts_edit.setText("a photo of a person {}. | someone who is {}")
+    form.weights_edit.setText(str(tmp_path / "clip.pt"))
+    config = form.build_config()
+    assert config.prompts == ("a photo of a person {}.", "someone who is {}")
+    assert config.weights_path == str(tmp_path / "clip.pt")
+    form.prompts_edit.setText("no placeholder here")
+    with pytest.raises(ConfigError, match="must contain"):
+        form.build_config()
+    form.set_choice("cnn-scratch")
+    assert not form.prompts_edit.isEnabled() and not form.weights_edit.isEnabled()
+    assert form.build_config().prompts is None
 
 
 def test_start_draws_the_chart_and_cancel_stops_it(qtbot, panel: TrainingPanel, project) -> None:

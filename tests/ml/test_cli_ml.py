@@ -89,3 +89,17 @@ def test_eval_refuses_mismatched_classes(project_path: Path, tmp_path: Path, cap
     capsys.readouterr()
     assert main(["eval", str(ckpt), str(project_path)]) == 1
     assert "jumping" in capsys.readouterr().err
+
+
+def test_zero_shot_prompts_from_the_command_line(
+    project_path: Path, tmp_path: Path, tiny_clip: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harapp.ml.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "zs.pt"
+    args = ["train", str(project_path), "--model", "clip", "--mode", "zero-shot", "--clip-model", tiny_clip]
+    args += ["--no-pretrained", "--device", "cpu", "--image-size", "32", "--out", str(ckpt)]
+    assert main([*args, "--prompt", "a photo of a person {}.", "--prompt", "someone {}"]) == 0
+    assert load_checkpoint(ckpt).config.prompts == ("a photo of a person {}.", "someone {}")
+    assert main([*args, "--prompt", "no placeholder"]) != 0
+    assert "must contain '{}'" in capsys.readouterr().err

@@ -23,6 +23,7 @@ def test_missing_clip_weights_offline_fail_fast_with_advice(monkeypatch: pytest.
     message = str(info.value)
     assert "ViT-B-32" in message and "openai" in message
     assert "connect to the internet" in message and "--weights PATH" in message
+    assert "Weights file field of the Train panel" in message and "unset HF_HUB_OFFLINE" in message
 
 
 def test_unreachable_hub_fails_fast_without_calling_open_clip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,8 +40,9 @@ def test_unreachable_hub_fails_fast_without_calling_open_clip(monkeypatch: pytes
     monkeypatch.setattr(W, "host_reachable", no_network)
     monkeypatch.setattr(clip_models, "_create", must_not_run)
     start = time.monotonic()
-    with pytest.raises(WeightsUnavailableError, match="huggingface.co cannot be reached"):
+    with pytest.raises(WeightsUnavailableError, match="huggingface.co cannot be reached") as info:
         clip_models.create_clip("ViT-B-32", "laion2b_s34b_b79k", None)
+    assert "HF_HUB_OFFLINE" not in str(info.value)  # not set, so not part of the way out
     assert probed == ["huggingface.co"]
     assert time.monotonic() - start < 5
 
