@@ -79,7 +79,6 @@ class LabelingController(QObject):
     """Image ids whose labels changed (edit, undo or redo); the gallery refreshes those rows."""
     person_labelled = Signal(int, int)
     error = Signal(str)
-    help_requested = Signal()
     keypoints_toggled = Signal()
 
     def __init__(self, view: GalleryView, parent: QObject | None = None) -> None:
@@ -191,9 +190,6 @@ class LabelingController(QObject):
             return False
         text = event.text()
         key = event.key()
-        if text == "?":
-            self.help_requested.emit()
-            return True
         if modifiers & Qt.KeyboardModifier.ShiftModifier:
             return False
         if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_0):

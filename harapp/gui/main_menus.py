@@ -82,6 +82,9 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     _action(view_menu, "&Smaller thumbnails", lambda: _zoom(window, 0.8), "Ctrl+-")
     _action(view_menu, "Reset &filters", workspace.filters.reset)
     actions["keys"] = _action(view_menu, "Keyboard &shortcuts", window.show_shortcuts, "F1")
+    # "?" from anywhere in the window; a text field still takes a typed "?" as text. Layouts where "?" needs
+    # Shift report it with the modifier, which a plain "?" sequence would not match.
+    actions["keys"].setShortcuts([QKeySequence("F1"), QKeySequence("?"), QKeySequence("Shift+?")])
 
     train_menu = bar.addMenu("&Train")
     actions["train"] = _action(

@@ -87,7 +87,6 @@ class MainWindow(QMainWindow):
         self.welcome.demo_requested.connect(self.create_demo)
         self.welcome.recent_requested.connect(self.open_project)
         self.workspace.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        self.workspace.labeling.help_requested.connect(self.show_shortcuts)
         panel = self.training_panel
         panel.confusion_cell_clicked.connect(self.show_confusion_cell)
         panel.active_model_changed.connect(self.workspace.reload_predictions)

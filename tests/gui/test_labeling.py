@@ -169,4 +169,15 @@ def test_ctrl_z_in_the_main_window(qtbot, curation: CurationProject) -> None:  #
     assert _stored(curation, 0) == ("running", "human")
     qtbot.keyClick(gallery, Qt.Key.Key_Question, Qt.KeyboardModifier.ShiftModifier)
     assert window.overlay.isVisible() and "label as walking" in window.overlay.rows_text()
+    window.overlay.hide()
+    # "?" works wherever the focus is, except in a text field, where it is text.
+    button = window.prediction_panel.open_button
+    button.setFocus()
+    qtbot.keyClick(button, Qt.Key.Key_Question, Qt.KeyboardModifier.ShiftModifier)
+    assert window.overlay.isVisible()
+    window.overlay.hide()
+    search = window.workspace.filters.search
+    search.setFocus()
+    qtbot.keyClicks(search, "why?")
+    assert search.text() == "why?" and not window.overlay.isVisible()
     window.close()
