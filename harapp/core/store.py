@@ -24,6 +24,7 @@ from harapp.core.types import (
     Label,
     LabelledItem,
     LabelSnapshot,
+    ModelRecord,
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -126,6 +127,18 @@ class Project(ImagesMixin, ModelsMixin):
 
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes()]
+
+    def stale_model_reason(self, model: ModelRecord) -> str | None:
+        """Why a model's predictions no longer fit the project (its classes were renamed, merged or added to
+        since it was trained), or None when they still do."""
+        theirs = tuple(model.metrics.get("class_names") or ())
+        ours = tuple(self.class_names())
+        if not theirs or theirs == ours:
+            return None
+        return (
+            f"{model.name} was trained on the classes {', '.join(theirs)}, but the project's classes are now "
+            f"{', '.join(ours)}: retrain to predict them."
+        )
 
     def add_class(self, name: str) -> ClassInfo:
         with self._write() as conn:

@@ -165,7 +165,9 @@ class GalleryModel(QAbstractListModel):
     def _load_predictions(self) -> dict[int, tuple[str, float, dict[str, float]]]:
         assert self._project is not None
         model = self._project.active_model()
-        return self._project.predictions(model.id) if model is not None else {}
+        if model is None or self._project.stale_model_reason(model):
+            return {}  # a model of other classes would mark every merged or renamed label as a disagreement
+        return self._project.predictions(model.id)
 
     def reload_predictions(self) -> None:
         """The active model changed: swap the prediction columns without resetting (keeps the selection)."""

@@ -186,6 +186,8 @@ class PredictionPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project: Project | None = None
+        self.model_warning: str | None = None
+        """Set when the active model predates a change of the project's classes."""
         self.checkpoint: Path | None = None
         self.model_name = ""
         self.device = "auto"
@@ -233,6 +235,7 @@ class PredictionPanel(QWidget):
     def set_project(self, project: Project | None) -> None:
         self.project = project
         active = project.active_model() if project is not None else None
+        self.model_warning = project.stale_model_reason(active) if project is not None and active else None
         if active is None:
             self.set_checkpoint(None)
         else:
@@ -249,6 +252,8 @@ class PredictionPanel(QWidget):
 
     def _update_status(self, extra: str = "") -> None:
         text = NO_MODEL_TEXT if self.checkpoint is None else f"Model: {self.model_name}"
+        if self.checkpoint is not None and self.model_warning:
+            text += f". Note: {self.model_warning}"
         self.status_label.setText(f"{text} {extra}".strip())
 
     # -- inputs ----------------------------------------------------------------------------------------

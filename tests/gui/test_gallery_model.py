@@ -88,6 +88,21 @@ def test_reload_predictions_follows_active_model(model: GalleryModel, project: P
     assert model.image_row(curation.ids[1]).prediction == "sitting"
 
 
+def test_a_model_of_other_classes_marks_no_disagreements(model: GalleryModel, project: Project, curation) -> None:  # noqa: ANN001
+    trained_on = {"class_names": ["walking", "running", "sitting", "standing"]}
+    versioned = project.register_model("v2", "cnn-scratch", "scratch", Path("v2.pt"), 1, trained_on, {})
+    project.put_predictions(versioned, {curation.ids[1]: ("sitting", 0.6, {"sitting": 0.6, "running": 0.4})})
+    project.set_active_model(versioned)
+    model.reload_predictions()
+    assert model.image_row(curation.ids[1]).disagrees is True  # running labelled, sitting predicted
+    assert project.stale_model_reason(project.active_model()) is None
+    project.merge_classes(["walking", "running"], "walking/running")
+    model.reload()
+    assert model.image_row(curation.ids[1]).prediction is None and model.image_row(curation.ids[1]).disagrees is False
+    reason = project.stale_model_reason(project.active_model())
+    assert reason is not None and "walking/running" in reason and "retrain" in reason
+
+
 @pytest.fixture
 def proxy(qtmodeltester, model: GalleryModel) -> GalleryProxy:  # noqa: ANN001
     gallery_proxy = GalleryProxy()

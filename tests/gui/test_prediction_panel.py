@@ -153,7 +153,8 @@ def test_project_active_model_is_used(qtbot, checkpoint: Path, tmp_path: Path) -
     from harapp.core.store import Project
 
     with Project.create(tmp_path / "p.harapp") as project:
-        model_id = project.register_model("tiny", "cnn-scratch", "scratch", checkpoint, 0, {}, {})
+        trained_on = {"class_names": project.class_names()}
+        model_id = project.register_model("tiny", "cnn-scratch", "scratch", checkpoint, 0, trained_on, {})
         widget = PredictionPanel()
         qtbot.addWidget(widget)
         widget.set_project(project)
@@ -162,3 +163,7 @@ def test_project_active_model_is_used(qtbot, checkpoint: Path, tmp_path: Path) -
         widget.refresh_model(model_id)
         assert widget.checkpoint == checkpoint
         assert f"tiny (v{model_id})" in widget.status_label.text()
+        assert "retrain" not in widget.status_label.text()
+        project.rename_class("sitting", "seated")
+        widget.refresh_model(model_id)
+        assert "seated" in widget.status_label.text() and "retrain" in widget.status_label.text()
