@@ -146,7 +146,8 @@ class SnapshotDataset(Dataset):
 
 
 def class_weights(items: Sequence[LabelledItem], num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights normalised to mean 1 over present classes (absent classes get 0)."""
+    """Inverse-frequency weights, total / (present classes × count): every present class then carries the same
+    total weight, and all of them together as much as the images (absent classes get 0)."""
     counts = torch.zeros(num_classes)
     for item in items:
         counts[item.class_index] += 1
