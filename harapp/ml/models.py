@@ -198,7 +198,9 @@ def build_model(config: TrainConfig, class_names: Sequence[str], *, init_head: b
     if kind in ("resnet18", "resnet50"):
         if use_pretrained and config.weights_path:
             net = _resnet(kind, False)
-            net.load_state_dict(W.load_state_dict_file(config.weights_path), strict=True)
+            # torchvision's own files carry the ImageNet classifier (fc.*), which the backbone here replaces.
+            source_sd = W.load_state_dict_file(config.weights_path)
+            net.load_state_dict({k: v for k, v in source_sd.items() if not k.startswith("fc.")}, strict=True)
             source = f"file:{config.weights_path}"
         else:
             net = _resnet(kind, use_pretrained)

@@ -21,6 +21,11 @@ FAST = {"epochs": 2, "batch_size": 8, "device": "cpu", "augment": False}
 CASES = [
     {"model_kind": "cnn-scratch", "mode": "scratch", "image_size": 32},
     {"model_kind": "resnet18", "mode": "scratch", "image_size": 32},
+    {"model_kind": "resnet18", "mode": "linear-probe", "image_size": 32, "weights_path": "local"},
+    {"model_kind": "resnet18", "mode": "fine-tune", "image_size": 32, "weights_path": "local"},
+    {"model_kind": "resnet50", "mode": "scratch", "image_size": 32},
+    {"model_kind": "resnet50", "mode": "fine-tune", "image_size": 32, "weights_path": "local"},
+    {"model_kind": "efficientnet-lite0", "mode": "scratch", "image_size": 32},
     {"model_kind": "efficientnet-lite0", "mode": "linear-probe", "image_size": 64},
     {"model_kind": "efficientnet-lite0", "mode": "fine-tune", "image_size": 64, "finetune_last_blocks": 1},
     {"model_kind": "clip", "mode": "zero-shot", "pretrained": False},
@@ -33,6 +38,12 @@ CASES = [
 def test_train_checkpoint_predict_round_trip(
     case: dict, shapes_snapshot: LabelSnapshot, tiny_clip: str, tmp_path: Path
 ) -> None:
+    if case.get("weights_path") == "local":  # a torchvision file, as a user would download it by hand
+        import torchvision.models as tvm
+
+        local = tmp_path / f"{case['model_kind']}.pth"
+        torch.save(getattr(tvm, case["model_kind"])(weights=None).state_dict(), local)
+        case = {**case, "weights_path": str(local)}
     config = TrainConfig(**{**FAST, **case, "clip_model": tiny_clip})
     path = tmp_path / "model.pt"
     result = train(config, shapes_snapshot, path)
