@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from harapp.gui.gallery_model import GalleryRow, Role
 from harapp.gui.style import (
     DISAGREE_COLOUR,
+    PREDICTION_COLOUR,
     SOURCE_MARKS,
     UNCERTAIN_COLOUR,
     class_colour,
@@ -41,6 +42,8 @@ class GalleryDelegate(QStyledItemDelegate):
         self._class_names = class_names
         self.cell = thumbnails.size
         self.cell_width = 0
+        self.show_predictions = False
+        """Paint every prediction of the active model, not only those that disagree with the label."""
         """Set by the view so whole columns fill its width instead of leaving a gap at the right."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
@@ -141,13 +144,15 @@ class GalleryDelegate(QStyledItemDelegate):
             painter.setPen(QColor("#000000"))
             painter.drawText(mark, Qt.AlignmentFlag.AlignCenter, "?")
             right -= side + 3
-        if row.disagrees and row.prediction:
-            text = f"≠ {row.prediction}"
+        if row.prediction and (row.disagrees or self.show_predictions):
+            confidence = f" {100 * row.confidence:.0f}%" if row.confidence is not None else ""
+            text = f"{'≠' if row.disagrees else 'model:'} {row.prediction}{confidence}"
+            colour = DISAGREE_COLOUR if row.disagrees else PREDICTION_COLOUR
             # Top left: an uncertain image has no label, so the two marks never need the same corner.
             width = min(frame.width() - 6, metrics.horizontalAdvance(text) + 10)
             mark = QRect(frame.left() + 3, frame.top() + 3, width, side)
-            painter.setPen(QPen(DISAGREE_COLOUR.darker(130), 1))
-            painter.setBrush(DISAGREE_COLOUR)
+            painter.setPen(QPen(colour.darker(130), 1))
+            painter.setBrush(colour)
             painter.drawRoundedRect(mark, 4, 4)
             painter.setPen(QColor("#FFFFFF"))
             painter.drawText(
@@ -206,6 +211,10 @@ class GalleryView(QListView):
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.current_image_changed.emit(current.data(Role.IMAGE_ID) if current.isValid() else None)
+
+    def set_show_predictions(self, show: bool) -> None:
+        self.delegate.show_predictions = show
+        self.viewport().update()
 
     def set_cell_size(self, size: int) -> None:
         self.delegate.cell = size

@@ -78,6 +78,12 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     workspace.labeling.keypoints_toggled.connect(
         lambda: keypoints.setChecked(workspace.inspector.canvas.show_keypoints)
     )
+    predictions = _action(
+        view_menu, "Show model &predictions", lambda: workspace.gallery.set_show_predictions(predictions.isChecked()),
+        "Ctrl+P", "Show the active model's prediction and confidence on every thumbnail, not only where it disagrees",
+    )  # fmt: skip
+    predictions.setCheckable(True)
+    actions["predictions"] = predictions
     _action(view_menu, "&Bigger thumbnails", lambda: _zoom(window, 1.25), "Ctrl++")
     _action(view_menu, "&Smaller thumbnails", lambda: _zoom(window, 0.8), "Ctrl+-")
     _action(view_menu, "Reset &filters", workspace.filters.reset)

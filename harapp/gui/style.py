@@ -17,6 +17,8 @@ SOURCE_TEXT = {
 }
 UNCERTAIN_COLOUR = QColor("#F0B400")
 DISAGREE_COLOUR = QColor("#E0245E")
+PREDICTION_COLOUR = QColor("#37474F")
+"""A model prediction that agrees with the label (or stands alone): dark slate, white text, on any photo."""
 
 
 def class_colour(name: str | None, names: Sequence[str]) -> QColor:

@@ -168,7 +168,7 @@ def test_run_gui_demo_opens_the_existing_demo(qtbot, monkeypatch) -> None:  # no
 def test_gallery_paints_thumbnails_and_badges(qtbot, curation: CurationProject) -> None:  # noqa: ANN001
     from PySide6.QtGui import QColor
 
-    from harapp.gui.style import DISAGREE_COLOUR, class_colour
+    from harapp.gui.style import DISAGREE_COLOUR, PREDICTION_COLOUR, class_colour
 
     window = _window(qtbot, curation.path)
     workspace = window.workspace
@@ -198,6 +198,12 @@ def test_gallery_paints_thumbnails_and_badges(qtbot, curation: CurationProject) 
     assert has(second, DISAGREE_COLOUR)
     assert has(colours_in(curation.ids[0]), class_colour("walking", names))
     assert not has(colours_in(curation.ids[0]), DISAGREE_COLOUR)
+    assert not has(colours_in(curation.ids[0]), PREDICTION_COLOUR)  # agreeing predictions only on request
+    window.actions_by_name["predictions"].trigger()  # View > Show model predictions
+    image = gallery.viewport().grab().toImage()
+    assert has(colours_in(curation.ids[0]), PREDICTION_COLOUR)  # image 0: the model agrees (walking)
+    assert has(colours_in(curation.ids[1]), DISAGREE_COLOUR)
+    assert not has(colours_in(curation.ids[2]), PREDICTION_COLOUR)  # no prediction for image 2
     window.close()
 
 
