@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
+from harapp.cli.progress import StageBars, stage_bars
 from harapp.core.errors import HarappError, ImageFileError
 from harapp.core.paths import new_checkpoint_path
+
+if TYPE_CHECKING:
+    from harapp.ml.progress import TrainProgress
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -86,32 +88,19 @@ def sigint_sets(event: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-class ProgressBar:
-    """tqdm on stderr, one bar per phase, fed by TrainProgress records."""
+class ProgressBar(StageBars):
+    """Stage bars fed by the trainer's TrainProgress records: one bar per phase, counted in steps."""
 
-    def __init__(self) -> None:
-        self.bar: tqdm | None = None
-        self.phase = ""
-
-    def __call__(self, p: Any) -> None:
+    def __call__(self, p: TrainProgress) -> None:  # type: ignore[override]
         total = p.epochs * p.steps
-        if self.bar is None or p.phase != self.phase:
-            self.close()
-            self.phase = p.phase
-            self.bar = tqdm(total=total, desc=p.phase, file=sys.stderr, dynamic_ncols=True, unit="step")
-        self.bar.n = min(total, (p.epoch - 1) * p.steps + p.step)
-        post = {"epoch": f"{p.epoch}/{p.epochs}", "img/s": f"{p.images_per_second:.1f}"}
+        parts = [f"epoch {p.epoch}/{p.epochs}"]
+        if p.images_per_second:
+            parts.append(f"{p.images_per_second:.1f} img/s")
         if p.loss is not None:
-            post["loss"] = f"{p.loss:.3f}"
+            parts.append(f"loss {p.loss:.3f}")
         if p.val_accuracy is not None:
-            post["val_acc"] = f"{p.val_accuracy:.3f}"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+            parts.append(f"val acc {p.val_accuracy:.3f}")
+        super().__call__(p.phase, min(total, (p.epoch - 1) * p.steps + p.step), total, ", ".join(parts))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -220,10 +209,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise HarappError(f"No labelled images of project {args.project} to evaluate on.")
     start = time.perf_counter()
     preds: list[int] = []
-    for i in tqdm(range(0, len(items), 32), desc="evaluating", file=sys.stderr, unit="batch"):
-        chunk = items[i : i + 32]
-        out = predictor.predict_batch([it.path for it in chunk], [it.person_boxes for it in chunk])
-        preds += [ckpt.class_names.index(p.top_class) for p in out]
+    with stage_bars() as bars:
+        for i in range(0, len(items), 32):
+            chunk = items[i : i + 32]
+            out = predictor.predict_batch([it.path for it in chunk], [it.person_boxes for it in chunk])
+            preds += [ckpt.class_names.index(p.top_class) for p in out]
+            bars("evaluating", len(preds), len(items))
     metrics = compute_metrics([it.class_index for it in items], preds, ckpt.class_names, [it.image_id for it in items])
     print(f"{ckpt.path.name}: {ckpt.config.model_kind} ({ckpt.config.mode}), trained on label revision "
           f"{ckpt.label_revision}; project is at revision {snapshot.revision}")  # fmt: skip

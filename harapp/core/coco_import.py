@@ -360,8 +360,10 @@ def import_coco(
     files: list[CocoFile] = []
     for index, path in enumerate(paths):
         if progress is not None:
-            progress(f"reading {path.name}", index, len(paths))
+            progress("reading annotations", index, len(paths))
         files.append(read_coco_file(path))
+    if progress is not None:
+        progress("reading annotations", len(paths), len(paths))
     groups = _groups(root, images_dir, files)
     exported_classes = [
         name
