@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.core.store import Project
-from harapp.gui.chart import error_text_color, is_dark
+from harapp.gui.chart import ErrorTextStyle, is_dark
 from harapp.gui.icons import icon
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.workers import JobHandle, start_worker
@@ -175,7 +175,7 @@ class PredictionRow(QFrame):
         big.setPointSizeF(big.pointSizeF() * 2.5)
         self.thumb.setFont(big)
         self.result_label.setText(f"Cannot predict: {message}")
-        self.result_label.setStyleSheet(f"color: {error_text_color(self.palette())}; font-weight: normal;")
+        ErrorTextStyle(self.result_label)
         self.bars.hide()
 
 

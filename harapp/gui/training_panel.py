@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from harapp.core.paths import new_checkpoint_path
 from harapp.core.store import Project
-from harapp.gui.chart import TrainingChart, error_text_color
+from harapp.gui.chart import ErrorTextStyle, TrainingChart
 from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.icons import icon
 from harapp.gui.models_table import ModelsTable
@@ -97,7 +97,7 @@ class TrainingPanel(QWidget):
         self.message_label = QLabel("", self)
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message_label.setStyleSheet(f"color: {error_text_color(self.palette())}; font-weight: bold;")
+        ErrorTextStyle(self.message_label, bold=True)
         self.message_label.hide()
         self.metrics_label = QLabel("", self)
         self.metrics_label.setWordWrap(True)

@@ -181,3 +181,26 @@ def test_ctrl_z_in_the_main_window(qtbot, curation: CurationProject) -> None:  #
     qtbot.keyClicks(search, "why?")
     assert search.text() == "why?" and not window.overlay.isVisible()
     window.close()
+
+
+def test_image_view_shows_captions_history_and_toggles_keypoints(
+    qtbot, workspace: Workspace, curation: CurationProject
+) -> None:  # noqa: ANN001
+    inspector = workspace.inspector
+    qtbot.waitUntil(lambda: inspector.image_id() == curation.ids[0])
+    captions = inspector.captions.text()
+    assert "Activity votes: walking 2" in captions and "a person walking in the park number 0" in captions
+    assert inspector.history.count() == 1 and "– → walking" in inspector.history.item(0).text()
+    qtbot.keyClick(workspace.gallery, Qt.Key.Key_2)  # labels image 0 running, moves on
+    workspace.gallery.select_row(0)
+    qtbot.waitUntil(lambda: inspector.image_id() == curation.ids[0])
+    assert inspector.history.count() == 2 and "walking → running" in inspector.history.item(0).text()
+    assert inspector.notes.tabText(1) == "History (2)"
+
+    qtbot.waitUntil(inspector.canvas.has_image, timeout=10_000)
+    with_keypoints = inspector.canvas.grab().toImage()
+    qtbot.keyClick(workspace.gallery, Qt.Key.Key_K)
+    assert inspector.canvas.show_keypoints is False
+    assert inspector.canvas.grab().toImage() != with_keypoints  # image 0's first person has keypoints
+    qtbot.keyClick(workspace.gallery, Qt.Key.Key_K)
+    assert inspector.canvas.show_keypoints is True

@@ -167,3 +167,40 @@ def test_project_active_model_is_used(qtbot, checkpoint: Path, tmp_path: Path) -
         project.rename_class("sitting", "seated")
         widget.refresh_model(model_id)
         assert "seated" in widget.status_label.text() and "retrain" in widget.status_label.text()
+
+
+def test_window_drop_open_dialog_and_ctrl_v_all_reach_the_panel(
+    qtbot, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harapp.core.store import Project
+    from harapp.gui import prediction_panel as module
+    from harapp.gui.main_window import MainWindow
+
+    with Project.create(tmp_path / "p.harapp") as project:
+        project.set_active_model(project.register_model("tiny", "cnn-scratch", "scratch", checkpoint, 0, {}, {}))
+    window = MainWindow(tmp_path / "p.harapp")
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.prediction_panel
+    panel.device = "cpu"
+    first, second = (photo for photo, _ in make_photos(tmp_path / "photos", per_class=1, size=48))
+
+    assert _drop(window, _url_mime(first)).isAccepted()  # dropped anywhere on the window
+    _wait_done(qtbot, panel, 1)
+    monkeypatch.setattr(module.QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(second)], ""))
+    qtbot.mouseClick(panel.open_button, Qt.MouseButton.LeftButton)
+    _wait_done(qtbot, panel, 2)
+    image = QImage(40, 30, QImage.Format.Format_RGB32)
+    image.fill(QColor(30, 160, 60))
+    clipboard = QApplication.clipboard()
+    clipboard.setImage(image)
+    try:
+        panel.setFocus()
+        qtbot.keyClick(panel, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    finally:
+        clipboard.clear()  # see test_pasted_clipboard_image_is_classified
+    _wait_done(qtbot, panel, 3)
+    assert [r.error for r in panel.rows] == [None, None, None]
+    for row in panel.rows:
+        assert sum(p for _, p in row.bars.values()) == pytest.approx(1.0, abs=1e-4)
+    window.close()

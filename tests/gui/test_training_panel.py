@@ -216,3 +216,16 @@ def test_chart_restarts_its_line_when_progress_goes_back_and_clips_outliers(qtbo
     for x, loss in ((0.0, 1.4), (0.5, 0.06), (1.0, 0.06)):  # a linear probe: few reports, a steep first drop
         chart.add_point(x, loss)
     assert chart._loss_range()[1] >= 1.4, "with a few points none is an outlier; all stay in view"
+
+
+def test_error_text_follows_a_switch_to_a_dark_palette(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QColor, QPalette
+
+    widget = TrainingPanel()
+    qtbot.addWidget(widget)
+    assert "#c62828" in widget.message_label.styleSheet()  # dark red on the light default
+    dark = QPalette(widget.palette())
+    dark.setColor(QPalette.ColorRole.Window, QColor(30, 30, 30))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor(230, 230, 230))
+    widget.setPalette(dark)
+    assert "#ff8a80" in widget.message_label.styleSheet()  # light red, readable on dark
