@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,24 @@ def hub_offline() -> bool:
 
 
 def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """One TCP connect with a short timeout: cheap insurance against a library's long retry loops."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """One TCP connect with a short timeout: cheap insurance against a library's long retry loops.
+
+    The connect timeout does not cover the name lookup, which a broken resolver can stretch to many seconds,
+    so the whole probe runs in a daemon thread that is abandoned when the time is up.
+    """
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, name=f"probe-{host}", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return bool(answer and answer[0])
 
 
 def can_download(host: str = HF_HOST) -> bool:

@@ -129,3 +129,15 @@ def test_weights_dir_follows_settings(tmp_path: Path) -> None:
     save_settings(Settings(weights_cache_dir=str(tmp_path / "w")))
     assert W.weights_dir() == tmp_path / "w"
     assert (tmp_path / "w").is_dir()
+
+
+def test_network_probe_gives_up_on_a_hanging_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def slow_lookup(*args: object, **kwargs: object) -> None:
+        time.sleep(30)  # a resolver that never answers
+
+    monkeypatch.setattr(socket, "create_connection", slow_lookup)
+    start = time.monotonic()
+    assert W.host_reachable("huggingface.co", timeout=0.5) is False
+    assert time.monotonic() - start < 2
