@@ -90,10 +90,11 @@ class TrainForm(QWidget):
         browse.setText("…")
         browse.setToolTip("Choose a local weights file")
         browse.clicked.connect(self.choose_weights_file)
-        weights_row = QHBoxLayout()
-        weights_row.setContentsMargins(0, 0, 0, 0)
-        weights_row.addWidget(self.weights_edit)
-        weights_row.addWidget(browse)
+        weights_row = QWidget(self)  # a widget, not a bare layout, so the row's label can take a shortcut
+        weights_layout = QHBoxLayout(weights_row)
+        weights_layout.setContentsMargins(0, 0, 0, 0)
+        weights_layout.addWidget(self.weights_edit)
+        weights_layout.addWidget(browse)
         self.prompts_edit = QLineEdit(PROMPT_SEPARATOR.join(DEFAULT_PROMPTS), self)
         self.prompts_edit.setCursorPosition(0)
         self.device_label = QLabel("detecting…", self)
@@ -110,6 +111,7 @@ class TrainForm(QWidget):
         form.addRow("&Learning rate:", self.lr_spin)
         form.addRow("&Image size:", self.size_spin)
         form.addRow("&Weights file:", weights_row)
+        form.labelForField(weights_row).setBuddy(self.weights_edit)
         form.addRow("&Prompts:", self.prompts_edit)
         form.addRow("Device:", self.device_label)
         self._running = False
