@@ -86,7 +86,7 @@ class TrainForm(QWidget):
         self.weights_edit = QLineEdit(self)
         self.weights_edit.setPlaceholderText("built in or downloaded")
         self.weights_edit.setClearButtonEnabled(True)
-        browse = QToolButton(self)
+        self.weights_button = browse = QToolButton(self)
         browse.setText("…")
         browse.setToolTip("Choose a local weights file")
         browse.clicked.connect(self.choose_weights_file)
@@ -193,6 +193,7 @@ class TrainForm(QWidget):
         for w in (self.epochs_spin, self.lr_spin):
             w.setEnabled(not running and trains)
         self.weights_edit.setEnabled(not running and self.model_kind() != "cnn-scratch")
+        self.weights_button.setEnabled(self.weights_edit.isEnabled())
         self.prompts_edit.setEnabled(not running and self.model_kind() == "clip")
 
     def build_config(self, overrides: dict[str, Any] | None = None) -> TrainConfig:
