@@ -73,9 +73,16 @@ def retrain_latency(kind: str, n: int, changes: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         project, ids = shapes_project(Path(tmp), n)
+        weights_path = None
+        if kind == "clip-file":  # random ViT-B-32 weights in a local file: loads and checkpoints like real ones
+            import open_clip
+
+            weights_path = str(Path(tmp) / "vit-b-32.pt")
+            torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), weights_path)
         config = TrainConfig(
-            model_kind=kind, mode="linear-probe", device="cpu", pretrained=kind != "clip", clip_model="ViT-B-32"
-        )
+            model_kind="clip" if kind == "clip-file" else kind, mode="linear-probe", device="cpu",
+            pretrained=kind != "clip", clip_model="ViT-B-32", weights_path=weights_path,
+        )  # fmt: skip
         start = time.perf_counter()
         train(config, project.snapshot(), Path(tmp) / "m.pt", project=project)
         first = time.perf_counter() - start
@@ -96,7 +103,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--retrain-kinds", default="efficientnet-lite0,clip")
+    parser.add_argument("--retrain-kinds", default="efficientnet-lite0,clip,clip-file")
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--changes", type=int, default=10)
     args = parser.parse_args()
