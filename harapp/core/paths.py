@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -105,10 +106,8 @@ def models_dir_for(project_path: Path) -> Path:
 
 
 def new_checkpoint_path(project_path: Path, model_kind: str, mode: str) -> Path:
-    """A fresh file name per run: earlier checkpoints stay, since the models table keeps pointing at them."""
-    folder = models_dir_for(project_path)
-    stem = f"{model_kind}-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
-    candidate, n = folder / f"{stem}.pt", 2
-    while candidate.exists():
-        candidate, n = folder / f"{stem}-{n}.pt", n + 1
-    return candidate
+    """A fresh file name per run: earlier checkpoints stay, since the models table keeps pointing at them. The
+    random tail keeps two runs started in the same second (the GUI and the CLI, say) apart: the file itself is
+    written only when training ends."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return models_dir_for(project_path) / f"{model_kind}-{mode}-{stamp}-{uuid.uuid4().hex[:6]}.pt"

@@ -307,28 +307,20 @@ class Project(ImagesMixin, ModelsMixin):
         return self._replay(entry_ids, use_old=False, reason="redo")
 
     def undo_last(self) -> list[HistoryEntry]:
-        """Undo the newest action that is not undone yet, as an editor's undo does: each undo in the history
-        cancels the action before it, so repeated calls step further back instead of flipping one change."""
-        to_skip = 0
-        for action in self._actions_newest_first():
-            if action[0].reason == "undo":
-                to_skip += 1
-            elif to_skip:
-                to_skip -= 1
-            else:
-                return self.revert([e.id for e in action])
+        """Undo the newest label change (one edit, bulk change or import) that is not undone yet, so repeated
+        calls step further back. Each such undo names the action it reverted; undo and redo rows themselves and
+        class merges (which `undo_class_op` reverts) are passed over, and so is an action whose labels have
+        since been changed back by other means."""
+        history = self.history(limit=-1)
+        undone = {e.reason.removeprefix(UNDO_OF) for e in history if e.reason.startswith(UNDO_OF)}
+        for key, action in _actions_newest_first(history):
+            reason = action[0].reason
+            if key in undone or reason.startswith("undo") or reason in ("redo", "merge"):
+                continue
+            reverted = self._replay([e.id for e in action], use_old=True, reason=f"{UNDO_OF}{key}")
+            if reverted:
+                return reverted
         return []
-
-    def _actions_newest_first(self) -> Iterator[list[HistoryEntry]]:
-        """History grouped by user action: one bulk change, import or undo shares a batch; others stand alone."""
-        action: list[HistoryEntry] = []
-        for entry in self.history(limit=-1):
-            if action and (entry.batch is None or entry.batch != action[0].batch):
-                yield action
-                action = []
-            action.append(entry)
-        if action:
-            yield action
 
     def history(self, image_id: int | None = None, limit: int = 100) -> list[HistoryEntry]:
         sql = (
@@ -410,3 +402,24 @@ class Project(ImagesMixin, ModelsMixin):
             "missing_files": missing,
             "label_revision": self.label_revision(),
         }
+
+
+UNDO_OF = "undo of "
+"""Reason prefix of the history rows `Project.undo_last` writes, followed by the key of the action undone."""
+
+
+def _actions_newest_first(history: Sequence[HistoryEntry]) -> Iterator[tuple[str, list[HistoryEntry]]]:
+    """History (newest first) grouped by user action with a key: a bulk change, import or undo shares a batch;
+    other rows stand alone."""
+    action: list[HistoryEntry] = []
+    for entry in history:
+        if action and (entry.batch is None or entry.batch != action[0].batch):
+            yield _action_key(action[0]), action
+            action = []
+        action.append(entry)
+    if action:
+        yield _action_key(action[0]), action
+
+
+def _action_key(entry: HistoryEntry) -> str:
+    return f"batch {entry.batch}" if entry.batch else f"entry {entry.id}"

@@ -42,9 +42,9 @@ class GalleryDelegate(QStyledItemDelegate):
         self._class_names = class_names
         self.cell = thumbnails.size
         self.cell_width = 0
+        """Set by the view so whole columns fill its width instead of leaving a gap at the right."""
         self.show_predictions = False
         """Paint every prediction of the active model, not only those that disagree with the label."""
-        """Set by the view so whole columns fill its width instead of leaving a gap at the right."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         side = self.cell + 2 * PADDING
@@ -148,8 +148,8 @@ class GalleryDelegate(QStyledItemDelegate):
             confidence = f" {100 * row.confidence:.0f}%" if row.confidence is not None else ""
             text = f"{'≠' if row.disagrees else 'model:'} {row.prediction}{confidence}"
             colour = DISAGREE_COLOUR if row.disagrees else PREDICTION_COLOUR
-            # Top left: an uncertain image has no label, so the two marks never need the same corner.
-            width = min(frame.width() - 6, metrics.horizontalAdvance(text) + 10)
+            # Top left, and never over the "?" mark that may sit at the top right.
+            width = min(right - frame.left() - 6, metrics.horizontalAdvance(text) + 10)
             mark = QRect(frame.left() + 3, frame.top() + 3, width, side)
             painter.setPen(QPen(colour.darker(130), 1))
             painter.setBrush(colour)

@@ -9,8 +9,12 @@ switched off and a timer on the GUI thread collects instead, generation by gener
 from __future__ import annotations
 
 import gc
+import time
 
 from PySide6.QtCore import QObject, QTimer
+
+FULL_COLLECTION_INTERVAL_S = 120.0
+"""A full collection walks every object (torch brings hundreds of thousands): at most this often."""
 
 
 class GuiThreadCollector(QObject):
@@ -18,22 +22,30 @@ class GuiThreadCollector(QObject):
         super().__init__(parent)
         self._was_enabled = gc.isenabled()
         gc.disable()
+        # What exists at start-up (modules, Qt bindings) lives as long as the app: keep it out of every scan.
+        gc.freeze()
+        self._last_full = time.monotonic()
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.collect_if_due)
         self._timer.start()
 
-    @staticmethod
-    def collect_if_due() -> int:
-        """Collect the oldest generation whose count has passed its threshold; the number of objects freed."""
+    def collect_if_due(self) -> int:
+        """Collect the oldest generation whose count has passed its threshold (the oldest one only every
+        FULL_COLLECTION_INTERVAL_S, as each such pass stalls the GUI); the number of objects freed."""
         counts, thresholds = gc.get_count(), gc.get_threshold()
-        for generation in (2, 1, 0):
+        now = time.monotonic()
+        if counts[2] > thresholds[2] and now - self._last_full >= FULL_COLLECTION_INTERVAL_S:
+            self._last_full = now
+            return gc.collect(2)
+        for generation in (1, 0):
             if counts[generation] > thresholds[generation]:
                 return gc.collect(generation)
         return 0
 
     def stop(self) -> None:
         self._timer.stop()
+        gc.unfreeze()
         if self._was_enabled:
             gc.enable()
 

@@ -132,8 +132,8 @@ class TrainForm(QWidget):
         self.lr_spin.setToolTip("AdamW learning rate of the head; a pretrained backbone learns at a tenth of it")
         self.size_spin.setToolTip("Side of the square the photos are resized to; larger is slower")
         self.weights_edit.setToolTip(
-            "A local weights file (state dict) for a ResNet, or an open_clip checkpoint for CLIP; leave empty to use "
-            "the built-in or downloaded weights"
+            "A local weights file (state dict) for ResNet or EfficientNet-Lite0, or an open_clip checkpoint for CLIP; "
+            "leave empty to use the built-in or downloaded weights"
         )
         self.prompts_edit.setToolTip(
             "CLIP's class prompts, separated by ' | '; {} stands for the class name (e.g. 'a photo of a person {}.')"
@@ -176,6 +176,7 @@ class TrainForm(QWidget):
             preferred = "linear-probe" if "linear-probe" in allowed else allowed[0]
             self.mode_combo.setCurrentIndex(self.mode_combo.findData(preferred))
         self.size_spin.setValue(KIND_IMAGE_SIZE.get(self.model_kind(), 224))
+        self.weights_edit.clear()  # a weights file fits one architecture only
         self._on_mode_changed()
 
     def _on_mode_changed(self) -> None:
@@ -192,7 +193,7 @@ class TrainForm(QWidget):
         trains = self.mode() != "zero-shot"
         for w in (self.epochs_spin, self.lr_spin):
             w.setEnabled(not running and trains)
-        self.weights_edit.setEnabled(not running and self.model_kind() != "cnn-scratch")
+        self.weights_edit.setEnabled(not running and self.mode() != "scratch")  # scratch: random weights
         self.weights_button.setEnabled(self.weights_edit.isEnabled())
         self.prompts_edit.setEnabled(not running and self.model_kind() == "clip")
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from harapp.core.types import LabelledItem
+from harapp.ml.device import loader_workers
 from harapp.ml.images import crop_largest_box, load_image
 from harapp.ml.models import Preprocess
 
@@ -155,3 +159,38 @@ def class_weights(items: Sequence[LabelledItem], num_classes: int) -> torch.Tens
     weights = torch.zeros(num_classes)
     weights[present] = counts[present].sum() / (present.sum() * counts[present])
     return weights
+
+
+def init_worker(_worker_id: int) -> None:
+    """Start of a DataLoader worker process."""
+    gc.enable()  # a worker forked from the GUI inherits its switched-off collector (see harapp.gui.gc_guard)
+    # Each worker gets its own torch seed from the loader's generator; numpy and random follow it.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def data_loader(
+    data: Dataset,
+    batch_size: int,
+    device: torch.device,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    requested_workers: int | None = None,
+    keep_workers: bool = False,
+) -> DataLoader:
+    """A loader with image-decoding worker processes where the device waits for images (never more workers than
+    batches: a fully cached run starts none), pinned memory for CUDA, and seeded shuffling and augmentation."""
+    batches = math.ceil(len(data) / batch_size)  # type: ignore[arg-type]
+    workers = min(loader_workers(device, requested_workers), batches)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=keep_workers and workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=init_worker,
+    )

@@ -52,7 +52,10 @@ def loader_workers(device: torch.device, requested: int | None = None) -> int:
     while on the CPU the workers would only take cores from the model (and cost determinism nothing to skip)."""
     if requested is not None:
         return requested
-    return 0 if device.type == "cpu" else max(0, min(8, (os.cpu_count() or 1) - 1))
+    if device.type != "cuda":  # on Apple's MPS workers are spawned interpreters: more start-up than they save
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:

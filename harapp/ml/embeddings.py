@@ -10,12 +10,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from harapp.core.types import LabelledItem
 from harapp.ml.config import TrainConfig
-from harapp.ml.data import SnapshotDataset, decode_side, eval_transform
-from harapp.ml.device import autocast, loader_workers
+from harapp.ml.data import SnapshotDataset, data_loader, decode_side, eval_transform
+from harapp.ml.device import autocast
 from harapp.ml.models import BuiltModel, LinearHead
 from harapp.ml.progress import Reporter
 
@@ -60,9 +59,7 @@ def compute_features(
     model = built.model.to(device).eval()
     side = decode_side(built.preprocess, person_crop)
     data = SnapshotDataset(items, eval_transform(built.preprocess), person_crop, side)
-    workers = loader_workers(device, requested_workers)
-    pin = device.type == "cuda"
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
+    loader = data_loader(data, batch_size, device, requested_workers=requested_workers)
     out: list[torch.Tensor] = []
     steps = len(loader)
     for step, (x, _, _) in enumerate(loader, start=1):
@@ -141,7 +138,10 @@ def train_head(
         # Nothing to select with val (no epochs, no early stopping), so the final head learns from it too.
         head.load_state_dict(init)
         all_x, all_y = torch.cat([train_x, val_x]), torch.cat([train_y, val_y])
-        final, more = _fit_lbfgs(head, all_x, all_y, class_weight, reporter, l2, max_iter, (max_iter, steps))
+        # The refit starts from the initial weights again: its losses would draw a false jump on the chart.
+        final, more = _fit_lbfgs(
+            head, all_x, all_y, class_weight, reporter, l2, max_iter, (max_iter, steps), report_loss=False
+        )
         iterations += more
     reporter.step(epoch=1, epochs=1, step=steps, steps=steps, images=0, loss=final, val_accuracy=val_acc)
     return [{"epoch": 1, "loss": final, "val_accuracy": val_acc, "iterations": iterations}]
@@ -156,6 +156,7 @@ def _fit_lbfgs(
     l2: float,
     max_iter: int,
     progress_scale: tuple[int, int],
+    report_loss: bool = True,
 ) -> tuple[float, int]:
     """Returns the objective at the solution and the number of evaluations; progress_scale is (offset, steps)."""
     head.train()
@@ -180,7 +181,7 @@ def _fit_lbfgs(
         calls[0] += 1
         step = offset + min(calls[0], max_iter)
         # Vectors, not images: counting them as images/s would show a meaningless six-figure rate.
-        reporter.step(epoch=1, epochs=1, step=step, steps=steps, images=0, loss=loss.item())
+        reporter.step(epoch=1, epochs=1, step=step, steps=steps, images=0, loss=loss.item() if report_loss else None)
         return loss
 
     opt.step(closure)  # returns the loss at the starting point, not at the solution

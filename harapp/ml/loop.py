@@ -12,23 +12,12 @@ from torch.utils.data import DataLoader
 
 from harapp.core.types import LabelledItem
 from harapp.ml.config import TrainConfig
-from harapp.ml.data import SnapshotDataset, Split, decode_side, eval_transform, train_transform
-from harapp.ml.device import autocast, loader_workers
+from harapp.ml.data import SnapshotDataset, Split, data_loader, decode_side, eval_transform, train_transform
+from harapp.ml.device import autocast
 from harapp.ml.models import BuiltModel
 from harapp.ml.progress import Reporter
 
 CPU = torch.device("cpu")
-
-
-def _seed_worker(worker_id: int) -> None:
-    # Workers inherit a per-worker torch seed from the loader's generator; numpy/random follow it.
-    import random
-
-    import numpy as np
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 def make_loader(
@@ -44,17 +33,10 @@ def make_loader(
     side = decode_side(built.preprocess, config.person_crop)
     side = int(side * 1.3) if side and train and config.augment else side
     data = SnapshotDataset(items, transform, config.person_crop, side)
-    workers = loader_workers(device, config.loader_workers)
-    return DataLoader(
-        data,
-        batch_size=config.batch_size,
-        shuffle=train,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=train and workers > 0,  # one start per fit, not per epoch
-        generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=_seed_worker,
-    )
+    return data_loader(
+        data, config.batch_size, device, shuffle=train, seed=seed, requested_workers=config.loader_workers,
+        keep_workers=train,  # one start per fit, not per epoch
+    )  # fmt: skip
 
 
 @torch.no_grad()

@@ -226,3 +226,18 @@ def test_a_full_disk_is_reported_and_loses_nothing(tmp_path: Path) -> None:
     assert str(tmp_path / "p.harapp") in message and "full" in message and "unchanged" in message
     assert project.count_images() == len(ids)
     assert project.image(ids[0]).label.class_name == "walking"
+
+
+def test_undo_last_passes_over_merges_and_changes_already_undone(tmp_path: Path) -> None:
+    project, ids = project_with_images(tmp_path)
+    project.set_label(ids[0], "walking")
+    project.merge_classes(["sitting", "standing"], "still")  # its own undo: undo_class_op
+    gui_edit = project.set_label(ids[1], "running")
+    project.revert([gui_edit.id])  # the GUI's undo stack took this one back already
+    project.set_label(ids[2], "still")
+    assert [e.image_id for e in project.undo_last()] == [ids[2]]
+    assert project.image(ids[2]).label is None
+    # Next: the GUI-undone edit changes nothing and is passed over, the merge too; then the first edit.
+    assert [(e.image_id, e.new_class) for e in project.undo_last()] == [(ids[0], None)]
+    assert project.undo_last() == []
+    assert "still" in project.class_names()  # the merge stays; `classes undo` is its undo

@@ -71,6 +71,11 @@ def test_weights_file_and_edited_prompts_reach_the_config(qtbot, tmp_path: Path)
     form.prompts_edit.setText("no placeholder here")
     with pytest.raises(ConfigError, match="must contain"):
         form.build_config()
+    form.set_choice("resnet18", "fine-tune")
+    assert form.weights_edit.text() == ""  # a CLIP file does not fit a ResNet
+    form.weights_edit.setText(str(tmp_path / "resnet18.pth"))
+    form.set_choice("resnet18", "scratch")
+    assert not form.weights_edit.isEnabled() and form.build_config().weights_path is None
     form.set_choice("cnn-scratch")
     assert not form.prompts_edit.isEnabled() and not form.weights_edit.isEnabled()
     assert form.build_config().prompts is None

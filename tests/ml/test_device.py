@@ -70,17 +70,32 @@ def test_oom_detection_and_cache_release(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_loader_workers_only_where_a_gpu_waits_for_images(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(D.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(D.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert D.loader_workers(torch.device("cpu")) == 0  # workers would take cores from the model
+    assert D.loader_workers(torch.device("mps")) == 0
     assert D.loader_workers(torch.device("cuda")) == 8
     assert D.loader_workers(torch.device("cuda"), requested=2) == 2
-    monkeypatch.setattr(D.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(D.os, "sched_getaffinity", lambda _pid: {0}, raising=False)
     assert D.loader_workers(torch.device("cuda")) == 0
 
 
-def test_training_with_loader_workers_is_repeatable(tmp_path, shapes_snapshot) -> None:  # noqa: ANN001
+def test_training_with_loader_workers_is_repeatable(tmp_path, shapes_snapshot, monkeypatch) -> None:  # noqa: ANN001
+    import gc
+
+    from torch.utils.data import DataLoader
+
+    from harapp.ml import data
     from harapp.ml.config import TrainConfig
     from harapp.ml.trainer import train
+
+    started: list[int] = []
+
+    class CountingLoader(DataLoader):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self.num_workers)
+
+    monkeypatch.setattr(data, "DataLoader", CountingLoader)
 
     def run(workers: int) -> list:
         config = TrainConfig(
@@ -91,4 +106,22 @@ def test_training_with_loader_workers_is_repeatable(tmp_path, shapes_snapshot) -
 
     # Worker processes seed their augmentations from the loader's generator: the same seed and worker count give
     # the same run (each worker has its own random stream, so another worker count gives another, equally valid one).
-    assert run(2) == run(2)
+    gc.disable()  # as under the GUI: the workers must switch their own collector back on
+    try:
+        assert run(2) == run(2)
+    finally:
+        gc.enable()
+    assert started and set(started) == {2}
+
+
+def test_a_worker_process_collects_its_own_garbage() -> None:
+    import gc
+
+    from harapp.ml.data import init_worker
+
+    gc.disable()
+    try:
+        init_worker(0)
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -92,3 +92,6 @@ def test_linear_probe_fit_reports_the_solution_and_a_forward_moving_bar() -> Non
     assert history[-1]["val_accuracy"] == 1.0
     fractions = [r.fraction for r in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # The refit on train + val restarts from the initial weights: its losses are not drawn as a jump.
+    assert all(r.loss is None for r in reports if 0.5 < r.fraction < 1.0)
+    assert reports[-1].loss == history[-1]["loss"]
