@@ -1,4 +1,5 @@
-"""Screenshots of the real app for docs and review: gallery, image view, training, prediction, bad drop.
+"""Screenshots of the real app for docs and review: gallery, image view, training, prediction, bad drop,
+shown predictions.
 
 Run under a real X server (Xvfb), from the repository root:
 
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     wait_until(lambda: predict.rows[-1].error is not None, 60, "the corrupt-file error")
     shot(window, "06-corrupt-drop.png")
     shot(predict, "06b-corrupt-drop-panel.png")
+
+    # 7. View > Show model predictions: the model's class and confidence on every thumbnail.
+    window.actions_by_name["predictions"].trigger()
+    settle(0.5)
+    shot(window, "07-predictions-shown.png")
 
     window.close()
     settle(0.5)
