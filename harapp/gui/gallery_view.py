@@ -146,7 +146,8 @@ class GalleryDelegate(QStyledItemDelegate):
             right -= side + 3
         if row.prediction and (row.disagrees or self.show_predictions):
             confidence = f" {100 * row.confidence:.0f}%" if row.confidence is not None else ""
-            text = f"{'≠' if row.disagrees else 'model:'} {row.prediction}{confidence}"
+            # Short enough for a thumbnail: the slate colour, not a word, says it is the model's.
+            text = f"{'≠ ' if row.disagrees else ''}{row.prediction}{confidence}"
             colour = DISAGREE_COLOUR if row.disagrees else PREDICTION_COLOUR
             # Top left, and never over the "?" mark that may sit at the top right.
             width = min(right - frame.left() - 6, metrics.horizontalAdvance(text) + 10)
@@ -191,7 +192,8 @@ class GalleryView(QListView):
         self.setToolTip("")  # cells have their own tooltips
         self.setWhatsThis(
             "Thumbnails of the project's images. The badge shows the label and its source "
-            "(C caption, H human, M model); ? marks uncertain captions; a red mark shows where the model disagrees."
+            "(C caption, H human, M model); ? marks uncertain captions; a red mark at the top shows where the model "
+            "disagrees, and View > Show model predictions puts the model's class and confidence on every image."
         )
         # Repaint once per burst of finished thumbnails instead of once per image.
         self._repaint_timer = QTimer(self)
