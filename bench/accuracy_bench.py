@@ -61,7 +61,7 @@ def main() -> int:
     if not (args.coco / "annotations").is_dir():
         print(f"SKIPPED: no COCO data at {args.coco}")
         return 0
-    from harapp.core.coco_import import import_coco
+    from harapp.core.importers.coco import import_coco
     from harapp.core.store import Project
     from harapp.ml.config import TrainConfig
     from harapp.ml.trainer import cross_validate

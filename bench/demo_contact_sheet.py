@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from harapp.core.demo import make_demo
-from harapp.core.demo_pose import SKELETON
+from harapp.core.demo.dataset import make_demo
+from harapp.core.demo.pose import SKELETON
 
 
 def contact_sheet(root: Path, n: int, out: Path, keypoints: bool, cols: int = 6, cell: int = 220) -> None:

@@ -163,7 +163,7 @@ def make_big_captions(folder: Path, n_images: int, seed: int = 0) -> Path:
 def _child(root: str, project_path: str) -> None:
     """Runs in the subprocess: one import into a fresh project; prints its figures as JSON."""
     sys.path.insert(0, str(REPO))
-    from harapp.core.coco_import import import_coco
+    from harapp.core.importers.coco import import_coco
     from harapp.core.store import Project
 
     start = time.perf_counter()

@@ -83,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     # -- a project ----------------------------------------------------------------------------------------
     started = time.monotonic()
     if (args.coco / "annotations").is_dir():
-        from harapp.core.coco_import import import_coco
+        from harapp.core.importers.coco import import_coco
 
         project_path = work / "coco-har.harapp"
         with Project.create(project_path) as project:
             import_coco(project, args.coco)
         photos = sorted((args.coco / "val2017").glob("*.jpg")) or sorted(args.coco.rglob("*.jpg"))
     else:
-        from harapp.core.demo_project import create_demo_project
+        from harapp.core.demo.project import create_demo_project
 
         print(f"screenshots: {args.coco} not found; using the demo project")
         project_path = create_demo_project(work / "demo")

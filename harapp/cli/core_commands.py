@@ -104,7 +104,7 @@ def _print_stats(stats: dict[str, Any], as_json: bool = False) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from harapp.core.demo_project import create_demo_project
+    from harapp.core.demo.project import create_demo_project
 
     project_path = Path(args.dir) / "demo.harapp"
     if project_path.exists():
@@ -120,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def print_demo_stats() -> int:
     """Create the demo project if needed and print its statistics (the no-display fallback of --demo)."""
-    from harapp.core.demo_project import ensure_demo_project
+    from harapp.core.demo.project import ensure_demo_project
 
     with stage_bars() as bars:
         path = ensure_demo_project(progress=bars)
@@ -146,7 +146,7 @@ def _report_import(report: Any) -> None:
 
 
 def cmd_import_coco(args: argparse.Namespace) -> int:
-    from harapp.core.coco_import import import_coco
+    from harapp.core.importers.coco import import_coco
 
     if args.root is None and args.images is None:
         raise HarappError("give a COCO root folder, or --images DIR with --annotations FILE...")
@@ -177,7 +177,7 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
 
 
 def cmd_import_folder(args: argparse.Namespace) -> int:
-    from harapp.core.folder_import import import_folder
+    from harapp.core.importers.folder import import_folder
 
     with Project.open_or_create(args.project) as project, stage_bars() as bars:
         report = import_folder(project, args.dir, layout=args.layout, progress=bars)

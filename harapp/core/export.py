@@ -17,7 +17,7 @@ from typing import Any
 
 from harapp.core.atomic import atomic_writer
 from harapp.core.errors import DatasetError
-from harapp.core.folder_import import class_to_folder
+from harapp.core.importers.folder import class_to_folder
 from harapp.core.store import Project
 from harapp.core.types import ImageRecord
 

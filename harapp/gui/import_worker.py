@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harapp.core.coco_import import ImportReport, import_coco
-from harapp.core.folder_import import FolderImportReport, import_folder
+from harapp.core.importers.coco import ImportReport, import_coco
+from harapp.core.importers.folder import FolderImportReport, import_folder
 from harapp.core.store import Project
 from harapp.gui.workers import JobCancelled, Worker
 
@@ -166,7 +166,7 @@ class ImportWorker(Worker):
         raise ValueError(f"unknown import kind {request.kind!r}")
 
     def _demo(self) -> ImportSummary:
-        from harapp.core.demo_project import create_demo_project
+        from harapp.core.demo.project import create_demo_project
 
         folder = self.request.project_path.parent
         created = not self.request.project_path.exists()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harapp.core.coco_import import import_coco
 from harapp.core.errors import DatasetError, ProjectError
+from harapp.core.importers.coco import import_coco
 from harapp.core.store import Project
 from tests.core.cocofiles import small_dataset, write_coco, write_json
 

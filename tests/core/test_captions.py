@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harapp.core.captions import CONCEPTS, caption_votes, decide, map_votes, mentions_person, tally
+from harapp.core.importers.captions import CONCEPTS, caption_votes, decide, map_votes, mentions_person, tally
 from harapp.core.types import ClassInfo
 
 POSITIVE = [

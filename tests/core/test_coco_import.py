@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harapp.core import store_bulk
-from harapp.core.coco_import import import_coco
 from harapp.core.errors import DatasetError, LabelError
+from harapp.core.importers.coco import import_coco
 from harapp.core.store import Project
+from harapp.core.store import bulk as store_bulk
 from tests.core.cocofiles import SITTING, STANDING, WALKING, Img, person, small_dataset, write_coco, write_json
 
 
@@ -170,7 +170,7 @@ def test_stdout_stays_clean(project: Project, tmp_path: Path, capsys: pytest.Cap
 
 
 def test_demo_dataset_imports(project: Project, tmp_path: Path) -> None:
-    from harapp.core import demo
+    from harapp.core.demo import dataset as demo
 
     out = demo.make_demo(tmp_path / "demo", n_images=12, seed=3)
     report = import_coco(project, out)

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from harapp.core.captions import caption_votes, decide, tally
-from harapp.core.demo import make_demo
-from harapp.core.demo_captions import NOISE_KINDS
-from harapp.core.demo_pose import ACTIVITIES, KEYPOINT_NAMES, pose_body, project
+from harapp.core.demo.captions import NOISE_KINDS
+from harapp.core.demo.dataset import make_demo
+from harapp.core.demo.pose import ACTIVITIES, KEYPOINT_NAMES, pose_body, project
+from harapp.core.importers.captions import caption_votes, decide, tally
 
 N = 40
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from harapp.core import export as export_module
-from harapp.core.coco_import import import_coco
 from harapp.core.errors import DatasetError
 from harapp.core.export import export_coco, export_csv, export_folders
-from harapp.core.folder_import import import_folder
+from harapp.core.importers.coco import import_coco
+from harapp.core.importers.folder import import_folder
 from harapp.core.store import Project
 from tests.core.cocofiles import STANDING, Img, person, small_dataset, write_coco
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harapp.core.errors import DatasetError
-from harapp.core.folder_import import class_to_folder, detect_layout, folder_to_class, import_folder
+from harapp.core.importers.folder import class_to_folder, detect_layout, folder_to_class, import_folder
 from harapp.core.store import Project
 
 

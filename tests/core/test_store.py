@@ -7,7 +7,7 @@ import pytest
 
 from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import Project
-from harapp.core.store_schema import SCHEMA_VERSION, migrate
+from harapp.core.store.schema import SCHEMA_VERSION, migrate
 from tests.core.helpers import project_with_images
 
 

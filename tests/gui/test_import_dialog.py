@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harapp.core.demo import make_demo
+from harapp.core.demo.dataset import make_demo
 from harapp.core.paths import demo_project_path
 from harapp.core.store import Project
 from harapp.gui.import_dialog import ImportDialog

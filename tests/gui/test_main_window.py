@@ -154,7 +154,7 @@ def test_run_gui_opens_a_project(qtbot, curation: CurationProject, monkeypatch) 
 
 
 def test_run_gui_demo_opens_the_existing_demo(qtbot, monkeypatch) -> None:  # noqa: ANN001
-    from harapp.core.demo_project import create_demo_project
+    from harapp.core.demo.project import create_demo_project
     from harapp.core.paths import demo_project_path
     from harapp.gui import app as gui_app
 

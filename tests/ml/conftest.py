@@ -93,7 +93,7 @@ def demo_items(root: Path) -> list[LabelledItem]:
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harapp.core.demo import make_demo
+    from harapp.core.demo.dataset import make_demo
 
     return make_demo(tmp_path_factory.mktemp("demo") / "dataset", n_images=200, seed=0)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from harapp.core.demo_pose import BodyPose, project
+from harapp.core.demo.pose import BodyPose, project
 
 SCENES: tuple[str, ...] = ("street", "park", "wall", "beach", "indoor")
 RGB = tuple[int, int, int]

@@ -1,4 +1,4 @@
-"""Word lists behind the caption rules (harapp.core.captions): who can be a subject, what cannot.
+"""Word lists behind the caption rules (harapp.core.importers.captions): who can be a subject, what cannot.
 
 Plain frozensets so a lookup costs one hash; plurals and common misspellings in COCO captions are listed
 explicitly because stemming every token would cost more than the whole scan.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from harapp.core.caption_words import (
+from harapp.core.importers.caption_words import (
     BLOCKERS,
     COORDINATORS,
     DEPICTIONS,

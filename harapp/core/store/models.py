@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from harapp.core.store_base import ProjectBase, dumps, loads, now
+from harapp.core.store.base import ProjectBase, dumps, loads, now
 from harapp.core.types import ModelRecord
 
 

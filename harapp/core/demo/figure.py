@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import ImageDraw
 
-from harapp.core.demo_pose import HEAD_RADIUS, KEYPOINT_NAMES, BodyPose, project
+from harapp.core.demo.pose import HEAD_RADIUS, KEYPOINT_NAMES, BodyPose, project
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from harapp.core import store_classes
 from harapp.core.errors import LabelError
-from harapp.core.store_base import ProjectBase, dumps, now
+from harapp.core.store import classes as store_classes
+from harapp.core.store.base import ProjectBase, dumps, now
 from harapp.core.types import SOURCES, Box
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode

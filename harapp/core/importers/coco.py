@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harapp.core.captions import decide, map_votes, mentions_person, tally
-from harapp.core.coco_json import CAPTIONS, CocoFile, build_index, person_category_ids, read_coco_file
 from harapp.core.errors import DatasetError
+from harapp.core.importers.captions import decide, map_votes, mentions_person, tally
+from harapp.core.importers.coco_json import CAPTIONS, CocoFile, build_index, person_category_ids, read_coco_file
 from harapp.core.store import Project
-from harapp.core.store_bulk import ImageRow, LabelRow, PersonRow
+from harapp.core.store.bulk import ImageRow, LabelRow, PersonRow
 from harapp.core.types import SOURCES, ClassInfo
 
 Progress = Callable[[str, int, int], None]

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from harapp.core.errors import LabelError
-from harapp.core.store_base import dumps, loads, now
-from harapp.core.store_bulk import BulkMixin, ImageRow, PersonRow
+from harapp.core.store.base import dumps, loads, now
+from harapp.core.store.bulk import BulkMixin, ImageRow, PersonRow
 from harapp.core.types import Box, ImageRecord, Label, Person
 
 IMAGE_COLUMNS = """

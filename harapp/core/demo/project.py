@@ -16,8 +16,8 @@ def create_demo_project(
     folder: Path, n_images: int = DEMO_IMAGES, seed: int = 0, progress: Progress | None = None
 ) -> Path:
     """Generate the demo dataset in folder/dataset and import it into folder/demo.harapp."""
-    from harapp.core.coco_import import import_coco
-    from harapp.core.demo import make_demo
+    from harapp.core.demo.dataset import make_demo
+    from harapp.core.importers.coco import import_coco
     from harapp.core.store import Project
 
     folder = Path(folder)

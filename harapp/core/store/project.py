@@ -9,12 +9,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harapp.core import store_classes
 from harapp.core.errors import LabelError, ProjectError
-from harapp.core.store_base import dumps, loads, now
-from harapp.core.store_images import ImagesMixin
-from harapp.core.store_models import ModelsMixin
-from harapp.core.store_schema import APP_ID, SCHEMA_VERSION, migrate
+from harapp.core.store import classes as store_classes
+from harapp.core.store.base import dumps, loads, now
+from harapp.core.store.images import ImagesMixin
+from harapp.core.store.models import ModelsMixin
+from harapp.core.store.schema import APP_ID, SCHEMA_VERSION, migrate
 from harapp.core.types import (
     DEFAULT_CLASSES,
     SOURCES,

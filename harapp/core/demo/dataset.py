@@ -19,10 +19,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from harapp.core.atomic import atomic_write_text
-from harapp.core.demo_captions import NOISY_SHARE, assign_noise, make_captions
-from harapp.core.demo_figure import Figure, draw_figure, inside, random_look
-from harapp.core.demo_pose import ACTIVITIES, HEAD_RADIUS, KEYPOINT_NAMES, SKELETON, BodyPose, pose_body, project
-from harapp.core.demo_scene import SCENES, Occluder, draw_seat, paint_background, random_occluder
+from harapp.core.demo.captions import NOISY_SHARE, assign_noise, make_captions
+from harapp.core.demo.figure import Figure, draw_figure, inside, random_look
+from harapp.core.demo.pose import ACTIVITIES, HEAD_RADIUS, KEYPOINT_NAMES, SKELETON, BodyPose, pose_body, project
+from harapp.core.demo.scene import SCENES, Occluder, draw_seat, paint_background, random_occluder
 
 SIZES: tuple[tuple[int, int], ...] = ((320, 240), (256, 192), (288, 216), (240, 320), (320, 256), (192, 256))
 SUPERSAMPLE = 2  # drawn at twice the size and reduced: smooth edges for little cost
