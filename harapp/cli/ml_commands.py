@@ -16,40 +16,58 @@ from typing import TYPE_CHECKING
 
 from harapp.cli.progress import StageBars, stage_bars
 from harapp.core.errors import HarappError, ImageFileError
+from harapp.core.image_files import expand_image_paths
 from harapp.core.paths import new_checkpoint_path
 
 if TYPE_CHECKING:
+    from harapp.ml.config import TrainConfig
     from harapp.ml.progress import TrainProgress
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)"
+TRAIN_OPTIONS = (
+    "epochs", "batch_size", "lr", "seed", "device", "image_size", "folds", "weights_path", "clip_model",
+    "clip_pretrained", "finetune_last_blocks", "person_crop", "augment", "pretrained",
+)  # fmt: skip
+"""TrainConfig fields that `harapp train` sets only when they are given."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from harapp.ml.config import KINDS, MODES
+    from harapp.ml.kinds import DEFAULT_KIND, KINDS, MODES
 
+    # Every training option defaults to None, meaning "what the Train form would start with": settings.json's
+    # preferences, else the model-kind registry's defaults for the kind and mode (see harapp.ml.defaults).
     p = subparsers.add_parser("train", help="train a classifier on a project's labels")
     p.add_argument("project", type=Path)
-    p.add_argument("--model", dest="model_kind", choices=KINDS, default="efficientnet-lite0")
-    p.add_argument("--mode", choices=MODES, default=None, help="default: linear-probe, or scratch for cnn-scratch")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--folds", type=int, default=1, help="k-fold cross-validation before the final fit")
-    p.add_argument("--weights", dest="weights_path", default=None, help="local pretrained weights file")
-    p.add_argument("--clip-model", default="ViT-B-32")
-    p.add_argument("--clip-pretrained", default="openai")
-    p.add_argument("--finetune-last-blocks", type=int, default=None)
     p.add_argument(
-        "--prompt", dest="prompts", action="append", default=None, metavar="TEMPLATE",
+        "--model",
+        dest="model_kind",
+        choices=tuple(KINDS),
+        help=f"default: settings.json's default_model_kind, else {DEFAULT_KIND}",
+    )
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        help="default: settings.json's default_mode where the model allows it, else the model's own",
+    )
+    p.add_argument("--epochs", type=int, help="default: per model kind and mode, as in the Train panel")
+    p.add_argument("--batch-size", type=int, help="default: per model kind and mode")
+    p.add_argument("--lr", type=float, help="default: per model kind and mode")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)")
+    p.add_argument("--image-size", type=int, help="default: per model kind (e.g. 224, 96 for cnn-scratch)")
+    p.add_argument("--folds", type=int, help="k-fold cross-validation before the final fit")
+    p.add_argument("--weights", dest="weights_path", help="local pretrained weights file")
+    p.add_argument("--clip-model", help="open_clip architecture (default: ViT-B-32)")
+    p.add_argument("--clip-pretrained", help="open_clip pretrained tag (default: openai)")
+    p.add_argument("--finetune-last-blocks", type=int)
+    p.add_argument(
+        "--prompt", dest="prompts", action="append", metavar="TEMPLATE",
         help="a CLIP class prompt with {} for the class name, e.g. 'a photo of a person {}.' (repeat for an "
         "ensemble; default: harapp's built-in ensemble)",
     )  # fmt: skip
-    p.add_argument("--person-crop", action="store_true", help="train on the largest person box")
-    p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random init (testing)")
+    p.add_argument("--person-crop", action="store_true", default=None, help="train on the largest person box")
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None, help="random init")
     p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: beside the project)")
     p.set_defaults(handler=cmd_train)
 
@@ -57,14 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("inputs", nargs="+", type=Path, metavar="IMG_OR_DIR")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.set_defaults(handler=cmd_predict)
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a project's current labels")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("project", type=Path)
     p.add_argument("--on", choices=("test", "all"), default="test", help="the held-out images or all labelled")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.set_defaults(handler=cmd_eval)
 
 
@@ -103,22 +121,30 @@ class ProgressBar(StageBars):
         super().__call__(p.phase, min(total, (p.epoch - 1) * p.steps + p.step), total, ", ".join(parts))
 
 
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The job `harapp train` runs: the Train form's starting point, with the options given on top."""
+    from harapp.ml.defaults import start_config
+
+    given = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
+    if args.prompts:
+        given["prompts"] = tuple(args.prompts)
+    return start_config(args.model_kind, args.mode, **given).validate()
+
+
+def _device(args: argparse.Namespace) -> str:
+    from harapp.ml.defaults import preferred_device
+
+    return str(args.device) if args.device else preferred_device()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from harapp.core.store import Project
-    from harapp.ml.config import TrainConfig
     from harapp.ml.device import describe_device
     from harapp.ml.metrics import format_metrics
     from harapp.ml.trainer import train
 
-    mode = args.mode or ("scratch" if args.model_kind == "cnn-scratch" else "linear-probe")
-    config = TrainConfig(
-        model_kind=args.model_kind, mode=mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, image_size=args.image_size, folds=args.folds,
-        weights_path=args.weights_path, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
-        finetune_last_blocks=args.finetune_last_blocks, person_crop=args.person_crop, augment=args.augment,
-        prompts=tuple(args.prompts) if args.prompts else None,
-        pretrained=args.pretrained,
-    ).validate()  # fmt: skip
+    config = train_config(args)
+    mode = config.mode
     out = args.out or new_checkpoint_path(args.project, config.model_kind, mode)
     cancel = threading.Event()
     bar = ProgressBar()
@@ -144,21 +170,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(p)
-    return files
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from harapp.ml.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
-    files = expand_inputs(args.inputs)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=_device(args))
+    files = expand_image_paths(args.inputs)
     if not files:
         raise HarappError("No image files found in " + ", ".join(str(p) for p in args.inputs))
     failures = 0
@@ -193,7 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harapp.ml.metrics import compute_metrics, format_metrics
     from harapp.ml.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=_device(args))
     ckpt = predictor.checkpoint
     with Project.open(args.project, readonly=True) as project:
         check_classes(ckpt, project.class_names())

@@ -6,7 +6,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import platformdirs
@@ -50,12 +50,14 @@ class Settings:
     weights_cache_dir: str = ""
     """Where pretrained weights are cached; empty means cache_dir()/weights."""
     recent_projects: tuple[str, ...] = ()
-    default_model_kind: str = "efficientnet-lite0"
-    default_mode: str = "linear-probe"
+    default_model_kind: str = ""
+    """The model kind a new training job starts with (Train form, `harapp train`); empty means harapp's default."""
+    default_mode: str = ""
+    """The mode a new job starts with where its kind allows it; empty means the kind's default mode."""
     device: str = "auto"
+    """Where training and prediction run unless a command names a device: auto, cpu, cuda, cuda:N or mps."""
     clip_weights_file: str = ""
     """A local open_clip checkpoint to use when the model hub is unreachable."""
-    extra: dict = field(default_factory=dict)
 
     def weights_dir(self) -> Path:
         folder = Path(self.weights_cache_dir) if self.weights_cache_dir else cache_dir() / "weights"

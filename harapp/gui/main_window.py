@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.core.errors import HarappError
+from harapp.core.image_files import is_image_name
 from harapp.core.paths import config_dir, demo_project_path, remember_project
 from harapp.core.store import Project
 from harapp.gui.import_dialog import ImportDialog
@@ -31,7 +32,6 @@ from harapp.gui.workers import JobHandle, start_worker
 from harapp.gui.workspace import Workspace
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def window_settings() -> QSettings:
@@ -275,7 +275,7 @@ class MainWindow(QMainWindow):
             self.open_project(projects[0])
         elif paths:
             self.predict_dock.show()
-            self.prediction_panel.predict_paths([p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES] or paths)
+            self.prediction_panel.predict_paths([p for p in paths if is_image_name(p)] or paths)
         event.acceptProposedAction()
 
     # -- geometry and closing -----------------------------------------------------------------------------

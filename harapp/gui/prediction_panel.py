@@ -38,31 +38,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from harapp.core.image_files import IMAGE_SUFFIXES, expand_image_paths
 from harapp.core.store import Project
 from harapp.gui.chart import ErrorTextStyle, is_dark
 from harapp.gui.icons import icon
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.workers import JobHandle, start_worker
+from harapp.ml.defaults import preferred_device
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 MAX_INPUTS = 500
 NO_MODEL_TEXT = "Train a model first: no active model to predict with (see the Training panel)."
 DROP_HINT = "Drop photos or folders here\npaste an image with Ctrl+V, or click Open…"
 
 
 def expand_paths(paths: Iterable[Path], limit: int = MAX_INPUTS) -> tuple[list[Path], int]:
-    """Files as given plus image files found in folders (recursively, sorted); returns (paths, skipped).
-
-    Files named directly are kept whatever their type so the user sees why one cannot be read.
-    """
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            found.append(path)
+    """Files as given plus image files found in folders, at most ``limit``; returns (paths, how many more)."""
+    found = expand_image_paths(paths)
     return found[:limit], max(0, len(found) - limit)
 
 
@@ -190,7 +183,7 @@ class PredictionPanel(QWidget):
         """Set when the active model predates a change of the project's classes."""
         self.checkpoint: Path | None = None
         self.model_name = ""
-        self.device = "auto"
+        self.device = preferred_device()
         self.rows: list[PredictionRow] = []
         self._row_at: dict[int, PredictionRow] = {}
         self._next_index = 0  # never reused, so a job still running after Clear cannot fill a new row

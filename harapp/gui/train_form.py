@@ -20,38 +20,10 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.ml.config import DEFAULT_PROMPTS, TrainConfig
+from harapp.ml.defaults import preferred_choice, start_config
+from harapp.ml.kinds import KINDS, MODE_LABELS, get_kind
 
 PROMPT_SEPARATOR = " | "
-
-KIND_LABELS = {
-    "cnn-scratch": "Small CNN",
-    "resnet18": "ResNet-18",
-    "resnet50": "ResNet-50",
-    "efficientnet-lite0": "EfficientNet-Lite0",
-    "clip": "CLIP ViT-B/32",
-}
-MODE_LABELS = {
-    "scratch": "from scratch",
-    "zero-shot": "zero-shot",
-    "linear-probe": "linear probe",
-    "fine-tune": "fine-tune",
-}
-# (epochs, batch size, learning rate): a frozen backbone with a small head tolerates a high rate and many
-# epochs (each is fast on cached embeddings); fine-tuning pretrained weights needs a small rate.
-MODE_DEFAULTS = {
-    "scratch": (20, 32, 1e-3),
-    "zero-shot": (1, 32, 1e-3),
-    "linear-probe": (10, 32, 1e-3),
-    "fine-tune": (5, 16, 1e-4),
-}
-# A CNN trained from scratch on a CPU is only usable at small sizes; pretrained models expect 224.
-KIND_IMAGE_SIZE = {"cnn-scratch": 96}
-
-
-def allowed_modes() -> dict[str, tuple[str, ...]]:
-    from harapp.ml.config import ALLOWED_MODES
-
-    return dict(ALLOWED_MODES)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -70,14 +42,15 @@ def format_eta(seconds: float | None) -> str:
 class TrainForm(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        kind, mode = preferred_choice()
         self.kind_combo = QComboBox(self)
-        for kind, label in KIND_LABELS.items():
-            self.kind_combo.addItem(label, kind)
-        self.kind_combo.setCurrentIndex(self.kind_combo.findData("efficientnet-lite0"))
+        for spec in KINDS.values():
+            self.kind_combo.addItem(spec.label, spec.name)
+        self.kind_combo.setCurrentIndex(self.kind_combo.findData(kind))
         self.mode_combo = QComboBox(self)
-        for mode, label in MODE_LABELS.items():
-            self.mode_combo.addItem(label, mode)
-        self.mode_combo.setCurrentIndex(self.mode_combo.findData("linear-probe"))
+        for mode_name, label in MODE_LABELS.items():
+            self.mode_combo.addItem(label, mode_name)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
         self.epochs_spin = QSpinBox(self, minimum=1, maximum=500)
         self.batch_spin = QSpinBox(self, minimum=1, maximum=1024)
         self.lr_spin = QDoubleSpinBox(self, decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0001)
@@ -168,22 +141,23 @@ class TrainForm(QWidget):
         return row >= 0 and self.mode_combo.model().item(row).isEnabled()  # type: ignore[attr-defined]
 
     def _on_kind_changed(self) -> None:
-        allowed = allowed_modes().get(self.model_kind(), ())
+        kind = get_kind(self.model_kind())
         model = self.mode_combo.model()
         for row in range(self.mode_combo.count()):
-            model.item(row).setEnabled(self.mode_combo.itemData(row) in allowed)  # type: ignore[attr-defined]
-        if self.mode() not in allowed and allowed:
-            preferred = "linear-probe" if "linear-probe" in allowed else allowed[0]
-            self.mode_combo.setCurrentIndex(self.mode_combo.findData(preferred))
-        self.size_spin.setValue(KIND_IMAGE_SIZE.get(self.model_kind(), 224))
+            model.item(row).setEnabled(self.mode_combo.itemData(row) in kind.modes)  # type: ignore[attr-defined]
+        if self.mode() not in kind.modes:
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData(kind.default_mode))
         self.weights_edit.clear()  # a weights file fits one architecture only
         self._on_mode_changed()
 
     def _on_mode_changed(self) -> None:
-        epochs, batch, lr = MODE_DEFAULTS.get(self.mode(), (10, 32, 1e-3))
-        self.epochs_spin.setValue(epochs)
-        self.batch_spin.setValue(batch)
-        self.lr_spin.setValue(lr)
+        kind = get_kind(self.model_kind())
+        if self.mode() in kind.modes:
+            defaults = kind.defaults_for(self.mode())
+            self.epochs_spin.setValue(defaults.epochs)
+            self.batch_spin.setValue(defaults.batch_size)
+            self.lr_spin.setValue(defaults.lr)
+            self.size_spin.setValue(defaults.image_size)
         self.set_running(self._running)
 
     def set_running(self, running: bool) -> None:
@@ -195,19 +169,17 @@ class TrainForm(QWidget):
             w.setEnabled(not running and trains)
         self.weights_edit.setEnabled(not running and self.mode() != "scratch")  # scratch: random weights
         self.weights_button.setEnabled(self.weights_edit.isEnabled())
-        self.prompts_edit.setEnabled(not running and self.model_kind() == "clip")
+        self.prompts_edit.setEnabled(not running and get_kind(self.model_kind()).prompt_head)
 
     def build_config(self, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """A validated TrainConfig from the form; ``overrides`` set fields the form does not show."""
         values: dict[str, Any] = {
-            "model_kind": self.model_kind(),
-            "mode": self.mode(),
             "epochs": self.epochs_spin.value(),
             "batch_size": self.batch_spin.value(),
             "lr": float(self.lr_spin.value()),
             "image_size": self.size_spin.value(),
             "weights_path": (self.weights_edit.text().strip() or None) if self.weights_edit.isEnabled() else None,
-            "prompts": self.prompts() if self.model_kind() == "clip" else None,
+            "prompts": self.prompts() if get_kind(self.model_kind()).prompt_head else None,
         }
         values.update(overrides or {})
-        return TrainConfig(**values).validate()
+        return start_config(self.model_kind(), self.mode(), **values).validate()

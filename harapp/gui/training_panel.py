@@ -32,9 +32,11 @@ from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.icons import icon
 from harapp.gui.models_table import ModelsTable
 from harapp.gui.predict_jobs import ProjectPredictWorker
-from harapp.gui.train_form import KIND_LABELS, MODE_LABELS, TrainForm, format_eta
+from harapp.gui.train_form import TrainForm, format_eta
 from harapp.gui.workers import JobHandle, TrainWorker, run_callable, start_worker
 from harapp.ml.config import TrainConfig
+from harapp.ml.defaults import preferred_device
+from harapp.ml.kinds import MODE_LABELS, get_kind
 from harapp.ml.progress import TrainProgress
 
 if TYPE_CHECKING:
@@ -136,7 +138,7 @@ class TrainingPanel(QWidget):
 
     def _fill_device(self) -> None:
         """Ask torch for the device off the GUI thread: its first import takes seconds."""
-        preference = self.config_overrides.get("device", "auto")
+        preference = self.config_overrides.get("device") or preferred_device()
 
         def describe(_cancel: object) -> str:
             from harapp.ml.device import describe_device
@@ -215,8 +217,8 @@ class TrainingPanel(QWidget):
         self.chart.clear(config.epochs)
         self.progress_bar.setValue(0)
         self.status_label.setText(
-            f"Starting {KIND_LABELS.get(config.model_kind, config.model_kind)} "
-            f"({MODE_LABELS.get(config.mode, config.mode)}) on {len(snapshot.items)} images…"
+            f"Starting {get_kind(config.model_kind).label} "
+            f"({MODE_LABELS[config.mode]}) on {len(snapshot.items)} images…"
         )
         job = start_worker(worker, name="harapp-train", parent=self)
         job.progressed.connect(self._guarded(self._on_progress))
@@ -295,7 +297,8 @@ class TrainingPanel(QWidget):
         crop = self.last_config is not None and self.last_config.person_crop
         project = self.project
         images = [(r.id, r.path, tuple(p.box for p in project.persons(r.id)) if crop else ()) for r in project.images()]
-        worker = ProjectPredictWorker(checkpoint, images, device=self.config_overrides.get("device", "auto"))
+        device = self.config_overrides.get("device") or preferred_device()
+        worker = ProjectPredictWorker(checkpoint, images, device=device)
         job = start_worker(worker, name="harapp-predict-project", parent=self)
         job.progressed.connect(
             self._guarded(

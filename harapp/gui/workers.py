@@ -21,7 +21,8 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
 from harapp.core.types import LabelSnapshot
-from harapp.ml.config import TrainConfig, TrainingCancelled
+from harapp.ml.config import TrainConfig
+from harapp.ml.errors import TrainingCancelled
 
 if TYPE_CHECKING:
     from harapp.ml.trainer import TrainResult

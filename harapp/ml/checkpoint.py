@@ -14,15 +14,12 @@ import torch
 from harapp.core.atomic import atomic_write_bytes
 from harapp.core.errors import HarappError
 from harapp.ml.config import TrainConfig
+from harapp.ml.errors import CheckpointError
 from harapp.ml.metrics import Metrics
 from harapp.ml.models import BuiltModel, HarModel, Preprocess, build_model
 
 FORMAT = "harapp-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(HarappError):
-    """A checkpoint file is missing, corrupt, or does not fit the project."""
 
 
 @dataclass(frozen=True)

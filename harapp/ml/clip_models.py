@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from harapp.ml import weights as W
-from harapp.ml.config import ConfigError, TrainConfig, WeightsUnavailableError
+from harapp.ml.config import TrainConfig
+from harapp.ml.errors import ConfigError, WeightsUnavailableError
+from harapp.ml.kinds import ModelKind
 from harapp.ml.models import BuiltModel, HarModel, Preprocess
 
 HF_DEFAULT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -167,14 +169,16 @@ def text_classifier(clip: nn.Module, name: str, class_names: Sequence[str], temp
 _TEXT_CACHE: dict[tuple, torch.Tensor] = {}
 
 
-def build_clip(config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True) -> BuiltModel:
+def build_clip(
+    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
+) -> BuiltModel:
     tag = config.clip_pretrained if config.pretrained else None
     weights_path = config.weights_path if config.pretrained else None
     clip, source = create_clip(config.clip_model, tag, weights_path, arch_tag=config.clip_pretrained)
     clip.eval()
     visual = clip.visual
     dim = int(getattr(visual, "output_dim", 0) or clip.text_projection.shape[-1])
-    model = HarModel("clip", visual, dim, len(class_names), normalize=True)
+    model = HarModel(kind, visual, dim, len(class_names), normalize=True)
     if init_head:
         # A retrain after label corrections asks for the same prompts again: encoding them through the text
         # tower is over a second of a one-click retrain on a CPU, so keep them for the session.
@@ -190,4 +194,4 @@ def build_clip(config: TrainConfig, class_names: Sequence[str], *, init_head: bo
         with torch.no_grad():
             model.head.linear.weight.copy_(classifier * scale)
             model.head.linear.bias.zero_()
-    return BuiltModel(model, clip_preprocess(visual), source)
+    return BuiltModel(model, clip_preprocess(visual), source, architecture=config.clip_model)

@@ -1,4 +1,4 @@
-"""The one frozen configuration object a training job carries, plus the errors the ml layer raises."""
+"""The one frozen configuration object a training job carries."""
 
 from __future__ import annotations
 
@@ -6,20 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from harapp.core.errors import HarappError
-
-KINDS: tuple[str, ...] = ("cnn-scratch", "resnet18", "resnet50", "efficientnet-lite0", "clip")
-MODES: tuple[str, ...] = ("scratch", "zero-shot", "linear-probe", "fine-tune")
-
-# Which training modes make sense for which model kind; anything else is a config error, said up front
-# rather than discovered after minutes of embedding.
-ALLOWED_MODES: dict[str, tuple[str, ...]] = {
-    "cnn-scratch": ("scratch",),
-    "resnet18": ("scratch", "linear-probe", "fine-tune"),
-    "resnet50": ("scratch", "linear-probe", "fine-tune"),
-    "efficientnet-lite0": ("scratch", "linear-probe", "fine-tune"),
-    "clip": ("zero-shot", "linear-probe", "fine-tune"),
-}
+from harapp.ml.errors import ConfigError
+from harapp.ml.kinds import DEFAULT_KIND, KINDS, Mode, get_kind
 
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "a photo of a person {}.",
@@ -32,20 +20,9 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 )
 
 
-class ConfigError(HarappError):
-    """A TrainConfig value is out of range or a kind/mode pair is unsupported."""
-
-
-class WeightsUnavailableError(HarappError):
-    """Pretrained weights are not on disk and cannot be downloaded."""
-
-
-class OutOfMemoryError(HarappError):
-    """The accelerator ran out of memory; the message suggests a smaller batch."""
-
-
-class TrainingCancelled(Exception):  # noqa: N818 - name fixed by the API contract
-    """Raised inside the training loop when the cancel event is set; never escapes train()."""
+# TrainConfig() is the registry's default job: the default kind in its default mode.
+_DEFAULT_KIND = KINDS[DEFAULT_KIND]
+_DEFAULTS = _DEFAULT_KIND.defaults[_DEFAULT_KIND.default_mode]
 
 
 @dataclass(frozen=True)
@@ -54,18 +31,18 @@ class TrainConfig:
     and early_stopping_patience apply to scratch and fine-tune only. For CLIP, clip_pretrained also picks the
     architecture variant (QuickGELU for 'openai') that a local weights_path file is loaded into."""
 
-    model_kind: str = "efficientnet-lite0"
-    mode: str = "linear-probe"
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
+    model_kind: str = DEFAULT_KIND
+    mode: Mode = _DEFAULT_KIND.default_mode
+    epochs: int = _DEFAULTS.epochs
+    batch_size: int = _DEFAULTS.batch_size
+    lr: float = _DEFAULTS.lr
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     folds: int = 1
-    image_size: int = 224
+    image_size: int = _DEFAULTS.image_size
     device: str = "auto"
     balanced_loss: bool = True
     augment: bool = True
@@ -80,14 +57,17 @@ class TrainConfig:
     loader_workers: int | None = None
     """Processes decoding images; None: none on the CPU (they would compete with the model), several on a GPU."""
 
+    @classmethod
+    def for_kind(cls, kind: str = DEFAULT_KIND, mode: str | None = None, **fields: Any) -> TrainConfig:
+        """The registry's defaults for a kind and mode (None: the kind's default mode), with ``fields`` on top."""
+        spec = get_kind(kind)
+        chosen = spec.default_mode if mode is None else spec.check_mode(mode)
+        d = spec.defaults[chosen]
+        base = {"model_kind": spec.name, "mode": chosen, "epochs": d.epochs, "batch_size": d.batch_size, "lr": d.lr}
+        return cls(**{**base, "image_size": d.image_size, **fields})
+
     def validate(self) -> TrainConfig:
-        if self.model_kind not in KINDS:
-            raise ConfigError(f"Unknown model kind {self.model_kind!r}; choose one of {', '.join(KINDS)}.")
-        allowed = ALLOWED_MODES[self.model_kind]
-        if self.mode not in allowed:
-            raise ConfigError(
-                f"Mode {self.mode!r} is not available for {self.model_kind}; use one of {', '.join(allowed)}."
-            )
+        get_kind(self.model_kind).check_mode(self.mode)
         if self.epochs < 1 and self.mode != "zero-shot":
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
         if self.batch_size < 1:

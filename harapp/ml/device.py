@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 
-from harapp.ml.config import ConfigError
+from harapp.ml.errors import ConfigError
 
 
 def _mps_available() -> bool:

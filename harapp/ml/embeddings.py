@@ -36,7 +36,7 @@ def model_key(config: TrainConfig, built: BuiltModel) -> str:
     pre = built.preprocess
     parts = [
         config.model_kind,
-        config.clip_model if config.model_kind == "clip" else "",
+        built.architecture,
         source,
         f"{pre.image_size}:{pre.resize_mode}:{pre.crop_pct}:{pre.interpolation}",
         f"crop={int(config.person_crop)}",

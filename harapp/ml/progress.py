@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harapp.ml.config import TrainingCancelled
+from harapp.ml.errors import TrainingCancelled
 
 
 @dataclass(frozen=True)

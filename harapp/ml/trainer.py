@@ -18,15 +18,12 @@ from torch import nn
 from harapp.core.errors import HarappError
 from harapp.core.types import LabelSnapshot
 from harapp.ml.checkpoint import save_checkpoint
-from harapp.ml.config import (
-    OutOfMemoryError,
-    TrainConfig,
-    TrainingCancelled,
-    WeightsUnavailableError,
-)
+from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
 from harapp.ml.device import free_cache, is_oom, resolve_device
 from harapp.ml.embeddings import EmbeddingStore, cached_features, train_head
+from harapp.ml.errors import OutOfMemoryError, TrainingCancelled, WeightsUnavailableError
+from harapp.ml.kinds import get_kind
 from harapp.ml.loop import fit, predict_items
 from harapp.ml.metrics import Metrics, compute_metrics
 from harapp.ml.models import BuiltModel, build_model
@@ -97,7 +94,7 @@ def _run_split(
             tx, vx = feats[:n_train], feats[n_train : n_train + n_val]
             ty = torch.tensor([it.class_index for it in split.train])
             vy = torch.tensor([it.class_index for it in split.val])
-            if config.model_kind != "clip":  # CLIP's head starts as the zero-shot classifier on unit vectors
+            if not get_kind(config.model_kind).prompt_head:  # that head works on unit vectors as they are
                 head.set_standardisation(tx)
             weight = class_weights(split.train, len(names)) if config.balanced_loss else None
             history = train_head(head, tx, ty, vx, vy, weight, reporter)
@@ -115,7 +112,7 @@ def _run_split(
 
     computed = 0
     history = []
-    if config.mode == "fine-tune" and config.model_kind != "clip" and built.backbone_pretrained:
+    if config.mode == "fine-tune" and not get_kind(config.model_kind).prompt_head and built.backbone_pretrained:
         computed, history = _probe_first(built, config, split, device, reporter, store)
     history += fit(built, split, config, device, loss_fn, reporter, improved)
     reporter.start_phase("evaluating")
@@ -136,7 +133,7 @@ def _probe_first(
 
     A random head sends large, noisy gradients into the pretrained backbone in the first epochs; starting from
     the linear-probe solution (LP-FT) keeps the features and, with the few epochs a CPU affords, scores far
-    better (see bench/README.md). CLIP needs none of this: its head starts as the zero-shot classifier.
+    better (see bench/README.md). A prompt head (CLIP's) needs none of this: it starts as a zero-shot classifier.
     """
     built.model.to(device)
     feats, computed = cached_features(built, config, split.train, device, reporter, store)

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from harapp.ml.config import WeightsUnavailableError
+from harapp.ml.errors import WeightsUnavailableError
 
 HF_HOST = "huggingface.co"
 PROBE_TIMEOUT_S = 1.5
@@ -68,10 +68,6 @@ def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S)
     # A name with several addresses is tried one address after another (IPv6 first, say): allow two tries.
     worker.join(min(2 * timeout + 0.5, PROBE_DEADLINE_S))
     return bool(answer and answer[0])
-
-
-def can_download(host: str = HF_HOST) -> bool:
-    return not hub_offline() and host_reachable(host)
 
 
 def unavailable(what: str, reason: str) -> WeightsUnavailableError:
@@ -158,12 +154,12 @@ def map_state_in_order(
 # -- torchvision ResNets -------------------------------------------------------------------------------------
 
 
-def torchvision_state(kind: str) -> dict[str, torch.Tensor]:
-    """ImageNet weights for resnet18/resnet50: from torch's hub cache, the harapp cache, or a download."""
+def torchvision_state(what: str, weights_name: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights named as torchvision names them ('ResNet18_Weights.IMAGENET1K_V1'), for the model
+    `what`: from torch's hub cache, the harapp cache, or a download."""
     import torchvision.models as tvm
 
-    weights = {"resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1, "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V2}[kind]
-    url = weights.url
+    url = tvm.get_weight(weights_name).url
     filename = os.path.basename(urlparse(url).path)
     candidates = [Path(torch.hub.get_dir()) / "checkpoints" / filename, weights_dir() / "torch" / filename]
     for candidate in candidates:
@@ -171,9 +167,9 @@ def torchvision_state(kind: str) -> dict[str, torch.Tensor]:
             return load_state_dict_file(candidate)
     host = urlparse(url).hostname or "download.pytorch.org"
     if hub_offline():
-        raise unavailable(f"{kind} (ImageNet)", "they are not in the cache and HF_HUB_OFFLINE is set")
+        raise unavailable(f"{what} (ImageNet)", "they are not in the cache and HF_HUB_OFFLINE is set")
     if not host_reachable(host):
-        raise unavailable(f"{kind} (ImageNet)", f"they are not in the cache and {host} cannot be reached")
+        raise unavailable(f"{what} (ImageNet)", f"they are not in the cache and {host} cannot be reached")
     target = weights_dir() / "torch"
     target.mkdir(parents=True, exist_ok=True)
     # torch.hub prints a tqdm progress bar to stderr while it downloads.

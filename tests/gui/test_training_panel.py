@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from harapp.gui.training_panel import TrainingPanel
-from harapp.ml.config import ConfigError
+from harapp.ml.errors import ConfigError
 from tests.gui.training_data import TINY, make_project
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

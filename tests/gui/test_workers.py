@@ -103,7 +103,7 @@ def test_worker_that_raises_emits_failed_exactly_once(qtbot) -> None:
 
 
 def test_harapp_errors_keep_their_own_message(qtbot) -> None:
-    from harapp.ml.config import WeightsUnavailableError
+    from harapp.ml.errors import WeightsUnavailableError
 
     def job(cancel: threading.Event) -> None:
         raise WeightsUnavailableError("resnet18 weights are not cached and the network is unreachable")

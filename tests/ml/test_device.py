@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harapp.ml import device as D
-from harapp.ml.config import ConfigError
+from harapp.ml.errors import ConfigError
 
 
 def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

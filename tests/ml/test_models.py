@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from harapp.ml import weights as W
-from harapp.ml.config import ConfigError, TrainConfig
+from harapp.ml.cnn_models import efficientnet_lite0_backbone, efficientnet_lite0_preprocess
+from harapp.ml.config import TrainConfig
 from harapp.ml.data import eval_transform
+from harapp.ml.errors import ConfigError
 from harapp.ml.images import load_image
-from harapp.ml.models import build_model, efficientnet_lite0_backbone, efficientnet_lite0_preprocess
+from harapp.ml.models import build_model
 
 CLASSES = ("walking", "running", "sitting", "standing")
 SKI = 795  # ImageNet class 'ski'

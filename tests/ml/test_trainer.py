@@ -10,7 +10,8 @@ import torch
 
 from harapp.core.types import LabelSnapshot
 from harapp.ml.checkpoint import load_checkpoint
-from harapp.ml.config import OutOfMemoryError, TrainConfig
+from harapp.ml.config import TrainConfig
+from harapp.ml.errors import OutOfMemoryError
 from harapp.ml.models import HarModel
 from harapp.ml.predictor import Predictor
 from harapp.ml.progress import Reporter, TrainProgress
@@ -216,7 +217,7 @@ def test_bad_snapshots_are_refused(tmp_path: Path, shapes_snapshot: LabelSnapsho
 def test_effnet_fine_tune_starts_from_probe_and_keeps_norm_statistics(
     shapes_snapshot: LabelSnapshot, tmp_path: Path
 ) -> None:
-    from harapp.ml.models import efficientnet_lite0_backbone
+    from harapp.ml.cnn_models import efficientnet_lite0_backbone
 
     config = TrainConfig(
         model_kind="efficientnet-lite0", mode="fine-tune", image_size=64, finetune_last_blocks=1, **FAST

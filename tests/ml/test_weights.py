@@ -10,7 +10,8 @@ import torch
 
 from harapp.ml import clip_models
 from harapp.ml import weights as W
-from harapp.ml.config import TrainConfig, WeightsUnavailableError
+from harapp.ml.config import TrainConfig
+from harapp.ml.errors import WeightsUnavailableError
 from harapp.ml.models import build_model
 
 
