@@ -130,29 +130,14 @@ def print_demo_stats() -> int:
     return 0
 
 
-def _report_import(report: Any) -> None:
-    for key, value in vars(report).items():
-        if key in ("per_class", "source_id"):
-            continue
-        if isinstance(value, (list, tuple)):
-            if value:
-                print(f"{key}: {len(value)}")
-                for item in value[:10]:
-                    print(f"  {item}")
-                if len(value) > 10:
-                    print(f"  ... and {len(value) - 10} more")
-        else:
-            print(f"{key}: {value}")
-
-
 def cmd_import_coco(args: argparse.Namespace) -> int:
     from harapp.core.importers.coco import import_coco
+    from harapp.core.importers.summary import summarise
+    from harapp.core.importers.target import import_target
 
     if args.root is None and args.images is None:
         raise HarappError("give a COCO root folder, or --images DIR with --annotations FILE...")
-    created = not Path(args.project).exists()
-    project = Project.open_or_create(args.project)
-    try:
+    with import_target(args.project) as (project, created):
         with stage_bars() as bars:
             report = import_coco(
                 project,
@@ -162,26 +147,21 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
                 all_images=args.all_images,
                 progress=bars,
             )
-    except BaseException:
-        project.close()
-        if created:
-            # The import was all-or-nothing; leave no empty project file behind either.
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(args.project) + suffix).unlink(missing_ok=True)
-        raise
-    _report_import(report)
-    print()
-    _print_stats(project.stats())
-    project.close()
+        print(summarise(report, project, args.project, created).text())
+        print()
+        _print_stats(project.stats())
     return 0
 
 
 def cmd_import_folder(args: argparse.Namespace) -> int:
     from harapp.core.importers.folder import import_folder
+    from harapp.core.importers.summary import summarise
+    from harapp.core.importers.target import import_target
 
-    with Project.open_or_create(args.project) as project, stage_bars() as bars:
-        report = import_folder(project, args.dir, layout=args.layout, progress=bars)
-    _report_import(report)
+    with import_target(args.project) as (project, created):
+        with stage_bars() as bars:
+            report = import_folder(project, args.dir, layout=args.layout, progress=bars)
+        print(summarise(report, project, args.project, created).text())
     return 0
 
 

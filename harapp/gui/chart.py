@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from harapp.gui.style import is_dark
 
 
 @dataclass(frozen=True)
@@ -31,38 +33,6 @@ def nice_step(span: float, target_ticks: int = 4) -> float:
         if raw <= factor * power:
             return factor * power
     return 10 * power
-
-
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightness() < 128
-
-
-class ErrorTextStyle(QObject):
-    """Keeps a label's text in the error colour that suits its palette, also after a light/dark switch."""
-
-    def __init__(self, label: QWidget, bold: bool = False) -> None:
-        super().__init__(label)
-        self._label = label
-        self._weight = "bold" if bold else "normal"
-        # A widget with a style sheet no longer inherits palette changes, so watch (and read) its parent's.
-        self._source = label.parentWidget() or label
-        self._source.installEventFilter(self)
-        self.apply()
-
-    def apply(self) -> None:
-        sheet = f"color: {error_text_color(self._source.palette())}; font-weight: {self._weight};"
-        if self._label.styleSheet() != sheet:  # setting a sheet changes the palette: set it only when it differs
-            self._label.setStyleSheet(sheet)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
-            self.apply()
-        return False
-
-
-def error_text_color(palette: QPalette) -> str:
-    """A red that stays readable (>= 4.5:1) on the palette's window colour, light or dark."""
-    return "#ff8a80" if is_dark(palette) else "#c62828"
 
 
 class TrainingChart(QWidget):

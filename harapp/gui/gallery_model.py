@@ -306,10 +306,6 @@ class GalleryProxy(QSortFilterProxyModel):
         self.setDynamicSortFilter(True)
 
     @property
-    def current_filter(self) -> GalleryFilter:
-        return self._filter
-
-    @property
     def sort_key(self) -> str:
         model = self.sourceModel()
         return model.sort_key if isinstance(model, GalleryModel) else "id"

@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from harapp.core.importers.summary import ImportSummary
 from harapp.core.paths import data_dir
-from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportSummary, ImportWorker
+from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportWorker
 from harapp.gui.workers import JobHandle, start_worker
 
 
@@ -247,9 +248,6 @@ class ImportDialog(QDialog):
             self._handle.cancel()
             return
         self.reject() if self.summary is None else self.accept()
-
-    def wait_for_job(self, timeout_ms: int = 30_000) -> bool:
-        return self._handle.wait(timeout_ms) if self._handle is not None else True
 
     def done(self, result: int) -> None:
         # Closing the window while importing cancels and waits: no thread outlives its dialog.

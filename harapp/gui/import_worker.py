@@ -7,13 +7,14 @@ transaction, so a cancel or an error leaves the project as it was.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harapp.core.importers.coco import ImportReport, import_coco
 from harapp.core.importers.folder import FolderImportReport, import_folder
+from harapp.core.importers.summary import ImportSummary, summarise
+from harapp.core.importers.target import import_target
 from harapp.core.store import Project
 from harapp.gui.workers import JobCancelled, Worker
 
@@ -43,81 +44,6 @@ class ImportProgress:
         return self.done / self.total if self.total else None
 
 
-@dataclass(frozen=True)
-class ImportSummary:
-    project_path: Path
-    created: bool
-    images: int
-    imported: int
-    labelled: int
-    uncertain: int
-    missing: int
-    missing_examples: tuple[str, ...] = ()
-    details: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    """Every other number the importer reported, as (name, text) pairs, for the summary view."""
-
-    def text(self) -> str:
-        lines = [
-            f"Imported {self.imported} images into {self.project_path.name} ({self.images} in the project).",
-            f"Labelled from captions: {self.labelled}",
-            f"Uncertain (captions disagree or too few): {self.uncertain}",
-            f"Missing files (named by the annotations, not on disk): {self.missing}",
-        ]
-        lines += [f"{name.capitalize()}: {value}" for name, value in self.details]
-        if self.missing_examples:
-            lines.append("Missing files, for example:")
-            lines += [f"  {m}" for m in self.missing_examples]
-            if self.missing > len(self.missing_examples):
-                lines.append(f"  … and {self.missing - len(self.missing_examples)} more")
-        return "\n".join(lines)
-
-
-def _examples(pairs: tuple[tuple[str, str], ...]) -> str:
-    """How many files were skipped, with the first few and why."""
-    shown = "; ".join(f"{name}: {why}" for name, why in pairs[:3])
-    more = f"; … {len(pairs) - 3} more" if len(pairs) > 3 else ""
-    return f"{len(pairs)}" + (f" ({shown}{more})" if shown else "")
-
-
-def summarise(
-    report: ImportReport | FolderImportReport | None, project: Project, project_path: Path, created: bool
-) -> ImportSummary:
-    """The importer's report in the summary's terms; the demo has no report, so the project's counts stand in."""
-    stats = project.stats()
-    common = {"project_path": project_path, "created": created, "images": int(stats["images"])}
-    if isinstance(report, ImportReport):
-        per_class = ", ".join(f"{name} {n}" for name, n in sorted(report.per_class.items())) or "none"
-        return ImportSummary(
-            **common,
-            imported=report.images,
-            labelled=report.labelled,
-            uncertain=report.uncertain,
-            missing=report.missing,
-            missing_examples=tuple(report.missing_examples[:5]),
-            details=(
-                ("labels per class", per_class),
-                ("persons", str(report.persons)),
-                ("skipped: no person in the annotations", str(report.skipped_no_person)),
-            ),
-        )
-    if isinstance(report, FolderImportReport):
-        return ImportSummary(
-            **common,
-            imported=report.images,
-            labelled=report.labelled,
-            uncertain=0,
-            missing=0,
-            details=(("skipped files", _examples(report.skipped)),),
-        )
-    return ImportSummary(
-        **common,
-        imported=int(stats["images"]),
-        labelled=int(stats["labelled"]),
-        uncertain=int(stats["uncertain"]),
-        missing=int(stats["missing_files"]),
-    )
-
-
 class ImportWorker(Worker):
     """Runs one ImportRequest; progress is ImportProgress, the result an ImportSummary."""
 
@@ -137,18 +63,9 @@ class ImportWorker(Worker):
         request = self.request
         if request.kind == "demo":
             return self._demo()
-        created = not request.project_path.exists()
-        project = Project.open_or_create(request.project_path)
-        try:
+        with import_target(request.project_path) as (project, created):
             report = self._run_import(project)
             return summarise(report, project, request.project_path, created)
-        except BaseException:
-            project.close()
-            if created:
-                _remove_project_file(request.project_path)
-            raise
-        finally:
-            project.close()
 
     def _run_import(self, project: Project) -> ImportReport | FolderImportReport:
         request = self.request
@@ -178,11 +95,4 @@ class ImportWorker(Worker):
             return summarise(None, project, path, created)
 
 
-def _remove_project_file(path: Path) -> None:
-    # An import into a new file that failed leaves no empty project behind (the import was all-or-nothing).
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(OSError):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-
-
-__all__ = ["ImportProgress", "ImportRequest", "ImportSummary", "ImportWorker", "JobCancelled"]
+__all__ = ["ImportProgress", "ImportRequest", "ImportWorker", "JobCancelled"]

@@ -19,10 +19,11 @@ from PySide6.QtWidgets import (
 
 from harapp.core.errors import HarappError
 from harapp.core.image_files import is_image_name
+from harapp.core.importers.summary import ImportSummary
 from harapp.core.paths import config_dir, demo_project_path, remember_project
 from harapp.core.store import Project
 from harapp.gui.import_dialog import ImportDialog
-from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportSummary, ImportWorker
+from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportWorker
 from harapp.gui.main_menus import build_menus
 from harapp.gui.prediction_panel import PredictionPanel
 from harapp.gui.shortcuts_overlay import ShortcutsOverlay

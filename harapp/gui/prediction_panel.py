@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
 
 from harapp.core.image_files import IMAGE_SUFFIXES, expand_image_paths
 from harapp.core.store import Project
-from harapp.gui.chart import ErrorTextStyle, is_dark
 from harapp.gui.icons import icon
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
+from harapp.gui.style import ErrorTextStyle, is_dark
 from harapp.gui.workers import JobHandle, start_worker
 from harapp.ml.defaults import preferred_device
 

@@ -27,11 +27,12 @@ from PySide6.QtWidgets import (
 
 from harapp.core.paths import new_checkpoint_path
 from harapp.core.store import Project
-from harapp.gui.chart import ErrorTextStyle, TrainingChart
+from harapp.gui.chart import TrainingChart
 from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.icons import icon
 from harapp.gui.models_table import ModelsTable
 from harapp.gui.predict_jobs import ProjectPredictWorker
+from harapp.gui.style import ErrorTextStyle
 from harapp.gui.train_form import TrainForm, format_eta
 from harapp.gui.workers import JobHandle, TrainWorker, run_callable, start_worker
 from harapp.ml.config import TrainConfig

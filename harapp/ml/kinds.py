@@ -119,6 +119,22 @@ def _registry(*kinds: ModelKind) -> dict[str, ModelKind]:
     return {kind.name: kind for kind in kinds}
 
 
+def _torchvision_resnet(name: str, label: str, feature_dim: int, weights: str) -> ModelKind:
+    """A torchvision ResNet: `name` is torchvision's model name, `weights` its ImageNet weights enum."""
+    return ModelKind(
+        name=name,
+        label=label,
+        modes=_CNN_MODES,
+        default_mode="linear-probe",
+        defaults=standard_defaults(_CNN_MODES, image_size=224),
+        builder="harapp.ml.cnn_models:build_resnet",
+        feature_dim=feature_dim,
+        block_pattern=r"^layer(\d+)\.",
+        stem_layers=("conv1", "bn1"),
+        pretrained_weights=weights,
+    )
+
+
 KINDS: Mapping[str, ModelKind] = _registry(
     ModelKind(
         name="cnn-scratch",
@@ -131,30 +147,8 @@ KINDS: Mapping[str, ModelKind] = _registry(
         feature_dim=256,
         block_pattern=r"^features\.(\d+)\.",
     ),
-    ModelKind(
-        name="resnet18",
-        label="ResNet-18",
-        modes=_CNN_MODES,
-        default_mode="linear-probe",
-        defaults=standard_defaults(_CNN_MODES, image_size=224),
-        builder="harapp.ml.cnn_models:build_resnet",
-        feature_dim=512,
-        block_pattern=r"^layer(\d+)\.",
-        stem_layers=("conv1", "bn1"),
-        pretrained_weights="ResNet18_Weights.IMAGENET1K_V1",
-    ),
-    ModelKind(
-        name="resnet50",
-        label="ResNet-50",
-        modes=_CNN_MODES,
-        default_mode="linear-probe",
-        defaults=standard_defaults(_CNN_MODES, image_size=224),
-        builder="harapp.ml.cnn_models:build_resnet",
-        feature_dim=2048,
-        block_pattern=r"^layer(\d+)\.",
-        stem_layers=("conv1", "bn1"),
-        pretrained_weights="ResNet50_Weights.IMAGENET1K_V2",
-    ),
+    _torchvision_resnet("resnet18", "ResNet-18", 512, "ResNet18_Weights.IMAGENET1K_V1"),
+    _torchvision_resnet("resnet50", "ResNet-50", 2048, "ResNet50_Weights.IMAGENET1K_V2"),
     ModelKind(
         name="efficientnet-lite0",
         label="EfficientNet-Lite0",
