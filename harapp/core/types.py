@@ -91,6 +91,17 @@ class LabelSnapshot:
 
 
 @dataclass(frozen=True)
+class StoredPrediction:
+    """A model's prediction for one image, as the project stores it for the gallery."""
+
+    class_name: str
+    confidence: float
+    """The probability of class_name."""
+    probabilities: dict[str, float]
+    """Every class's probability."""
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     id: int
     name: str

@@ -23,7 +23,7 @@ from PySide6.QtCore import (
 )
 
 from harapp.core.store import Project
-from harapp.core.types import ImageRecord
+from harapp.core.types import ImageRecord, StoredPrediction
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 UNLABELLED = "\x00unlabelled"
@@ -92,15 +92,16 @@ def row_from_record(record: ImageRecord) -> GalleryRow:
     )
 
 
-def _with_prediction(row: GalleryRow, prediction: tuple[str, float, dict[str, float]] | None) -> GalleryRow:
+def _with_prediction(row: GalleryRow, prediction: StoredPrediction | None) -> GalleryRow:
     if prediction is None:
         if row.prediction is None:
             return row
         return replace(row, prediction=None, confidence=None, model_uncertainty=None)
-    name, confidence, probs = prediction
-    ranked = sorted((float(p) for p in probs.values()), reverse=True) if probs else [float(confidence)]
+    confidence, probs = float(prediction.confidence), prediction.probabilities
+    ranked = sorted((float(p) for p in probs.values()), reverse=True) if probs else [confidence]
     second = ranked[1] if len(ranked) > 1 else 0.0
-    return replace(row, prediction=name, confidence=float(confidence), model_uncertainty=1.0 - (ranked[0] - second))
+    uncertainty = 1.0 - (ranked[0] - second)
+    return replace(row, prediction=prediction.class_name, confidence=confidence, model_uncertainty=uncertainty)
 
 
 class GalleryModel(QAbstractListModel):
@@ -113,7 +114,7 @@ class GalleryModel(QAbstractListModel):
         self._project: Project | None = None
         self._rows: list[GalleryRow] = []
         self._index: dict[int, int] = {}
-        self._predictions: dict[int, tuple[str, float, dict[str, float]]] = {}
+        self._predictions: dict[int, StoredPrediction] = {}
         self._sort_key = "id"
 
     # -- loading -----------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class GalleryModel(QAbstractListModel):
         self.changePersistentIndexList(persistent, [self.index(self._index[i]) for i in kept_ids])
         self.layoutChanged.emit()
 
-    def _load_predictions(self) -> dict[int, tuple[str, float, dict[str, float]]]:
+    def _load_predictions(self) -> dict[int, StoredPrediction]:
         assert self._project is not None
         model = self._project.active_model()
         if model is None or self._project.stale_model_reason(model):

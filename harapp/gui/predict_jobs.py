@@ -18,7 +18,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QImage
 
 from harapp.core.errors import HarappError
-from harapp.core.types import Box
+from harapp.core.types import Box, StoredPrediction
 from harapp.gui.workers import Worker, error_message
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,8 @@ class PredictWorker(Worker):
 class ProjectPredictWorker(Worker):
     """After training: predicts every image of the project so the gallery can show model disagreements.
 
-    Takes (image_id, path, person_boxes) read on the GUI thread and returns {image_id: (class, confidence,
-    probs)}; the GUI thread writes them with ``Project.put_predictions`` over its own connection. The boxes
+    Takes (image_id, path, person_boxes) read on the GUI thread and returns {image_id: StoredPrediction}; the
+    GUI thread writes them with ``Project.put_predictions`` over its own connection. The boxes
     matter only for person-crop models; pass () otherwise.
     """
 
@@ -166,11 +166,11 @@ class ProjectPredictWorker(Worker):
         self.device = device
         self.batch_size = max(1, batch_size)
 
-    def work(self) -> dict[int, tuple[str, float, dict[str, float]]]:
+    def work(self) -> dict[int, StoredPrediction]:
         from harapp.ml.images import load_image
 
         predictor = get_predictor(self.checkpoint, self.device)
-        results: dict[int, tuple[str, float, dict[str, float]]] = {}
+        results: dict[int, StoredPrediction] = {}
         total = len(self.images)
         started = time.monotonic()
         for start in range(0, total, self.batch_size):
@@ -189,8 +189,7 @@ class ProjectPredictWorker(Worker):
             if batch:
                 predictions = predictor.predict(batch, boxes)
                 for image_id, pred in zip(ids, predictions, strict=True):
-                    probs = dict(zip(pred.class_names, (float(p) for p in pred.probabilities), strict=True))
-                    results[image_id] = (pred.top_class, float(pred.top_probability), probs)
+                    results[image_id] = pred.stored()
             done = min(total, start + self.batch_size)
             elapsed = max(1e-6, time.monotonic() - started)
             self.progressed.emit((done, total, done / elapsed))

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from harapp.core.paths import new_checkpoint_path
 from harapp.core.store import Project
+from harapp.core.types import StoredPrediction
 from harapp.gui.chart import TrainingChart
 from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.icons import icon
@@ -313,7 +314,7 @@ class TrainingPanel(QWidget):
         job.done.connect(self._update_buttons)
         self.predict_job = job
 
-    def _store_predictions(self, model_id: int, predictions: dict) -> None:
+    def _store_predictions(self, model_id: int, predictions: dict[int, StoredPrediction]) -> None:
         if self.project is None:
             return
         self.project.put_predictions(model_id, predictions)

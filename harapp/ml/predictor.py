@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from harapp.core.types import Box
+from harapp.core.types import Box, StoredPrediction
 from harapp.ml.checkpoint import Checkpoint, load_checkpoint, restore_model
 from harapp.ml.data import decode_side, eval_transform, prepare_image
 from harapp.ml.device import autocast, resolve_device
@@ -30,6 +30,11 @@ class Prediction:
 
     def sorted(self) -> list[tuple[str, float]]:
         return sorted(zip(self.class_names, self.probabilities, strict=True), key=lambda kv: -kv[1])
+
+    def stored(self) -> StoredPrediction:
+        """The prediction as the project stores it for the gallery."""
+        probabilities = dict(zip(self.class_names, self.probabilities, strict=True))
+        return StoredPrediction(self.top_class, self.top_probability, probabilities)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -8,6 +8,7 @@ import pytest
 from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import Project
 from harapp.core.store.schema import SCHEMA_VERSION, migrate
+from harapp.core.types import StoredPrediction
 from tests.core.helpers import project_with_images
 
 
@@ -153,8 +154,9 @@ def test_models_predictions_and_embeddings(tmp_path: Path) -> None:
     project.set_active_model(None)
     assert project.active_model() is None and not any(m.active for m in project.models())
     project.set_active_model(first)
-    project.put_predictions(first, {ids[0]: ("walking", 0.8, {"walking": 0.8, "sitting": 0.2})})
-    assert project.predictions(first)[ids[0]][0] == "walking"
+    stored = StoredPrediction("walking", 0.8, {"walking": 0.8, "sitting": 0.2})
+    project.put_predictions(first, {ids[0]: stored})
+    assert project.predictions(first) == {ids[0]: stored}
     project.put_embeddings("key", {ids[0]: b"\x00\x01", ids[1]: b"\x02"})
     assert project.get_embeddings("key", [ids[0], ids[2]]) == {ids[0]: b"\x00\x01"}
     assert project.get_embeddings("other", ids) == {}
@@ -241,3 +243,31 @@ def test_undo_last_passes_over_merges_and_changes_already_undone(tmp_path: Path)
     assert [(e.image_id, e.new_class) for e in project.undo_last()] == [(ids[0], None)]
     assert project.undo_last() == []
     assert "still" in project.class_names()  # the merge stays; `classes undo` is its undo
+
+
+def test_images_by_id_are_read_in_sql_in_chunks(tmp_path: Path) -> None:
+    project, ids = project_with_images(tmp_path, n=1203)
+    statements: list[str] = []
+    project._conn.set_trace_callback(statements.append)
+    wanted = [ids[1202], ids[0], ids[700], ids[0], 10**9, *ids[100:650]]
+    records = project.images(wanted)
+    project._conn.set_trace_callback(None)
+    assert [r.id for r in records] == sorted({ids[0], ids[700], ids[1202], *ids[100:650]})
+    assert records[0] == project.image(ids[0])
+    selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert len(selects) == 2 and all(" IN (" in s for s in selects)  # 553 ids: two chunks, never the whole table
+    assert project.images([]) == []
+    assert len(project.images()) == 1203
+    project.close()
+
+
+def test_embeddings_are_read_for_the_asked_ids_only(tmp_path: Path) -> None:
+    project, ids = project_with_images(tmp_path, n=3)
+    project.put_embeddings("key", {i: bytes([i % 256]) for i in ids})
+    statements: list[str] = []
+    project._conn.set_trace_callback(statements.append)
+    found = project.get_embeddings("key", [ids[2], ids[0]])
+    project._conn.set_trace_callback(None)
+    assert found == {ids[2]: bytes([ids[2] % 256]), ids[0]: bytes([ids[0] % 256])}
+    assert any("image_id IN (" in s for s in statements)
+    project.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from harapp.core.store import Project
+from harapp.core.types import StoredPrediction
 
 CLASSES = ("walking", "running", "sitting", "standing")
 
@@ -55,11 +56,19 @@ def make_curation_project(folder: Path, n_images: int = 12) -> CurationProject:
         model_id = project.register_model("m", "cnn-scratch", "scratch", folder / "m.pt", 1, {}, {})
         # The model agrees with images 0 and 4, disagrees with 1 and 5, and is unsure about image 8.
         predictions = {
-            ids[0]: ("walking", 0.9, {"walking": 0.9, "running": 0.05, "sitting": 0.03, "standing": 0.02}),
-            ids[1]: ("sitting", 0.6, {"walking": 0.1, "running": 0.2, "sitting": 0.6, "standing": 0.1}),
-            ids[4]: ("walking", 0.8, {"walking": 0.8, "running": 0.1, "sitting": 0.05, "standing": 0.05}),
-            ids[5]: ("standing", 0.7, {"walking": 0.1, "running": 0.1, "sitting": 0.1, "standing": 0.7}),
-            ids[8]: ("sitting", 0.4, {"walking": 0.1, "running": 0.15, "sitting": 0.4, "standing": 0.35}),
+            ids[0]: StoredPrediction(
+                "walking", 0.9, {"walking": 0.9, "running": 0.05, "sitting": 0.03, "standing": 0.02}
+            ),
+            ids[1]: StoredPrediction("sitting", 0.6, {"walking": 0.1, "running": 0.2, "sitting": 0.6, "standing": 0.1}),
+            ids[4]: StoredPrediction(
+                "walking", 0.8, {"walking": 0.8, "running": 0.1, "sitting": 0.05, "standing": 0.05}
+            ),
+            ids[5]: StoredPrediction(
+                "standing", 0.7, {"walking": 0.1, "running": 0.1, "sitting": 0.1, "standing": 0.7}
+            ),
+            ids[8]: StoredPrediction(
+                "sitting", 0.4, {"walking": 0.1, "running": 0.15, "sitting": 0.4, "standing": 0.35}
+            ),
         }
         project.put_predictions(model_id, predictions)
         project.set_active_model(model_id)

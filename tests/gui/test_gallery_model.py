@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from harapp.core.store import Project
+from harapp.core.types import StoredPrediction
 from harapp.gui.gallery_model import UNLABELLED, GalleryModel, GalleryProxy, Role
 from tests.gui.curation_data import CurationProject, make_curation_project
 
@@ -91,7 +92,8 @@ def test_reload_predictions_follows_active_model(model: GalleryModel, project: P
 def test_a_model_of_other_classes_marks_no_disagreements(model: GalleryModel, project: Project, curation) -> None:  # noqa: ANN001
     trained_on = {"class_names": ["walking", "running", "sitting", "standing"]}
     versioned = project.register_model("v2", "cnn-scratch", "scratch", Path("v2.pt"), 1, trained_on, {})
-    project.put_predictions(versioned, {curation.ids[1]: ("sitting", 0.6, {"sitting": 0.6, "running": 0.4})})
+    prediction = StoredPrediction("sitting", 0.6, {"sitting": 0.6, "running": 0.4})
+    project.put_predictions(versioned, {curation.ids[1]: prediction})
     project.set_active_model(versioned)
     model.reload_predictions()
     assert model.image_row(curation.ids[1]).disagrees is True  # running labelled, sitting predicted

@@ -119,8 +119,9 @@ def test_finished_training_shows_metrics_models_and_stores_predictions(qtbot, pa
     assert all(0 <= acc <= 1 for _, acc in panel.chart.accuracy_points())
     predictions = project.predictions(model_id)
     assert set(predictions) == set(project.image_ids())
-    for cls, conf, probs in predictions.values():
-        assert cls in ("walking", "running") and 0 <= conf <= 1 and sum(probs.values()) == pytest.approx(1, abs=1e-4)
+    for p in predictions.values():
+        assert p.class_name in ("walking", "running") and 0 <= p.confidence <= 1
+        assert sum(p.probabilities.values()) == pytest.approx(1, abs=1e-4)
     # Retrain: the same settings again on the current labels gives a second model version.
     assert panel.retrain_button.isEnabled()
     with qtbot.waitSignal(panel.predictions_updated, timeout=60_000):

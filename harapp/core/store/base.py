@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,18 @@ def loads(text: str | None, default: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+IDS_PER_QUERY = 500
+"""Ids bound in one `IN (...)`: SQLite before 3.32 allows no more than 999 variables in a statement."""
+
+
+def id_chunks(ids: Iterable[int]) -> Iterator[tuple[list[int], str]]:
+    """The distinct ids in ascending order, in chunks, each with its '?,?,...' placeholders."""
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), IDS_PER_QUERY):
+        chunk = unique[start : start + IDS_PER_QUERY]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 _P = TypeVar("_P", bound="ProjectBase")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harapp.core.errors import LabelError
-from harapp.core.store.base import dumps, loads, now
+from harapp.core.store.base import dumps, id_chunks, loads, now
 from harapp.core.store.bulk import BulkMixin, ImageRow, PersonRow
 from harapp.core.types import Box, ImageRecord, Label, Person
 
@@ -117,11 +117,14 @@ class ImagesMixin(BulkMixin):
 
     def images(self, ids: Iterable[int] | None = None) -> list[ImageRecord]:
         """All images (or the given ones) in id order, in one query: the gallery loads 10k rows at once."""
-        rows = self._conn.execute(f"SELECT {IMAGE_COLUMNS} {IMAGE_FROM} ORDER BY i.id").fetchall()
-        records = [self._image_from_row(r) for r in rows]
-        if ids is not None:
-            wanted = set(ids)
-            records = [r for r in records if r.id in wanted]
+        if ids is None:
+            rows = self._conn.execute(f"SELECT {IMAGE_COLUMNS} {IMAGE_FROM} ORDER BY i.id").fetchall()
+            return [self._image_from_row(r) for r in rows]
+        records: list[ImageRecord] = []
+        with self._read():  # one snapshot across the chunks
+            for chunk, marks in id_chunks(ids):
+                query = f"SELECT {IMAGE_COLUMNS} {IMAGE_FROM} WHERE i.id IN ({marks}) ORDER BY i.id"
+                records += [self._image_from_row(r) for r in self._conn.execute(query, chunk)]
         return records
 
     def image_ids(self) -> list[int]:

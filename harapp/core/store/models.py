@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from harapp.core.store.base import ProjectBase, dumps, loads, now
-from harapp.core.types import ModelRecord
+from harapp.core.store.base import ProjectBase, dumps, id_chunks, loads, now
+from harapp.core.types import ModelRecord, StoredPrediction
 
 
 class ModelsMixin(ProjectBase):
@@ -42,27 +42,33 @@ class ModelsMixin(ProjectBase):
     def active_model(self) -> ModelRecord | None:
         return next((m for m in self.models() if m.active), None)
 
-    def put_predictions(self, model_id: int, predictions: dict[int, tuple[str, float, dict[str, float]]]) -> None:
+    def put_predictions(self, model_id: int, predictions: Mapping[int, StoredPrediction]) -> None:
         with self._write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO predictions (model_id, image_id, class_name, confidence, probs)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [
-                    (model_id, image_id, name, float(conf), dumps(probs))
-                    for image_id, (name, conf, probs) in predictions.items()
+                    (model_id, image_id, p.class_name, float(p.confidence), dumps(dict(p.probabilities)))
+                    for image_id, p in predictions.items()
                 ],
             )
 
-    def predictions(self, model_id: int) -> dict[int, tuple[str, float, dict[str, float]]]:
+    def predictions(self, model_id: int) -> dict[int, StoredPrediction]:
         rows = self._conn.execute(
             "SELECT image_id, class_name, confidence, probs FROM predictions WHERE model_id = ?", (model_id,)
         )
-        return {r[0]: (r[1], r[2], loads(r[3], {})) for r in rows}
+        return {r[0]: StoredPrediction(r[1], r[2], loads(r[3], {})) for r in rows}
 
     def get_embeddings(self, model_key: str, image_ids: Iterable[int]) -> dict[int, bytes]:
-        wanted = set(image_ids)
-        rows = self._conn.execute("SELECT image_id, vector FROM embeddings WHERE model_key = ?", (model_key,))
-        return {r[0]: bytes(r[1]) for r in rows if r[0] in wanted}
+        found: dict[int, bytes] = {}
+        with self._read():
+            for chunk, marks in id_chunks(image_ids):
+                rows = self._conn.execute(
+                    f"SELECT image_id, vector FROM embeddings WHERE model_key = ? AND image_id IN ({marks})",
+                    (model_key, *chunk),
+                )
+                found.update((r[0], bytes(r[1])) for r in rows)
+        return found
 
     def put_embeddings(self, model_key: str, vectors: dict[int, bytes]) -> None:
         with self._write() as conn:
