@@ -13,7 +13,7 @@ from harapp.core.errors import HarappError
 from harapp.core.store import Project
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser("demo", help="generate the offline demo dataset in DIR and import it")
     demo.add_argument("dir", type=Path)
     demo.add_argument("--images", type=int, default=200, help="how many images to draw (default 200)")

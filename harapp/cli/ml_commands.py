@@ -31,7 +31,7 @@ TRAIN_OPTIONS = (
 """TrainConfig fields that `harapp train` sets only when they are given."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from harapp.ml.kinds import DEFAULT_KIND, KINDS, MODES
 
     # Every training option defaults to None, meaning "what the Train form would start with": settings.json's

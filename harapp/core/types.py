@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-SOURCES: tuple[str, ...] = ("caption", "human", "model")
+Source = Literal["caption", "human", "model"]
+"""Who set a label: the COCO captions' votes, a person, or a model."""
+SOURCES: tuple[Source, ...] = get_args(Source)
+
+
+def parse_source(value: object) -> Source | None:
+    """The value as a Source, or None when it names none."""
+    return next((source for source in SOURCES if source == value), None)
+
+
 DEFAULT_CLASSES: tuple[str, ...] = ("walking", "running", "sitting", "standing")
 
 Box = tuple[float, float, float, float]
@@ -36,7 +46,7 @@ class Label:
     image_id: int
     person_id: int | None
     class_name: str | None
-    source: str
+    source: Source
     votes: dict[str, int] = field(default_factory=dict)
     confidence: float | None = None
     updated_at: str = ""
@@ -110,6 +120,6 @@ class ModelRecord:
     path: Path
     created_at: str
     label_revision: int
-    metrics: dict
-    config: dict
+    metrics: dict[str, Any]
+    config: dict[str, Any]
     active: bool

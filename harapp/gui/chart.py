@@ -193,7 +193,7 @@ class TrainingChart(QWidget):
                 painter.drawPolyline(poly)
             painter.setBrush(color)
             if 0 < poly.size() <= 30:  # markers only while sparse, else they blur the line
-                for point in poly:
+                for point in poly:  # type: ignore[attr-defined]  # PySide6's stub lacks QPolygonF.__iter__
                     painter.drawEllipse(point, 2.5, 2.5)
             painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setClipping(False)

@@ -151,15 +151,15 @@ class GalleryDelegate(QStyledItemDelegate):
             colour = DISAGREE_COLOUR if row.disagrees else PREDICTION_COLOUR
             # Top left, and never over the "?" mark that may sit at the top right.
             width = min(right - frame.left() - 6, metrics.horizontalAdvance(text) + 10)
-            mark = QRect(frame.left() + 3, frame.top() + 3, width, side)
+            badge = QRect(frame.left() + 3, frame.top() + 3, width, side)
             painter.setPen(QPen(colour.darker(130), 1))
             painter.setBrush(colour)
-            painter.drawRoundedRect(mark, 4, 4)
+            painter.drawRoundedRect(badge, 4, 4)
             painter.setPen(QColor("#FFFFFF"))
             painter.drawText(
-                mark,
+                badge,
                 Qt.AlignmentFlag.AlignCenter,
-                metrics.elidedText(text, Qt.TextElideMode.ElideRight, mark.width() - 6),
+                metrics.elidedText(text, Qt.TextElideMode.ElideRight, badge.width() - 6),
             )
 
 

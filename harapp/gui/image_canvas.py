@@ -185,8 +185,9 @@ class ImageCanvas(QWidget):
             points.append(QPointF(target.left() + x * scale, target.top() + y * scale) if visibility > 0 else None)
         painter.setPen(QPen(colour.lighter(130), 2))
         for a, b in SKELETON:
-            if a < len(points) and b < len(points) and points[a] is not None and points[b] is not None:
-                painter.drawLine(points[a], points[b])
+            start, end = (points[a] if a < len(points) else None), (points[b] if b < len(points) else None)
+            if start is not None and end is not None:
+                painter.drawLine(start, end)
         painter.setPen(QPen(QColor(0, 0, 0, 200), 1))
         painter.setBrush(colour.lighter(150))
         for point in points:

@@ -220,8 +220,9 @@ class Inspector(QWidget):
     def _rebuild_buttons(self) -> None:
         while self.buttons.count():
             item = self.buttons.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         self._keys = class_keys(self._project.class_names()) if self._project is not None else []
         names = [k.name for k in self._keys]
         for i, key in enumerate(self._keys):
@@ -243,7 +244,8 @@ class Inspector(QWidget):
             self.buttons.addWidget(clear, (len(self._keys) + 1) // 2, 0, 1, 2)
 
     def label_buttons(self) -> list[QPushButton]:
-        return [w for i in range(self.buttons.count()) if isinstance(w := self.buttons.itemAt(i).widget(), QPushButton)]
+        items = (self.buttons.itemAt(i) for i in range(self.buttons.count()))
+        return [w for item in items if item is not None and isinstance(w := item.widget(), QPushButton)]
 
     def _on_person_clicked(self, person_id: int | None) -> None:
         self.refresh()

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from harapp.core.importers.summary import ImportSummary
 from harapp.core.paths import data_dir
-from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportWorker
+from harapp.gui.import_worker import DialogImportKind, ImportProgress, ImportRequest, ImportWorker
 from harapp.gui.workers import JobHandle, start_worker
 
 
@@ -54,7 +54,7 @@ class ImportDialog(QDialog):
 
     imported = Signal(object)
 
-    def __init__(self, kind: str, project_path: Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, kind: DialogImportKind, project_path: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         if kind not in ("coco", "folder"):
             raise ValueError(f"unknown import kind {kind!r}")
@@ -102,10 +102,10 @@ class ImportDialog(QDialog):
         self.progress.setTextVisible(True)
         self.progress.setVisible(False)
         self.stage = QLabel()
-        self.result = QPlainTextEdit()
-        self.result.setReadOnly(True)
-        self.result.setVisible(False)
-        self.result.setMinimumHeight(140)
+        self.report_view = QPlainTextEdit()
+        self.report_view.setReadOnly(True)
+        self.report_view.setVisible(False)
+        self.report_view.setMinimumHeight(140)
         self.buttons = QDialogButtonBox()
         self.start_button = self.buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
         self.start_button.setToolTip("Start the import; it runs in the background and can be cancelled")
@@ -116,7 +116,7 @@ class ImportDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.progress)
         layout.addWidget(self.stage)
-        layout.addWidget(self.result, 1)
+        layout.addWidget(self.report_view, 1)
         layout.addWidget(self.buttons)
 
     # -- choosing files ------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class ImportDialog(QDialog):
             self._show_error(str(exc))
             return
         self.summary, self.error_text = None, ""
-        self.result.setVisible(False)
+        self.report_view.setVisible(False)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.stage.setText("Starting…")
@@ -220,8 +220,8 @@ class ImportDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.stage.setText("Import finished.")
-        self.result.setPlainText(summary.text())
-        self.result.setVisible(True)
+        self.report_view.setPlainText(summary.text())
+        self.report_view.setVisible(True)
         self.cancel_button.setText("Close")
         self.imported.emit(summary.project_path)
 
@@ -235,8 +235,8 @@ class ImportDialog(QDialog):
     def _show_error(self, text: str) -> None:
         self.progress.setVisible(False)
         self.stage.setText("")
-        self.result.setPlainText(text)
-        self.result.setVisible(True)
+        self.report_view.setPlainText(text)
+        self.report_view.setVisible(True)
 
     def _on_done(self) -> None:
         self._handle = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from harapp.core.importers.coco import ImportReport, import_coco
 from harapp.core.importers.folder import FolderImportReport, import_folder
@@ -18,11 +19,14 @@ from harapp.core.importers.target import import_target
 from harapp.core.store import Project
 from harapp.gui.workers import JobCancelled, Worker
 
+ImportKind = Literal["coco", "folder", "demo"]
+DialogImportKind = Literal["coco", "folder"]
+"""The imports a person sets up in the import dialog (the demo needs no choices)."""
+
 
 @dataclass(frozen=True)
 class ImportRequest:
-    kind: str
-    """'coco', 'folder' or 'demo'."""
+    kind: ImportKind
     project_path: Path
     root: Path | None = None
     images_dir: Path | None = None
@@ -79,6 +83,8 @@ class ImportWorker(Worker):
                 progress=self._progress(),
             )
         if request.kind == "folder":
+            if request.root is None:
+                raise ValueError("a folder import needs its folder")
             return import_folder(project, request.root, layout=request.layout, progress=self._progress())
         raise ValueError(f"unknown import kind {request.kind!r}")
 

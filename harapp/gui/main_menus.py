@@ -19,7 +19,7 @@ def _action(
     menu: QMenu,
     text: str,
     slot: Callable[[], object],
-    shortcut: QKeySequence | str | None = None,
+    shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
     tip: str = "",
 ) -> QAction:
     action = menu.addAction(text)
@@ -53,7 +53,7 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     edit_menu = bar.addMenu("&Edit")
     stack = workspace.labeling.undo_stack
     undo = stack.createUndoAction(window, "&Undo")
-    undo.setShortcuts([QKeySequence.StandardKey.Undo])
+    undo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Undo)])
     redo = stack.createRedoAction(window, "&Redo")
     redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
     edit_menu.addAction(undo)

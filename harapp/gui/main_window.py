@@ -23,7 +23,7 @@ from harapp.core.importers.summary import ImportSummary
 from harapp.core.paths import config_dir, demo_project_path, remember_project
 from harapp.core.store import Project
 from harapp.gui.import_dialog import ImportDialog
-from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportWorker
+from harapp.gui.import_worker import DialogImportKind, ImportProgress, ImportRequest, ImportWorker
 from harapp.gui.main_menus import build_menus
 from harapp.gui.prediction_panel import PredictionPanel
 from harapp.gui.shortcuts_overlay import ShortcutsOverlay
@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
 
     # -- imports and the demo ------------------------------------------------------------------------------
 
-    def import_dialog(self, kind: str) -> ImportDialog:
+    def import_dialog(self, kind: DialogImportKind) -> ImportDialog:
         dialog = ImportDialog(kind, self.project.path if self.project else None, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.imported.connect(self._after_import)

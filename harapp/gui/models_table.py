@@ -21,9 +21,11 @@ COLUMNS = ("Active", "Version", "Model", "Mode", "Accuracy", "Macro F1", "Labels
 
 
 def _pct(value: object) -> str:
+    if not isinstance(value, (int, float, str)):
+        return "-"
     try:
         return f"{100 * float(value):.1f}%"
-    except (TypeError, ValueError):
+    except ValueError:
         return "-"
 
 

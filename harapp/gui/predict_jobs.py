@@ -37,7 +37,7 @@ def qimage_to_input(image: QImage, name: str = "<pasted image>") -> ImageInput:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, "PNG")
+    image.save(buffer, "PNG")  # type: ignore[call-overload]  # the stub wants bytes for "PNG"
     buffer.close()
     return ImageInput(name=name, png=bytes(data.data()))
 

@@ -212,13 +212,13 @@ class PredictionPanel(QWidget):
         self.hint_label.setFont(hint_font)
         self._rows_layout.addWidget(self.hint_label, 1)
         self._rows_layout.addStretch(1)
-        self.scroll = QScrollArea(self)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self._rows_box)
+        self.rows_scroll = QScrollArea(self)
+        self.rows_scroll.setWidgetResizable(True)
+        self.rows_scroll.setWidget(self._rows_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(header)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.rows_scroll, 1)
         paste = QShortcut(QKeySequence.StandardKey.Paste, self)
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         paste.activated.connect(self.paste)
@@ -329,7 +329,7 @@ class PredictionPanel(QWidget):
         row = self._row_at.get(outcome.index)
         if row is not None:
             row.show_outcome(outcome)
-            self.scroll.ensureWidgetVisible(row)
+            self.rows_scroll.ensureWidgetVisible(row)
         self.prediction_ready.emit(outcome)
 
     def _on_job_failed(self, first: int, end: int, message: str) -> None:

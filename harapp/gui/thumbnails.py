@@ -75,7 +75,7 @@ def _store(target: Path, image: QImage) -> None:
     with contextlib.suppress(OSError):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-        if image.save(str(tmp), "JPEG", 88):
+        if image.save(str(tmp), "JPEG", 88):  # type: ignore[call-overload]  # the stub wants bytes for "JPEG"
             os.replace(tmp, target)
         else:
             tmp.unlink(missing_ok=True)

@@ -84,7 +84,9 @@ class TrainForm(QWidget):
         form.addRow("&Learning rate:", self.lr_spin)
         form.addRow("&Image size:", self.size_spin)
         form.addRow("&Weights file:", weights_row)
-        form.labelForField(weights_row).setBuddy(self.weights_edit)
+        weights_label = form.labelForField(weights_row)
+        if isinstance(weights_label, QLabel):
+            weights_label.setBuddy(self.weights_edit)
         form.addRow("&Prompts:", self.prompts_edit)
         form.addRow("Device:", self.device_label)
         self._running = False
@@ -165,8 +167,8 @@ class TrainForm(QWidget):
         for w in (self.kind_combo, self.mode_combo, self.batch_spin, self.size_spin):
             w.setEnabled(not running)
         trains = self.mode() != "zero-shot"
-        for w in (self.epochs_spin, self.lr_spin):
-            w.setEnabled(not running and trains)
+        for spin in (self.epochs_spin, self.lr_spin):
+            spin.setEnabled(not running and trains)
         self.weights_edit.setEnabled(not running and self.mode() != "scratch")  # scratch: random weights
         self.weights_button.setEnabled(self.weights_edit.isEnabled())
         self.prompts_edit.setEnabled(not running and get_kind(self.model_kind()).prompt_head)

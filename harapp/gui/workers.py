@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from harapp.ml.trainer import TrainResult
 
 log = logging.getLogger(__name__)
+
+JobOutcome = Literal["finished", "failed", "cancelled"]
 
 
 class JobCancelled(Exception):
@@ -106,8 +108,8 @@ class JobHandle(QObject):
     def __init__(self, worker: Worker, thread: QThread, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.worker: Worker | None = worker
-        self.thread: QThread | None = thread
-        self.outcome: str | None = None  # "finished" | "failed" | "cancelled" once known
+        self.worker_thread: QThread | None = thread
+        self.outcome: JobOutcome | None = None  # set once the terminal signal has come
         # Bound slots of an object living on the GUI thread: Qt queues these calls to the GUI thread.
         worker.started.connect(self._on_started)
         worker.progressed.connect(self._on_progressed)
@@ -140,7 +142,7 @@ class JobHandle(QObject):
         self.cancelled.emit()
 
     def is_running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        return self.worker_thread is not None and self.worker_thread.isRunning()
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -148,9 +150,9 @@ class JobHandle(QObject):
 
     def wait(self, timeout_ms: int = 30_000) -> bool:
         """Block until the thread has ended (used on close); True when it did within the timeout."""
-        if self.thread is None:
+        if self.worker_thread is None:
             return True
-        return bool(self.thread.wait(timeout_ms))
+        return bool(self.worker_thread.wait(timeout_ms))
 
     def cancel_and_wait(self, timeout_ms: int = 30_000) -> bool:
         self.cancel()
@@ -158,11 +160,11 @@ class JobHandle(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        thread = self.thread
+        thread = self.worker_thread
         if thread is None:
             return
         thread.wait()  # finished is emitted just before run() returns; make sure it really has
-        self.thread = None
+        self.worker_thread = None
         self.worker = None
         _ACTIVE.discard(self)
         self.done.emit()

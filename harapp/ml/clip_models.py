@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -72,16 +73,17 @@ class _RandomInitNotice(logging.Filter):
 _NOTICE_FILTER = _RandomInitNotice()
 
 
-def _create(name: str, **kwargs: object) -> nn.Module:
+def _create(name: str, **kwargs: object) -> Any:
+    """An open_clip CLIP model (open_clip ships no types: its visual tower, encode_text etc. are untyped)."""
     import open_clip
 
     root = logging.getLogger()
     if _NOTICE_FILTER not in root.filters:
         root.addFilter(_NOTICE_FILTER)
-    return open_clip.create_model(name, **kwargs)  # type: ignore[arg-type]
+    return open_clip.create_model(name, **kwargs)
 
 
-def _from_file(name: str, path: str, quick_gelu: bool = False) -> nn.Module:
+def _from_file(name: str, path: str, quick_gelu: bool = False) -> Any:
     model = _create(name, pretrained=None, force_quick_gelu=quick_gelu)
     state = W.load_state_dict_file(path)
     try:
@@ -102,7 +104,7 @@ def uses_quick_gelu(name: str, tag: str | None) -> bool:
 
 def create_clip(
     name: str, tag: str | None, weights_path: str | None, *, arch_tag: str | None = None
-) -> tuple[nn.Module, str]:
+) -> tuple[Any, str]:
     """A full open_clip model and where its weights came from; WeightsUnavailableError within seconds if none.
 
     arch_tag: the pretrained tag whose architecture variant (QuickGELU or not) a file or a random init follows,
@@ -145,7 +147,7 @@ def clip_preprocess(visual: nn.Module) -> Preprocess:
     mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
     std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
     mode = "squash" if cfg.get("resize_mode") == "squash" else "center-crop"
-    return Preprocess(size, mean, std, mode, 1.0, str(cfg.get("interpolation", "bicubic")))  # type: ignore[arg-type]
+    return Preprocess(size, mean, std, mode, 1.0, str(cfg.get("interpolation", "bicubic")))
 
 
 def class_prompt_text(class_name: str) -> str:
@@ -153,7 +155,7 @@ def class_prompt_text(class_name: str) -> str:
 
 
 @torch.no_grad()
-def text_classifier(clip: nn.Module, name: str, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+def text_classifier(clip: Any, name: str, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """One unit vector per class: the mean of its prompt embeddings, the usual prompt ensemble."""
     import open_clip
 
@@ -166,7 +168,7 @@ def text_classifier(clip: nn.Module, name: str, class_names: Sequence[str], temp
     return torch.stack(rows)
 
 
-_TEXT_CACHE: dict[tuple, torch.Tensor] = {}
+_TEXT_CACHE: dict[tuple[object, ...], torch.Tensor] = {}
 
 
 def build_clip(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -99,7 +100,7 @@ def build_resnet(
 def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Module:
     import timm
 
-    net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)
+    net: Any = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)  # has reset_classifier
     if pretrained:
         source = W.load_state_dict_file(W.efficientnet_lite0_file())
         net.load_state_dict(W.map_state_in_order(source, net.state_dict(), "efficientnet-lite0"))

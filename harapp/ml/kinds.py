@@ -96,7 +96,7 @@ class ModelKind:
     def image_size(self) -> int:
         return self.defaults[self.default_mode].image_size
 
-    def defaults_for(self, mode: Mode) -> TrainDefaults:
+    def defaults_for(self, mode: str) -> TrainDefaults:
         return self.defaults[self.check_mode(mode)]
 
     def check_mode(self, mode: str) -> Mode:

@@ -50,6 +50,9 @@ class Preprocess:
 class LinearHead(nn.Module):
     """A linear classifier whose input is standardised with statistics of the training features."""
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
         self.register_buffer("shift", torch.zeros(dim))

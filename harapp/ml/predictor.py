@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from PIL import Image
@@ -83,9 +84,11 @@ class Predictor:
     ) -> Prediction | list[Prediction]:
         """One input gives one Prediction, a list gives a list; boxes are person boxes for person-crop models."""
         if isinstance(x, (list, tuple)):
-            box_list = list(boxes) if boxes is not None else [()] * len(x)
+            per_image = cast("Sequence[tuple[Box, ...]] | None", boxes)
+            box_list: list[tuple[Box, ...]] = list(per_image) if per_image is not None else [()] * len(x)
             return self.predict_batch(list(x), box_list)
-        return self.predict_batch([x], [tuple(boxes or ())])[0]  # type: ignore[arg-type]
+        one_image = cast("tuple[Box, ...] | None", boxes)
+        return self.predict_batch([cast(ImageInput, x)], [tuple(one_image or ())])[0]
 
     def predict_batch(self, inputs: list[ImageInput], boxes: list[tuple[Box, ...]] | None = None) -> list[Prediction]:
         if not inputs:

@@ -6,8 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from harapp.ml.errors import TrainingCancelled
+
+Phase = Literal["embedding", "training", "evaluating"]
+"""What a training job is doing: computing (or reading) features, fitting, or scoring the held-out images."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class TrainProgress:
     images_per_second: float
     eta_seconds: float | None
     fraction: float
-    phase: str  # "embedding" | "training" | "evaluating"
+    phase: Phase
 
 
 class Reporter:
@@ -43,7 +47,7 @@ class Reporter:
         self.min_interval = 1.0 / max_rate
         self.clock = clock
         self._last = -1e9
-        self._phase = ""
+        self._phase: Phase = "training"
         self._phase_start = clock()
         self._images = 0
         self._sent_in_phase = False
@@ -52,7 +56,7 @@ class Reporter:
         if self.cancel is not None and self.cancel.is_set():
             raise TrainingCancelled()
 
-    def start_phase(self, phase: str) -> None:
+    def start_phase(self, phase: Phase) -> None:
         self._phase = phase
         self._phase_start = self.clock()
         self._images = 0

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,13 +42,28 @@ __all__ = [
 ]
 
 
+class TrainingProject(EmbeddingStore, Protocol):
+    """What train() needs of a project: its embedding cache, and the list of trained models to add to."""
+
+    def register_model(
+        self,
+        name: str,
+        kind: str,
+        mode: str,
+        path: Path,
+        label_revision: int,
+        metrics: dict[str, Any],
+        config: dict[str, Any],
+    ) -> int: ...
+
+
 @dataclass(frozen=True)
 class TrainResult:
     checkpoint_path: Path | None
     metrics: Metrics | None
     cancelled: bool
     model_id: int | None
-    history: tuple[dict, ...]
+    history: tuple[dict[str, Any], ...]
 
 
 @dataclass
@@ -198,10 +213,11 @@ def cross_validate(
     reporter = Reporter(progress, cancel)
     out = []
     for split in kfold_splits(snapshot.items, max(2, config.folds), config.val_fraction, config.seed):
-        result = _with_oom_retry(
-            config, lambda c, s=split: _run_split(c, snapshot, s, device, reporter, store, None), device
-        )
-        out.append(result.metrics)
+
+        def run(c: TrainConfig, split: Split = split) -> _RunOutput:
+            return _run_split(c, snapshot, split, device, reporter, store, None)
+
+        out.append(_with_oom_retry(config, run, device).metrics)
     return out
 
 
@@ -212,7 +228,7 @@ def train(
     *,
     progress: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
-    project: Any | None = None,
+    project: TrainingProject | None = None,
 ) -> TrainResult:
     """Train, evaluate on the held-out split, write the checkpoint, register it in the project if given.
 

@@ -43,7 +43,7 @@ def test_coco_import_summary(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
     assert summary.images == stats["images"] == 12
     assert (summary.labelled, summary.uncertain) == (stats["labelled"], stats["uncertain"])
     assert summary.missing == 0
-    text = dialog.result.toPlainText()
+    text = dialog.report_view.toPlainText()
     assert "Imported 12 images" in text and f"Labelled from captions: {stats['labelled']}" in text
     assert "Missing files" in text
     assert dialog.progress.value() == dialog.progress.maximum()
@@ -61,7 +61,7 @@ def test_bad_annotations_show_the_cause_and_leave_no_project(qtbot, tmp_path: Pa
     _run(qtbot, dialog)
     assert dialog.summary is None
     assert "captions_val2017.json" in dialog.error_text
-    assert "Cause:" in dialog.result.toPlainText() and "captions_val2017.json" in dialog.result.toPlainText()
+    assert "Cause:" in dialog.report_view.toPlainText() and "captions_val2017.json" in dialog.report_view.toPlainText()
     assert not target.exists()  # the failed import into a new file leaves nothing behind
 
 
@@ -69,7 +69,7 @@ def test_missing_folder_is_reported_before_starting(qtbot, tmp_path: Path) -> No
     dialog = _dialog(qtbot, "coco", tmp_path / "nowhere", tmp_path / "p.harapp")
     dialog.start()
     assert not dialog.is_running()
-    assert "nowhere" in dialog.result.toPlainText() and "no such folder" in dialog.result.toPlainText()
+    assert "nowhere" in dialog.report_view.toPlainText() and "no such folder" in dialog.report_view.toPlainText()
 
 
 def test_cancel_leaves_the_project_as_it_was(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -91,7 +91,7 @@ def test_cancel_leaves_the_project_as_it_was(qtbot, tmp_path: Path, monkeypatch)
     qtbot.waitUntil(lambda: "importing" in dialog.stage.text(), timeout=10_000)
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: not dialog.is_running(), timeout=10_000)
-    assert "cancelled" in dialog.result.toPlainText()
+    assert "cancelled" in dialog.report_view.toPlainText()
     with Project.open(existing.path, readonly=True) as project:
         assert project.count_images() == 12  # nothing of the cancelled import was committed
 

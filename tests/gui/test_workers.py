@@ -60,7 +60,7 @@ def test_training_runs_reports_progress_and_finishes(qtbot, tmp_path: Path) -> N
     result = rec.events[-1][1]
     assert isinstance(result, TrainResult) and not result.cancelled
     assert result.checkpoint_path is not None and result.checkpoint_path.is_file()
-    assert job.outcome == "finished" and job.thread is None and not running_jobs()
+    assert job.outcome == "finished" and job.worker_thread is None and not running_jobs()
 
 
 def test_cancel_stops_training_within_a_step(qtbot, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -141,7 +142,7 @@ def _polygon_area(points: tuple[tuple[float, float], ...]) -> float:
     return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True))) / 2
 
 
-def _person_annotation(ann_id: int, image_id: int, fig: Figure) -> dict:
+def _person_annotation(ann_id: int, image_id: int, fig: Figure) -> dict[str, Any]:
     flat = [c for kp in fig.keypoints for c in kp]
     return {
         "id": ann_id,
@@ -173,9 +174,9 @@ def make_demo(
     ann_dir.mkdir(parents=True, exist_ok=True)
     master = random.Random(f"harapp-demo:{seed}")
     truths, noises = _balanced(n_images, master), assign_noise(n_images, master)
-    images: list[dict] = []
-    captions: list[dict] = []
-    persons: list[dict] = []
+    images: list[dict[str, Any]] = []
+    captions: list[dict[str, Any]] = []
+    persons: list[dict[str, Any]] = []
     names: set[str] = set()
     for i in range(n_images):
         # A string seed is hashed with SHA-512, so the stream is the same on every run and platform.

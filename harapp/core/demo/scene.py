@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from harapp.core.demo.pose import BodyPose, project
@@ -23,10 +24,10 @@ def _jitter(c: RGB, rng: random.Random, amount: int = 18) -> RGB:
     return tuple(max(0, min(255, v + rng.randint(-amount, amount))) for v in c)  # type: ignore[return-value]
 
 
-def _gradient(h: int, w: int, top: RGB, bottom: RGB) -> np.ndarray:
+def _gradient(h: int, w: int, top: RGB, bottom: RGB) -> npt.NDArray[np.float32]:
     t = np.linspace(0.0, 1.0, max(h, 1), dtype=np.float32)[:, None, None]
     col = np.asarray(top, np.float32) * (1 - t) + np.asarray(bottom, np.float32) * t
-    return np.broadcast_to(col, (h, w, 3)).copy()
+    return np.broadcast_to(col, (h, w, 3)).astype(np.float32)
 
 
 def paint_background(scene: str, size: tuple[int, int], horizon: int, ss: int, rng: random.Random,

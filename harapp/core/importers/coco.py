@@ -18,7 +18,7 @@ from harapp.core.importers.captions import decide, map_votes, mentions_person, t
 from harapp.core.importers.coco_json import CAPTIONS, CocoFile, build_index, person_category_ids, read_coco_file
 from harapp.core.store import Project
 from harapp.core.store.bulk import ImageRow, LabelRow, PersonRow
-from harapp.core.types import SOURCES, ClassInfo
+from harapp.core.types import ClassInfo, Source, parse_source
 
 Progress = Callable[[str, int, int], None]
 _ANNOTATION_PREFIXES = ("captions_", "instances_", "person_keypoints_")
@@ -142,10 +142,11 @@ def _merged_persons(files: list[CocoFile]) -> list[dict[str, Any]]:
     return list(by_id.values())
 
 
-_UNLABELLED = ("", "", {}, None)
+_Activity = tuple[str, Source, dict[str, int], "float | None"]
+_UNLABELLED: _Activity = ("", "human", {}, None)
 
 
-def _activity(entry: dict[str, Any]) -> tuple[str, str, dict[str, int], float | None] | None:
+def _activity(entry: dict[str, Any]) -> _Activity | None:
     """The label our own COCO export wrote into an image or annotation entry: None when the entry has no
     `activity`, _UNLABELLED when it says the image had no label (so captions must not invent one).
     """
@@ -154,12 +155,15 @@ def _activity(entry: dict[str, Any]) -> tuple[str, str, dict[str, int], float | 
         return None
     if not isinstance(activity.get("label"), str) or not activity["label"]:
         return _UNLABELLED
-    source = activity.get("source")
-    if source not in SOURCES:
-        source = "human"
-    votes = activity.get("votes") if isinstance(activity.get("votes"), dict) else {}
+    source = parse_source(activity.get("source")) or "human"
+    votes = activity.get("votes")
     confidence = activity.get("confidence")
-    return activity["label"], str(source), dict(votes), confidence if isinstance(confidence, (int, float)) else None
+    return (
+        activity["label"],
+        source,
+        dict(votes) if isinstance(votes, dict) else {},
+        confidence if isinstance(confidence, (int, float)) else None,
+    )
 
 
 def _original_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +218,7 @@ class _Writer:
         if len(self.pending) >= self.BATCH:
             self.flush()
 
-    def _label_row(self, image_id: int, item: _Pending, current: tuple[str, str] | None) -> LabelRow | None:
+    def _label_row(self, image_id: int, item: _Pending, current: tuple[str, Source] | None) -> LabelRow | None:
         """What the import sets on one image, or None to leave its label alone."""
         if current is not None and current[1] == "human":
             return None  # a person's correction is never overwritten by an import

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harapp.core.importers.coco import ImportReport
 from harapp.core.importers.folder import FolderImportReport
@@ -53,7 +54,7 @@ def summarise(
 ) -> ImportSummary:
     """The importer's report in the summary's terms; the demo has no report, so the project's counts stand in."""
     stats = project.stats()
-    common = {"project_path": project_path, "created": created, "images": int(stats["images"])}
+    common: dict[str, Any] = {"project_path": project_path, "created": created, "images": int(stats["images"])}
     if isinstance(report, ImportReport):
         per_class = ", ".join(f"{name} {n}" for name, n in sorted(report.per_class.items())) or "none"
         return ImportSummary(

@@ -37,6 +37,13 @@ def id_chunks(ids: Iterable[int]) -> Iterator[tuple[list[int], str]]:
         yield chunk, ",".join("?" * len(chunk))
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made (sqlite3 leaves it None only when no row was inserted)."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the INSERT made no row")
+    return cursor.lastrowid
+
+
 _P = TypeVar("_P", bound="ProjectBase")
 
 

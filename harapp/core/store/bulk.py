@@ -12,11 +12,12 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harapp.core.errors import LabelError
 from harapp.core.store import classes as store_classes
-from harapp.core.store.base import ProjectBase, dumps, now
-from harapp.core.types import SOURCES, Box
+from harapp.core.store.base import ProjectBase, dumps, inserted_id, now
+from harapp.core.types import SOURCES, Box, Source
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -29,7 +30,7 @@ class ImageRow:
     coco_id: int | None
     captions: Sequence[str]
     votes: dict[str, int]
-    extra: dict
+    extra: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class PersonRow:
 class LabelRow:
     image_id: int
     class_name: str | None
-    source: str
+    source: Source
     votes: dict[str, int] | None = None
     confidence: float | None = None
     person_id: int | None = None
@@ -150,13 +151,13 @@ class BulkMixin(ProjectBase):
                         " VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
                         (row.image_id, x, y, w, h, keypoints, area),
                     )
-                    out[index] = int(cur.lastrowid)
+                    out[index] = inserted_id(cur)
         return [int(i) for i in out if i is not None]
 
-    def current_labels(self, image_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    def current_labels(self, image_ids: Iterable[int]) -> dict[int, tuple[str, Source]]:
         """Image-level (class name, source) of the given images that have a label."""
         ids = list(image_ids)
-        found: dict[int, tuple[str, str]] = {}
+        found: dict[int, tuple[str, Source]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))

@@ -7,12 +7,14 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 from harapp.core.errors import LabelError
-from harapp.core.types import ClassInfo
+from harapp.core.store.base import inserted_id
+from harapp.core.types import ClassInfo, Source
 
 # (image_id, person_id, old_class, new_class, source, reason, batch) -> writes one history row
-RecordChange = Callable[[int, "int | None", "str | None", "str | None", str, str, str], None]
+RecordChange = Callable[[int, "int | None", "str | None", "str | None", Source, str, str], None]
 
 
 def _now() -> str:
@@ -69,12 +71,12 @@ def insert_class(
         "INSERT INTO classes (id, name, position, concepts) VALUES (?, ?, ?, ?)",
         (class_id_, name, position, json.dumps(list(concepts))),
     )
-    return ClassInfo(int(cur.lastrowid), name, position, concepts)
+    return ClassInfo(inserted_id(cur), name, position, concepts)
 
 
-def _record_op(conn: sqlite3.Connection, op: str, payload: dict) -> int:
+def _record_op(conn: sqlite3.Connection, op: str, payload: dict[str, Any]) -> int:
     cur = conn.execute("INSERT INTO class_ops (at, op, payload) VALUES (?, ?, ?)", (_now(), op, json.dumps(payload)))
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 def add_class(conn: sqlite3.Connection, name: str) -> ClassInfo:
@@ -170,7 +172,7 @@ def undo_last(conn: sqlite3.Connection, record: RecordChange) -> str:
     return text
 
 
-def _undo_merge(conn: sqlite3.Connection, payload: dict, record: RecordChange) -> str:
+def _undo_merge(conn: sqlite3.Connection, payload: dict[str, Any], record: RecordChange) -> str:
     target = payload["target"]
     target_name = conn.execute("SELECT name FROM classes WHERE id = ?", (target["id"],)).fetchone()
     if target_name is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harapp.core.errors import LabelError
-from harapp.core.store.base import dumps, id_chunks, loads, now
+from harapp.core.store.base import dumps, id_chunks, inserted_id, loads, now
 from harapp.core.store.bulk import BulkMixin, ImageRow, PersonRow
 from harapp.core.types import Box, ImageRecord, Label, Person
 
@@ -26,7 +26,7 @@ IMAGE_FROM = """
 class ImagesMixin(BulkMixin):
     # -- images and persons ----------------------------------------------------------------------------------
 
-    def add_source(self, kind: str, root: Path, details: dict | None = None) -> int:
+    def add_source(self, kind: str, root: Path, details: dict[str, Any] | None = None) -> int:
         """Record an import's images folder; an import of the same kind and folder reuses its row."""
         root_text = str(Path(root).resolve())
         with self._write() as conn:
@@ -41,13 +41,13 @@ class ImagesMixin(BulkMixin):
                 "INSERT INTO sources (kind, root, details, imported_at) VALUES (?, ?, ?, ?)",
                 (kind, root_text, dumps(details or {}), now()),
             )
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
-    def update_source_details(self, source_id: int, details: dict) -> None:
+    def update_source_details(self, source_id: int, details: dict[str, Any]) -> None:
         with self._write() as conn:
             conn.execute("UPDATE sources SET details = ? WHERE id = ?", (dumps(details), source_id))
 
-    def sources(self) -> list[dict]:
+    def sources(self) -> list[dict[str, Any]]:
         rows = self._conn.execute("SELECT id, kind, root, details, imported_at FROM sources ORDER BY id")
         return [{"id": r[0], "kind": r[1], "root": r[2], "details": loads(r[3], {}), "imported_at": r[4]} for r in rows]
 
@@ -60,7 +60,7 @@ class ImagesMixin(BulkMixin):
         coco_id: int | None = None,
         captions: Sequence[str] = (),
         votes: dict[str, int] | None = None,
-        extra: dict | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> int:
         """Add an image, or refresh its annotations when (source, rel_path) is already there."""
         row = ImageRow(rel_path, width, height, coco_id, tuple(captions), dict(votes or {}), dict(extra or {}))
@@ -77,7 +77,7 @@ class ImagesMixin(BulkMixin):
         """Add a person; one with the same COCO annotation id in the image is updated instead."""
         return self.add_persons([PersonRow(image_id, box, keypoints, area, coco_id)])[0]
 
-    def image_extras(self) -> dict[int, dict]:
+    def image_extras(self) -> dict[int, dict[str, Any]]:
         """The original dataset entry of every image (COCO fields harapp does not use), for exports."""
         return {r[0]: loads(r[1], {}) for r in self._conn.execute("SELECT id, extra FROM images")}
 
@@ -136,7 +136,7 @@ class ImagesMixin(BulkMixin):
     def find_image(self, ref: str | int) -> int:
         """Resolve a user's reference to an image: its id, COCO id, relative path or file name."""
         text = str(ref).strip()
-        queries = []
+        queries: list[tuple[str, Any]] = []
         if text.isdigit():
             queries += [
                 ("SELECT id FROM images WHERE id = ?", int(text)),

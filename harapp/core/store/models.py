@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from harapp.core.store.base import ProjectBase, dumps, id_chunks, loads, now
+from harapp.core.store.base import ProjectBase, dumps, id_chunks, inserted_id, loads, now
 from harapp.core.types import ModelRecord, StoredPrediction
 
 
@@ -14,7 +15,14 @@ class ModelsMixin(ProjectBase):
     # -- models, predictions and embeddings ------------------------------------------------------------------
 
     def register_model(
-        self, name: str, kind: str, mode: str, path: Path, label_revision: int, metrics: dict, config: dict
+        self,
+        name: str,
+        kind: str,
+        mode: str,
+        path: Path,
+        label_revision: int,
+        metrics: dict[str, Any],
+        config: dict[str, Any],
     ) -> int:
         with self._write() as conn:
             cur = conn.execute(
@@ -22,7 +30,7 @@ class ModelsMixin(ProjectBase):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, kind, mode, str(path), now(), label_revision, dumps(metrics), dumps(config)),
             )
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def models(self) -> list[ModelRecord]:
         rows = self._conn.execute(

@@ -11,7 +11,7 @@ from typing import Any
 
 from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import classes as store_classes
-from harapp.core.store.base import dumps, loads, now
+from harapp.core.store.base import dumps, inserted_id, loads, now
 from harapp.core.store.images import ImagesMixin
 from harapp.core.store.models import ModelsMixin
 from harapp.core.store.schema import APP_ID, SCHEMA_VERSION, migrate
@@ -25,6 +25,7 @@ from harapp.core.types import (
     LabelledItem,
     LabelSnapshot,
     ModelRecord,
+    Source,
 )
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -171,7 +172,7 @@ class Project(ImagesMixin, ModelsMixin):
         person_id: int | None,
         old: str | None,
         new: str | None,
-        source: str,
+        source: Source,
         reason: str,
         batch: str,
     ) -> None:
@@ -196,7 +197,7 @@ class Project(ImagesMixin, ModelsMixin):
         image_id: int,
         person_id: int | None,
         class_name: str | None,
-        source: str,
+        source: Source,
         votes: dict[str, int] | None,
         confidence: float | None,
         reason: str,
@@ -246,13 +247,13 @@ class Project(ImagesMixin, ModelsMixin):
             row,
         )
         self._bump_revision()
-        return HistoryEntry(int(cur.lastrowid), *row)
+        return HistoryEntry(inserted_id(cur), *row)
 
     def set_label(
         self,
         image_id: int,
         class_name: str | None,
-        source: str = "human",
+        source: Source = "human",
         person_id: int | None = None,
         votes: dict[str, int] | None = None,
         confidence: float | None = None,
@@ -264,7 +265,7 @@ class Project(ImagesMixin, ModelsMixin):
             return self._apply_label(image_id, person_id, class_name, source, votes, confidence, reason, batch)
 
     def set_labels(
-        self, changes: Sequence[tuple[int, str | None]], source: str = "human", reason: str = "bulk"
+        self, changes: Sequence[tuple[int, str | None]], source: Source = "human", reason: str = "bulk"
     ) -> list[HistoryEntry]:
         """Relabel many images in one commit and one history batch, so one undo reverses them all."""
         batch = uuid.uuid4().hex
@@ -327,7 +328,7 @@ class Project(ImagesMixin, ModelsMixin):
             "SELECT id, at, image_id, person_id, old_class, new_class, old_source, new_source, reason, batch"
             " FROM history"
         )
-        args: tuple = ()
+        args: tuple[Any, ...] = ()
         if image_id is not None:
             sql += " WHERE image_id = ?"
             args = (image_id,)
