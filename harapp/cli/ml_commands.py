@@ -32,7 +32,10 @@ TRAIN_OPTIONS = (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from harapp.ml.config import TrainConfig
     from harapp.ml.kinds import DEFAULT_KIND, KINDS, MODES
+
+    fixed = TrainConfig()  # the defaults that do not depend on the kind
 
     # Every training option defaults to None, meaning "what the Train form would start with": settings.json's
     # preferences, else the model-kind registry's defaults for the kind and mode (see harapp.ml.defaults).
@@ -52,13 +55,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--epochs", type=int, help="default: per model kind and mode, as in the Train panel")
     p.add_argument("--batch-size", type=int, help="default: per model kind and mode")
     p.add_argument("--lr", type=float, help="default: per model kind and mode")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help=f"default: {fixed.seed}")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)")
     p.add_argument("--image-size", type=int, help="default: per model kind (e.g. 224, 96 for cnn-scratch)")
-    p.add_argument("--folds", type=int, help="k-fold cross-validation before the final fit")
+    p.add_argument("--folds", type=int, help=f"k-fold cross-validation before the final fit (default: {fixed.folds})")
     p.add_argument("--weights", dest="weights_path", help="local pretrained weights file")
-    p.add_argument("--clip-model", help="open_clip architecture (default: ViT-B-32)")
-    p.add_argument("--clip-pretrained", help="open_clip pretrained tag (default: openai)")
+    p.add_argument("--clip-model", help=f"open_clip architecture (default: {fixed.clip_model})")
+    p.add_argument("--clip-pretrained", help=f"open_clip pretrained tag (default: {fixed.clip_pretrained})")
     p.add_argument("--finetune-last-blocks", type=int)
     p.add_argument(
         "--prompt", dest="prompts", action="append", metavar="TEMPLATE",

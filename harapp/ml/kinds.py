@@ -113,6 +113,7 @@ class ModelKind:
 
 
 _CNN_MODES: tuple[Mode, ...] = ("scratch", "linear-probe", "fine-tune")
+_CLIP_MODES: tuple[Mode, ...] = ("zero-shot", "linear-probe", "fine-tune")
 
 
 def _registry(*kinds: ModelKind) -> dict[str, ModelKind]:
@@ -163,10 +164,10 @@ KINDS: Mapping[str, ModelKind] = _registry(
     ModelKind(
         name="clip",
         label="CLIP ViT-B/32",
-        modes=("zero-shot", "linear-probe", "fine-tune"),
+        modes=_CLIP_MODES,
         default_mode="linear-probe",
         # The image size is the open_clip model's own; this one only fills the form.
-        defaults=standard_defaults(("zero-shot", "linear-probe", "fine-tune"), image_size=224),
+        defaults=standard_defaults(_CLIP_MODES, image_size=224),
         builder="harapp.ml.clip_models:build_clip",
         feature_dim=None,
         block_pattern=r"^transformer\.resblocks\.(\d+)\.",
@@ -183,11 +184,3 @@ def get_kind(name: str) -> ModelKind:
         return KINDS[name]
     except KeyError:
         raise ConfigError(f"Unknown model kind {name!r}; choose one of {', '.join(KINDS)}.") from None
-
-
-def check_mode(mode: str) -> Mode:
-    """The mode as a Mode, whatever the kind; a ConfigError naming the known ones otherwise."""
-    for known in MODES:
-        if known == mode:
-            return known
-    raise ConfigError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")

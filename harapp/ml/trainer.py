@@ -23,7 +23,7 @@ from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
 from harapp.ml.device import free_cache, is_oom, resolve_device
 from harapp.ml.embeddings import EmbeddingStore, cached_features, train_head
 from harapp.ml.errors import OutOfMemoryError, TrainingCancelled, WeightsUnavailableError
-from harapp.ml.kinds import get_kind
+from harapp.ml.kinds import FROZEN_BACKBONE_MODES, get_kind
 from harapp.ml.loop import fit, predict_items
 from harapp.ml.metrics import Metrics, compute_metrics
 from harapp.ml.models import BuiltModel, build_model
@@ -98,7 +98,7 @@ def _run_split(
     built = build_model(config, snapshot.class_names)
     names = snapshot.class_names
     loss_fn = _loss(config, split, len(names))
-    if config.mode in ("zero-shot", "linear-probe"):
+    if config.mode in FROZEN_BACKBONE_MODES:
         built.model.to(device)
         items = split.test if config.mode == "zero-shot" else split.train + split.val + split.test
         feats, computed = cached_features(built, config, items, device, reporter, store)
@@ -247,7 +247,7 @@ def train(
         path = save_checkpoint(
             checkpoint_path, built, config, snapshot.class_names, metrics=metrics, metrics_split=split_name,
             label_revision=snapshot.revision, complete=complete,
-            backbone_changed=config.mode in ("scratch", "fine-tune"), extra=extra, started_at=started,
+            backbone_changed=config.mode not in FROZEN_BACKBONE_MODES, extra=extra, started_at=started,
         )  # fmt: skip
         written.append(path)
         return path
