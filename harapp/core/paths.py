@@ -58,6 +58,9 @@ class Settings:
     """Where training and prediction run unless a command names a device: auto, cpu, cuda, cuda:N or mps."""
     clip_weights_file: str = ""
     """A local open_clip checkpoint to use when the model hub is unreachable."""
+    decoded_cache_gb: float = 20.0
+    """The most disk space (GB) one project's decoded-image cache (`<project>.cache/` beside the project) may
+    take; photos beyond it are decoded on the fly each epoch. 0 turns the cache off."""
 
     def weights_dir(self) -> Path:
         folder = Path(self.weights_cache_dir) if self.weights_cache_dir else cache_dir() / "weights"

@@ -56,6 +56,9 @@ class TrainConfig:
     pretrained: bool = True
     loader_workers: int | None = None
     """Processes decoding images; None: none on the CPU (they would compete with the model), several on a GPU."""
+    decoded_cache: bool = True
+    """Decode each photo once into the project's decoded-image cache (`<project>.cache/`, bounded by settings.json's
+    decoded_cache_gb) and read pixels from there; False decodes every photo on the fly in every epoch."""
 
     @classmethod
     def for_kind(cls, kind: str = DEFAULT_KIND, mode: str | None = None, **fields: Any) -> TrainConfig:

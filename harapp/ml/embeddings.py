@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from harapp.core.types import LabelledItem
+from harapp.ml.batches import SingleView, image_batches
 from harapp.ml.config import TrainConfig
-from harapp.ml.data import SnapshotDataset, data_loader, decode_side, eval_transform
 from harapp.ml.device import autocast
+from harapp.ml.distributed import from_leader, gather_rows
 from harapp.ml.models import BuiltModel, LinearHead
 from harapp.ml.progress import Reporter
 
@@ -55,19 +56,27 @@ def compute_features(
     reporter: Reporter,
     epoch_info: tuple[int, int] = (1, 1),
     requested_workers: int | None = None,
+    use_cache: bool = True,
 ) -> torch.Tensor:
+    """Features of items in order; across ranks each rank computes its share and all get every row."""
     model = built.model.to(device).eval()
-    side = decode_side(built.preprocess, person_crop)
-    data = SnapshotDataset(items, eval_transform(built.preprocess), person_crop, side)
-    loader = data_loader(data, batch_size, device, requested_workers=requested_workers)
+    pre = built.preprocess
+    loader = image_batches(
+        items, pre, SingleView.of(pre, person_crop), batch_size=batch_size, device=device, train=False,
+        augment=False, seed=0, requested_workers=requested_workers, use_cache=use_cache,
+    )  # fmt: skip
     out: list[torch.Tensor] = []
+    positions: list[torch.Tensor] = []
     steps = len(loader)
-    for step, (x, _, _) in enumerate(loader, start=1):
+    for step, (x, _, pos) in enumerate(loader, start=1):
         with autocast(device):
-            out.append(model.features(x.to(device)).float().cpu())
-        reporter.step(epoch=epoch_info[0], epochs=epoch_info[1], step=step, steps=steps, images=len(x))
+            out.append(model.features(x).float().cpu())
+        positions.append(pos)
+        reporter.step(epoch=epoch_info[0], epochs=epoch_info[1], step=step, steps=steps, images=len(pos))
     dim = built.model.feature_dim
-    return torch.cat(out) if out else torch.zeros(0, dim)
+    local = torch.cat(out) if out else torch.zeros(0, dim)
+    where = torch.cat(positions) if positions else torch.zeros(0, dtype=torch.long)
+    return gather_rows(where, local, len(items))
 
 
 def cached_features(
@@ -85,11 +94,13 @@ def cached_features(
     image_level = len(set(ids)) == len(ids)
     use_store = store is not None and (image_level or not config.person_crop)
     cached = store.get_embeddings(key, ids) if use_store and store is not None else {}
+    cached = from_leader(cached)  # across ranks only rank 0 has the project: its cache decides what is computed
     missing = [it for it in items if it.image_id not in cached]
     reporter.start_phase("embedding")
     fresh = compute_features(
-        built, missing, device, config.batch_size, config.person_crop, reporter, requested_workers=config.loader_workers
-    )
+        built, missing, device, config.batch_size, config.person_crop, reporter,
+        requested_workers=config.loader_workers, use_cache=config.decoded_cache,
+    )  # fmt: skip
     if use_store and store is not None and missing:
         store.put_embeddings(
             key, {it.image_id: v.numpy().astype(np.float32).tobytes() for it, v in zip(missing, fresh, strict=True)}

@@ -8,12 +8,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from harapp.core.types import LabelledItem
+from harapp.ml.batches import DeviceBatches, SingleView, image_batches
 from harapp.ml.config import TrainConfig
-from harapp.ml.data import SnapshotDataset, Split, data_loader, decode_side, eval_transform, train_transform
+from harapp.ml.data import Split
 from harapp.ml.device import autocast
+from harapp.ml.distributed import gather_rows, mean_over_ranks, wrap_for_training
 from harapp.ml.models import BuiltModel
 from harapp.ml.progress import Reporter
 
@@ -27,15 +28,14 @@ def make_loader(
     train: bool,
     seed: int,
     device: torch.device = CPU,
-) -> DataLoader:
-    transform = train_transform(built.preprocess, config.augment) if train else eval_transform(built.preprocess)
-    # Training crops zoom in by up to 1/0.6, so decode a little larger than the eval transform needs.
-    side = decode_side(built.preprocess, config.person_crop)
-    side = int(side * 1.3) if side and train and config.augment else side
-    data = SnapshotDataset(items, transform, config.person_crop, side)
-    return data_loader(
-        data, config.batch_size, device, shuffle=train, seed=seed, requested_workers=config.loader_workers,
-        keep_workers=train,  # one start per fit, not per epoch
+) -> DeviceBatches:
+    """Batches (x, y, positions) on the device: from the run's decoded-image cache where it has the photos, this
+    rank's share when training across processes."""
+    pre = built.preprocess
+    return image_batches(
+        items, pre, SingleView.of(pre, config.person_crop), batch_size=config.batch_size, device=device,
+        train=train, augment=config.augment, seed=seed, requested_workers=config.loader_workers,
+        use_cache=config.decoded_cache,
     )  # fmt: skip
 
 
@@ -43,17 +43,20 @@ def make_loader(
 def predict_items(
     built: BuiltModel, items: Sequence[LabelledItem], config: TrainConfig, device: torch.device, reporter: Reporter
 ) -> tuple[list[int], list[int]]:
-    """(targets, predictions) for items, in order."""
+    """(targets, predictions) for items, in order (gathered from every rank's share)."""
     model = built.model.eval()
-    targets: list[int] = []
-    preds: list[int] = []
-    for x, y, _ in make_loader(items, built, config, train=False, seed=config.seed, device=device):
+    rows: list[torch.Tensor] = []
+    positions: list[torch.Tensor] = []
+    for x, y, pos in make_loader(items, built, config, train=False, seed=config.seed, device=device):
         reporter.check_cancel()
         with autocast(device):
-            logits = model(x.to(device))
-        preds += logits.argmax(1).cpu().tolist()
-        targets += y.tolist()
-    return targets, preds
+            logits = model(x)
+        rows.append(torch.stack([y.cpu(), logits.argmax(1).cpu()], 1))
+        positions.append(pos)
+    local = torch.cat(rows) if rows else torch.zeros(0, 2, dtype=torch.long)
+    where = torch.cat(positions) if positions else torch.zeros(0, dtype=torch.long)
+    ordered = gather_rows(where, local, len(items))
+    return ordered[:, 0].tolist(), ordered[:, 1].tolist()
 
 
 def param_groups(built: BuiltModel, config: TrainConfig) -> list[dict[str, Any]]:
@@ -99,6 +102,7 @@ def fit(
     model = built.model.to(device)
     loss_fn = loss_fn.to(device)
     opt = torch.optim.AdamW(param_groups(built, config), weight_decay=config.weight_decay)
+    train_model = wrap_for_training(model, device)  # DDP across ranks; after the optimiser set what trains
     loader = make_loader(split.train, built, config, train=True, seed=config.seed, device=device)
     steps = max(1, len(loader))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
@@ -112,9 +116,8 @@ def fit(
         total, seen = 0.0, 0
         for step, (x, y, _) in enumerate(loader, start=1):
             reporter.check_cancel()
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with autocast(device):
-                logits = model(x)
+                logits = train_model(x)
             loss = loss_fn(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -126,7 +129,7 @@ def fit(
                 epoch=epoch, epochs=config.epochs, step=step, steps=steps, images=len(y),
                 loss=loss.item(), val_accuracy=val_acc,
             )  # fmt: skip
-        train_loss = total / max(seen, 1)
+        train_loss = mean_over_ranks(total, seen)
         if split.val:
             targets, preds = predict_items(built, split.val, config, device, reporter)
             val_acc = sum(int(t == p) for t, p in zip(targets, preds, strict=True)) / len(targets)

@@ -10,8 +10,9 @@ from typing import Literal
 
 from harapp.ml.errors import TrainingCancelled
 
-Phase = Literal["embedding", "training", "evaluating"]
-"""What a training job is doing: computing (or reading) features, fitting, or scoring the held-out images."""
+Phase = Literal["decoding", "embedding", "training", "evaluating"]
+"""What a training job is doing: decoding photos into the decoded-image cache, computing (or reading) features,
+fitting, or scoring the held-out images."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Reporter:
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise TrainingCancelled()
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
 
     def start_phase(self, phase: Phase) -> None:
         self._phase = phase

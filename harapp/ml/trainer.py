@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import threading
@@ -17,10 +18,12 @@ from torch import nn
 
 from harapp.core.errors import HarappError
 from harapp.core.types import LabelSnapshot
+from harapp.ml.batches import run_images
 from harapp.ml.checkpoint import save_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
 from harapp.ml.device import free_cache, is_oom, resolve_device
+from harapp.ml.distributed import ranks
 from harapp.ml.embeddings import EmbeddingStore, cached_features, train_head
 from harapp.ml.errors import OutOfMemoryError, TrainingCancelled, WeightsUnavailableError
 from harapp.ml.kinds import FROZEN_BACKBONE_MODES, get_kind
@@ -212,12 +215,13 @@ def cross_validate(
     device = resolve_device(config.device)
     reporter = Reporter(progress, cancel)
     out = []
-    for split in kfold_splits(snapshot.items, max(2, config.folds), config.val_fraction, config.seed):
+    with run_images(snapshot, reporter):
+        for split in kfold_splits(snapshot.items, max(2, config.folds), config.val_fraction, config.seed):
 
-        def run(c: TrainConfig, split: Split = split) -> _RunOutput:
-            return _run_split(c, snapshot, split, device, reporter, store, None)
+            def run(c: TrainConfig, split: Split = split) -> _RunOutput:
+                return _run_split(c, snapshot, split, device, reporter, store, None)
 
-        out.append(_with_oom_retry(config, run, device).metrics)
+            out.append(_with_oom_retry(config, run, device).metrics)
     return out
 
 
@@ -244,6 +248,8 @@ def train(
     history: list[dict[str, Any]] = []
 
     def save(built: BuiltModel, metrics: Metrics | None, split_name: str, complete: bool, extra: dict) -> Path:
+        if not ranks().is_leader:  # across ranks, rank 0 alone writes
+            return checkpoint_path
         path = save_checkpoint(
             checkpoint_path, built, config, snapshot.class_names, metrics=metrics, metrics_split=split_name,
             label_revision=snapshot.revision, complete=complete,
@@ -256,6 +262,8 @@ def train(
         # A good mid-run checkpoint, so a cancel or crash later still leaves a usable model.
         save(built, None, "val", False, {"epoch": epoch, "val_accuracy": score})
 
+    run_scope = contextlib.ExitStack()
+    run_scope.enter_context(run_images(snapshot, reporter))  # the run's decoded-image cache, for every loader
     try:
         cv: list[dict[str, Any]] = []
         if config.folds > 1:
@@ -277,6 +285,8 @@ def train(
         path = save(result.built, result.metrics, "test", True, extra)
     except TrainingCancelled:
         return TrainResult(written[-1] if written else None, None, True, None, tuple(history))
+    finally:
+        run_scope.close()
     model_id = None
     if project is not None:
         model_id = project.register_model(

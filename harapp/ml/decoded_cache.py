@@ -1,0 +1,570 @@
+"""Photos decoded once, as uint8 pixels at the size a model reads, in a memory-mapped file beside the project.
+
+An entry is one photo (its path, checked by file size and modification time), one region of it (the whole
+photo, or a box such as the square around the main person) and one output size: `size x size x 3` bytes. All
+entries of one size live in fixed slots of `<project>.cache/decoded-<size>-<hash>.u8`; an SQLite index beside it
+maps (path, region) to a slot. Epochs then read pixels with a memory copy instead of a JPEG decode.
+
+Writers take an exclusive lock on the file (one builder per machine, or per shared file system), write pixels
+with pwrite (a full disk is an OSError, never the SIGBUS a write into a memory map would get), flush them, and
+only then add their index rows, so a crash leaves unused slots, never an index row over missing pixels. The
+cache holds no labels: losing or deleting it costs a rebuild, nothing else.
+
+This module needs no torch, so the build's worker processes start fast.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import errno
+import hashlib
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from harapp.core.errors import ImageFileError
+from harapp.core.paths import load_settings
+from harapp.core.types import Box
+from harapp.ml.images import load_image
+from harapp.ml.persons import FILL
+
+try:  # Unix; elsewhere one process at a time is assumed
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Part of every file name: a change to how entries are decoded makes new files rather than reusing old pixels."""
+
+GB = 1_000_000_000
+MIN_FREE_BYTES = 1 << 30
+MIN_FREE_SHARE = 0.05
+"""The cache never fills a disk: it leaves max(1 GiB, 5% of the file system) free for everything else."""
+
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class Region:
+    """Which pixels of a photo an entry holds before they become `size x size`.
+
+    box: a rectangle in photo pixels (x, y, width, height) that may reach past the photo's edges (padded with
+    FILL, as persons.crop_square does); None is the whole photo. fit "squash" resizes it to a square (the whole
+    photo squashed, or a square region resized); fit "center" resizes its short side to size / fraction and
+    keeps the centre, which is what the eval transform of a centre-crop preprocessing does.
+    """
+
+    box: Box | None = None
+    fit: Literal["squash", "center"] = "squash"
+    fraction: float = 1.0
+
+    def key(self) -> str:
+        where = "whole" if self.box is None else "box:" + ",".join(f"{v:.2f}" for v in self.box)
+        return f"{where}|{self.fit}:{self.fraction:.6g}"
+
+
+WHOLE = Region()
+
+
+class Entry(NamedTuple):
+    """One (photo, region) to decode; width and height are the photo's size as the project knows it."""
+
+    path: str
+    region: Region
+    width: int
+    height: int
+
+
+def _short_side_needed(entry: Entry, size: int) -> int | None:
+    """The short side a JPEG may be draft-decoded to and still give every output pixel a source pixel."""
+    region = entry.region
+    target = size / region.fraction if region.fit == "center" else size
+    if region.box is None:
+        return math.ceil(target)
+    short = min(entry.width, entry.height)
+    box_short = min(region.box[2], region.box[3])
+    if short <= 0 or box_short <= 1:
+        return None
+    needed = math.ceil(short * target / box_short)
+    return needed if needed < short else None
+
+
+def _cut(img: Image.Image, box: Box, scale: tuple[float, float]) -> Image.Image:
+    """The box (in the project's photo pixels, scaled to this decode) cut out, padded with FILL past the edges."""
+    sx, sy = scale
+    left, top = round(box[0] * sx), round(box[1] * sy)
+    width, height = max(2, round(box[2] * sx)), max(2, round(box[3] * sy))
+    right, bottom = left + width, top + height
+    inside = (max(0, left), max(0, top), min(img.width, right), min(img.height, bottom))
+    if inside == (left, top, right, bottom):
+        return img.crop(inside)
+    canvas = Image.new("RGB", (width, height), FILL)
+    if inside[2] > inside[0] and inside[3] > inside[1]:
+        canvas.paste(img.crop(inside), (inside[0] - left, inside[1] - top))
+    return canvas
+
+
+def _center_fit(img: Image.Image, size: int, fraction: float, resample: Image.Resampling) -> Image.Image:
+    """torchvision's Resize(round(size / fraction)) then CenterCrop(size), on a PIL image, pixel for pixel."""
+    side = int(round(size / fraction))
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_short, new_long = side, int(side * long / short)
+    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    if (new_w, new_h) != img.size:
+        img = img.resize((new_w, new_h), resample)
+    if new_w < size or new_h < size:  # cannot happen for fraction <= 1; pad as CenterCrop would
+        canvas = Image.new("RGB", (max(size, new_w), max(size, new_h)), (0, 0, 0))
+        canvas.paste(img, ((canvas.width - new_w) // 2, (canvas.height - new_h) // 2))
+        img, new_w, new_h = canvas, canvas.width, canvas.height
+    top = int(round((new_h - size) / 2.0))
+    left = int(round((new_w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def decode_entry(entry: Entry, size: int, interpolation: str = "bilinear") -> npt.NDArray[np.uint8]:
+    """The entry's pixels as a (size, size, 3) uint8 array; ImageFileError naming the file when it is unreadable.
+
+    The whole photo squashed gives exactly the pixels of ml.data.eval_transform before ToTensor (same JPEG draft
+    scale, same PIL resize), so features from the cache equal features from the photo.
+    """
+    resample = _RESAMPLE.get(interpolation, Image.Resampling.BILINEAR)
+    img = load_image(entry.path, min_side=_short_side_needed(entry, size))
+    region = entry.region
+    if region.box is not None:
+        scale = (img.width / entry.width, img.height / entry.height) if entry.width and entry.height else (1.0, 1.0)
+        img = _cut(img, region.box, scale)
+    if region.fit == "center":
+        img = _center_fit(img, size, region.fraction, resample)
+    elif img.size != (size, size):
+        img = img.resize((size, size), resample)
+    return np.array(img, dtype=np.uint8)  # a writable copy: callers may hand it to torch.from_numpy
+
+
+def slot_bytes(size: int) -> int:
+    return size * size * 3
+
+
+def cache_folder(project_path: Path) -> Path:
+    """`<folder>/<name>.cache` beside `<folder>/<name>.harapp`, like the `.models` folder of checkpoints."""
+    project_path = Path(project_path)
+    return project_path.parent / f"{project_path.stem}.cache"
+
+
+def limit_bytes_from_settings() -> int:
+    """settings.json's decoded_cache_gb in bytes (a value that is not a number counts as the default)."""
+    value = load_settings().decoded_cache_gb
+    try:
+        gb = float(value)
+    except (TypeError, ValueError):
+        log.warning("settings.json: decoded_cache_gb %r is not a number; using 20", value)
+        gb = 20.0
+    return max(0, int(gb * GB)) if math.isfinite(gb) else 0
+
+
+@dataclass(frozen=True)
+class Ensured:
+    """What ensure() did: a slot per entry asked for (-1: not cached, decode it on the fly), and why not all."""
+
+    slots: npt.NDArray[np.int64]
+    decoded: int
+    """Entries decoded into the cache by this call."""
+    note: str | None = None
+    """Why some entries stay uncached (the cap, a short or full disk), for the person to read; None if none."""
+
+
+class SlotReader:
+    """Reads slots of one cache file; picklable (the memory map opens lazily in each process that reads)."""
+
+    def __init__(self, path: Path, size: int, n_slots: int) -> None:
+        self.path = Path(path)
+        self.size = size
+        self.n_slots = n_slots
+        self._map: np.memmap[Any, np.dtype[np.uint8]] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_map"] = None  # a loader worker started by spawn maps the file itself instead of copying it
+        return state
+
+    def read(self, slots: npt.NDArray[np.int64], out: npt.NDArray[np.uint8]) -> None:
+        """Copy the given slots into out[i] in order; reads go in slot order, which is file order."""
+        if self._map is None:
+            shape = (self.n_slots, self.size, self.size, 3)
+            self._map = np.memmap(self.path, dtype=np.uint8, mode="r", shape=shape)
+        order = np.argsort(slots, kind="stable")
+        out[order] = self._map[slots[order]]
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+class _Job(NamedTuple):
+    at: int
+    entry: Entry
+    slot: int
+
+
+class _Done(NamedTuple):
+    at: int
+    error: str | None
+    disk_full: bool = False
+
+
+def _decode_jobs(data_path: str, size: int, interpolation: str, jobs: list[_Job]) -> list[_Done]:
+    """A build worker's task: decode entries and write their pixels into their slots (top level: picklable)."""
+    done: list[_Done] = []
+    fd = os.open(data_path, os.O_WRONLY)
+    try:
+        for job in jobs:
+            try:
+                pixels = decode_entry(job.entry, size, interpolation)
+            except ImageFileError as exc:
+                done.append(_Done(job.at, str(exc)))
+                continue
+            try:
+                _write_all(fd, pixels.tobytes(), job.slot * slot_bytes(size))
+            except OSError as exc:
+                done.append(_Done(job.at, f"cannot write {data_path}: {exc.strerror or exc}", True))
+                break  # the disk is full or failing: the rest would fail the same way
+            done.append(_Done(job.at, None))
+    finally:
+        os.close(fd)
+    return done
+
+
+class DecodedCache:
+    """The decoded entries of one output size and interpolation under one cache folder."""
+
+    def __init__(self, folder: Path, size: int, interpolation: str = "bilinear") -> None:
+        self.folder = Path(folder)
+        self.size = size
+        self.interpolation = interpolation
+        tag = hashlib.sha1(f"v{FORMAT_VERSION}|{size}|{interpolation}|{FILL}".encode()).hexdigest()[:10]
+        self.stem = f"decoded-{size}-{tag}"
+        self.data_path = self.folder / f"{self.stem}.u8"
+        self.index_path = self.folder / f"{self.stem}.index"
+        self.lock_path = self.folder / f"{self.stem}.lock"
+        self.slot_bytes = slot_bytes(size)
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def n_slots(self) -> int:
+        try:
+            return self.data_path.stat().st_size // self.slot_bytes
+        except FileNotFoundError:
+            return 0
+
+    def reader(self) -> SlotReader:
+        return SlotReader(self.data_path, self.size, self.n_slots())
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.index_path, timeout=60)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS entries (path TEXT NOT NULL, region TEXT NOT NULL, slot INTEGER NOT NULL"
+            " UNIQUE, file_size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, PRIMARY KEY (path, region))"
+        )
+        return conn
+
+    def _rows(self) -> dict[tuple[str, str], tuple[int, int, int]]:
+        if not self.index_path.exists():
+            return {}
+        with contextlib.closing(self._connect()) as conn:
+            rows = conn.execute("SELECT path, region, slot, file_size, mtime_ns FROM entries").fetchall()
+        return {(p, r): (slot, fs, mt) for p, r, slot, fs, mt in rows}
+
+    def lookup(self, entries: Sequence[Entry]) -> npt.NDArray[np.int64]:
+        """The slot of each entry whose photo is unchanged since it was decoded; -1 for the others.
+
+        A photo that is absent but cached is read from the cache: that is how a cache shipped to a machine
+        without the photos serves it.
+        """
+        rows = self._rows()
+        n_slots = self.n_slots()
+        stats: dict[str, tuple[int, int] | None] = {}
+        slots = np.full(len(entries), -1, dtype=np.int64)
+        for i, entry in enumerate(entries):
+            row = rows.get((entry.path, entry.region.key()))
+            if row is None or row[0] >= n_slots:
+                continue
+            if entry.path not in stats:
+                try:
+                    st = os.stat(entry.path)
+                    stats[entry.path] = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    stats[entry.path] = None
+            identity = stats[entry.path]
+            if identity is None or identity == row[1:]:
+                slots[i] = row[0]
+        return slots
+
+    # -- building -----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One builder at a time per cache file, across processes (torchrun ranks, the app and the CLI)."""
+        with open(self.lock_path, "a+b") as handle:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _room(self, limit_bytes: int) -> tuple[int, str | None]:
+        """Bytes this file may still grow by under the cap and the disk's free space, and what limits it."""
+        others = sum(p.stat().st_size for p in self.folder.glob("decoded-*.u8") if p != self.data_path)
+        mine = self.data_path.stat().st_size if self.data_path.exists() else 0
+        usage = shutil.disk_usage(self.folder)
+        keep_free = max(MIN_FREE_BYTES, int(MIN_FREE_SHARE * usage.total))
+        by_cap = limit_bytes - others - mine
+        by_disk = usage.free - keep_free
+        if by_cap <= by_disk:
+            return max(0, by_cap), (
+                f"the cache of one project may take {limit_bytes / GB:g} GB (decoded_cache_gb in settings.json)"
+            )
+        return max(0, by_disk), (
+            f"{self.folder} has {usage.free / GB:.1f} GB free and the cache leaves {keep_free / GB:.1f} GB of it"
+        )
+
+    def _evict_other_sizes(self) -> None:
+        """Delete the caches of other sizes that no process is building, least recently used first, to make room.
+
+        A reader that still maps a deleted file keeps reading it (the file lives until it is unmapped).
+        """
+        others = [p for p in self.folder.glob("decoded-*.index") if p != self.index_path]
+        for index in sorted(others, key=lambda p: p.stat().st_mtime):
+            stem = index.name.removesuffix(".index")
+            lock = self.folder / f"{stem}.lock"
+            with open(lock, "a+b") as handle:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        continue  # being built right now
+                for suffix in (".u8", ".index", ".index-wal", ".index-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.folder / f"{stem}{suffix}").unlink()
+            log.info("decoded-image cache: removed %s to make room", stem)
+
+    def _grow(self, n_slots: int) -> None:
+        """Give the data file n_slots slots, with disk blocks reserved where the file system can (ENOSPC now)."""
+        with open(self.data_path, "ab") as handle:
+            fd = handle.fileno()
+            old = os.fstat(fd).st_size
+            new = n_slots * self.slot_bytes
+            if new <= old:
+                return
+            try:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, old, new - old)
+                else:  # pragma: no cover - macOS: sparse; pwrite reports a full disk later
+                    os.ftruncate(fd, new)
+            except OSError as exc:
+                if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                    os.ftruncate(fd, new)
+                    return
+                os.ftruncate(fd, old)
+                raise
+
+    def ensure(
+        self,
+        entries: Sequence[Entry],
+        *,
+        limit_bytes: int,
+        processes: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Ensured:
+        """Decode the entries the cache lacks (in `processes` worker processes) and return every entry's slot.
+
+        progress(done, total) is called as entries finish and may raise to stop the build (a cancel): what is
+        done by then stays cached. Entries beyond the cap or the disk's room stay uncached, with a note saying
+        why. A photo that cannot be read raises ImageFileError naming it, after the others are cached.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return Ensured(np.full(len(entries), -1, np.int64), 0, f"cannot create {self.folder}: {exc}")
+        with self._locked():
+            slots = self.lookup(entries)
+            todo: dict[tuple[str, str], list[int]] = {}
+            for i in np.flatnonzero(slots < 0):
+                entry = entries[i]
+                todo.setdefault((entry.path, entry.region.key()), []).append(int(i))
+            if not todo:
+                return Ensured(slots, 0)
+            with contextlib.suppress(OSError):
+                os.utime(self.index_path)  # the index's time is the cache's last use, for eviction
+            return self._build(entries, slots, todo, limit_bytes, processes, progress)
+
+    def _build(
+        self,
+        entries: Sequence[Entry],
+        slots: npt.NDArray[np.int64],
+        todo: dict[tuple[str, str], list[int]],
+        limit_bytes: int,
+        processes: int | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> Ensured:
+        conn = self._connect()
+        try:
+            # Rows of changed photos go; their slots, and slots a crash left unindexed, are reused first.
+            conn.executemany("DELETE FROM entries WHERE path = ? AND region = ?", list(todo))
+            conn.commit()
+            used = {row[0] for row in conn.execute("SELECT slot FROM entries")}
+            n_slots = self.n_slots()
+            free = [s for s in range(n_slots) if s not in used]
+            keys = list(todo)
+            wanted_new = max(0, len(keys) - len(free))
+            note = None
+            room, reason = self._room(limit_bytes)
+            if room < wanted_new * self.slot_bytes:
+                self._evict_other_sizes()
+                room, reason = self._room(limit_bytes)
+            fit_new = min(wanted_new, room // self.slot_bytes)
+            if fit_new < wanted_new:
+                left_out = wanted_new - fit_new
+                note = f"{left_out} of {len(keys)} photos are decoded on the fly each epoch: {reason}"
+            if fit_new:
+                try:
+                    self._grow(n_slots + fit_new)
+                except OSError as exc:
+                    note = f"cannot grow {self.data_path}: {exc.strerror or exc}; photos are decoded on the fly"
+                    fit_new = 0
+            given = (free + list(range(n_slots, n_slots + fit_new)))[: len(keys)]
+            placed = zip(keys[: len(given)], given, strict=True)  # keys past the room stay uncached
+            jobs = [_Job(i, entries[todo[key][0]], slot) for i, (key, slot) in enumerate(placed)]
+            done, errors, disk_error = self._run_jobs(conn, keys, jobs, processes, progress)
+        finally:
+            conn.close()
+        if disk_error:
+            note = f"{disk_error}; the photos not cached are decoded on the fly"
+        if note:
+            log.warning("decoded-image cache %s: %s", self.data_path, note)
+        for key, slot in done.items():
+            slots[todo[key]] = slot
+        if errors:
+            more = f" ({len(errors) - 1} more photos cannot be read either)" if len(errors) > 1 else ""
+            raise ImageFileError(errors[0] + more)
+        return Ensured(slots, len(done), note)
+
+    def _run_jobs(
+        self,
+        conn: sqlite3.Connection,
+        keys: list[tuple[str, str]],
+        jobs: list[_Job],
+        processes: int | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[dict[tuple[str, str], int], list[str], str | None]:
+        """Decode and write the jobs; index rows are added in batches after their pixels are flushed to disk."""
+        done: dict[tuple[str, str], int] = {}
+        errors: list[str] = []
+        disk_error: str | None = None
+        pending: list[_Job] = []
+        last_commit = time.monotonic()
+        fd = os.open(self.data_path, os.O_RDONLY) if jobs else -1
+
+        def commit() -> None:
+            nonlocal last_commit
+            if pending:
+                os.fsync(fd)  # the pixels reach the disk before the rows that vouch for them
+                rows = []
+                for job in pending:
+                    try:
+                        st = os.stat(job.entry.path)
+                    except OSError:
+                        continue
+                    rows.append((*keys[job.at], job.slot, st.st_size, st.st_mtime_ns))
+                    done[keys[job.at]] = job.slot
+                conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
+                conn.commit()
+                pending.clear()
+            last_commit = time.monotonic()
+
+        def record(results: list[_Done]) -> None:
+            nonlocal disk_error
+            for result in results:
+                if result.error is None:
+                    pending.append(jobs[result.at])
+                elif result.disk_full:
+                    disk_error = disk_error or result.error
+                else:
+                    errors.append(result.error)
+
+        total, finished = len(jobs), 0
+        results_so_far = _decode_in_parallel(str(self.data_path), self.size, self.interpolation, jobs, processes)
+        try:
+            for results in results_so_far:
+                record(results)
+                finished += len(results)
+                if time.monotonic() - last_commit > 1.0:
+                    commit()
+                if progress is not None:
+                    progress(finished, total)
+                if disk_error:
+                    break
+        finally:
+            results_so_far.close()  # waits for the chunks in flight: no worker writes a slot after this
+            try:
+                commit()
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+        return done, errors, disk_error
+
+
+CHUNK = 16
+"""Entries per task of a build worker: enough to make the task overhead small, few enough for smooth progress."""
+
+
+def default_processes(n_entries: int) -> int:
+    """Build workers: one per core (up to 16), none for a handful of entries (starting them costs more)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(16, cores, n_entries // (4 * CHUNK)))
+
+
+def _decode_in_parallel(
+    data_path: str, size: int, interpolation: str, jobs: list[_Job], processes: int | None
+) -> Generator[list[_Done], None, None]:
+    """Results of the jobs chunk by chunk, as they finish; in this process when one process is enough."""
+    chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    workers = default_processes(len(jobs)) if processes is None else max(1, processes)
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield _decode_jobs(data_path, size, interpolation, chunk)
+        return
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context()) as pool:
+        futures = [pool.submit(_decode_jobs, data_path, size, interpolation, chunk) for chunk in chunks]
+        try:
+            for future in cf.as_completed(futures):
+                yield future.result()
+        finally:
+            # A cancel (the consumer stops) or an error: drop what has not started; the pool's exit waits for
+            # the chunks in flight, so no worker writes a slot after this returns.
+            for future in futures:
+                future.cancel()

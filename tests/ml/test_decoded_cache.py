@@ -1,0 +1,229 @@
+"""The decoded-image cache: same pixels as the PIL path, built once, invalidated by content, bounded, and safe
+when photos are corrupt, the disk is full or a build is cancelled."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harapp.core.errors import ImageFileError
+from harapp.core.paths import Settings, save_settings
+from harapp.core.types import LabelledItem, LabelSnapshot
+from harapp.ml import decoded_cache as dc
+from harapp.ml.batches import BatchAugment, BatchPrep, SingleView, ViewDataset, image_batches, run_images
+from harapp.ml.data import eval_transform
+from harapp.ml.images import crop_largest_box, load_image
+from harapp.ml.models import Preprocess
+from harapp.ml.persons import crop_square, square_region
+from harapp.ml.progress import Reporter
+from tests.ml.conftest import draw_shapes
+
+PRE = Preprocess(32, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), "squash")
+
+
+def _photo(path: Path, size: tuple[int, int] = (97, 61), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=92)
+    return path
+
+
+def _entries(items: list[LabelledItem]) -> list[dc.Entry]:
+    return [dc.Entry(str(it.path), dc.WHOLE, it.width, it.height) for it in items]
+
+
+@pytest.mark.parametrize(
+    "pre",
+    [PRE, Preprocess(24, (0.48, 0.45, 0.4), (0.27, 0.26, 0.28), "center-crop", 0.875, "bicubic")],
+    ids=["squash-bilinear", "center-crop-bicubic"],
+)
+def test_cached_pixels_give_the_eval_transform_numbers_exactly(pre: Preprocess, tmp_path: Path) -> None:
+    path = _photo(tmp_path / "p.jpg", (160, 100))
+    view = SingleView.of(pre, person_crop=False)
+    item = LabelledItem(1, path, 0, (), 160, 100)
+    pixels = dc.decode_entry(dc.Entry(str(path), view.regions(item)[0], 160, 100), pre.image_size, pre.interpolation)
+    side = pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
+    expected = eval_transform(pre)(load_image(path, min_side=side))
+    got = BatchPrep(pre, torch.device("cpu"), None).image(torch.from_numpy(pixels)[None])[0]
+    assert torch.equal(got, expected)
+
+
+def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
+    path = _photo(tmp_path / "p.png", (90, 70))
+    img = load_image(path)
+    # The person view: a square that reaches past the top-left corner, padded with FILL.
+    region = square_region((-5.0, 10.0, 30.0, 50.0))
+    entry = dc.Entry(str(path), dc.Region(region.as_box()), 90, 70)
+    assert np.array_equal(dc.decode_entry(entry, 40), np.asarray(crop_square(img, region, 40)))
+    # The legacy person crop: the largest box with a margin, clipped to the photo, then squashed.
+    boxes = ((5.0, 5.0, 10.0, 10.0), (40.0, 20.0, 40.0, 45.0))
+    item = LabelledItem(1, path, 0, boxes, 90, 70)
+    legacy = SingleView.of(PRE, person_crop=True).regions(item)[0]
+    expected = crop_largest_box(img, boxes).resize((32, 32), Image.Resampling.BILINEAR)
+    assert np.array_equal(dc.decode_entry(dc.Entry(str(path), legacy, 90, 70), 32), np.asarray(expected))
+
+
+def test_built_once_then_read_and_rebuilt_when_a_photo_changes(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 6)
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    entries = _entries(items)
+    first = cache.ensure(entries, limit_bytes=10**9)
+    assert first.decoded == 6 and sorted(first.slots.tolist()) == list(range(6)) and first.note is None
+    assert cache.data_path.name.startswith("decoded-32-") and cache.data_path.suffix == ".u8"
+    out = np.empty((6, 32, 32, 3), np.uint8)
+    cache.reader().read(first.slots, out)
+    for i, entry in enumerate(entries):
+        assert np.array_equal(out[i], dc.decode_entry(entry, 32))
+
+    again = dc.DecodedCache(tmp_path / "p.cache", 32).ensure(entries, limit_bytes=10**9)
+    assert again.decoded == 0 and np.array_equal(again.slots, first.slots)
+
+    # A photo rewritten in place (new size and time): only it is decoded again, into the slot it had.
+    Image.new("RGB", (80, 64), (250, 10, 10)).save(items[2].path)
+    os.utime(items[2].path, ns=(1, 1))
+    changed = cache.ensure(entries, limit_bytes=10**9)
+    assert changed.decoded == 1 and np.array_equal(changed.slots, first.slots)
+    cache.reader().read(changed.slots[2:3], out[:1])
+    assert (out[0] == (250, 10, 10)).all()
+    assert cache.n_slots() == 6  # no slot was added for the rewrite
+
+
+def test_the_cap_leaves_photos_to_decode_on_the_fly(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 8)
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    ensured = cache.ensure(_entries(items), limit_bytes=3 * dc.slot_bytes(32))
+    assert ensured.decoded == 3 and int((ensured.slots >= 0).sum()) == 3
+    assert ensured.note is not None and "5 of 8" in ensured.note and "decoded_cache_gb" in ensured.note
+    # The dataset reads the three cached views and decodes the other five: every sample comes out the same.
+    data = ViewDataset(items, SingleView(), 32, "bilinear", cache.reader(), ensured.slots[:, None])
+    views, _, labels, positions = data[list(range(8))]
+    assert positions.tolist() == list(range(8)) and labels.tolist() == [it.class_index for it in items]
+    for i, entry in enumerate(_entries(items)):
+        assert np.array_equal(views["image"][i].numpy(), dc.decode_entry(entry, 32))
+
+
+def test_a_corrupt_photo_is_named_and_the_others_are_cached(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 5)
+    items[3].path.write_bytes(b"not an image at all")
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    with pytest.raises(ImageFileError, match="shape_0003.png"):
+        cache.ensure(_entries(items), limit_bytes=10**9)
+    slots = cache.lookup(_entries(items))
+    assert (slots >= 0).tolist() == [True, True, True, False, True]
+
+
+def test_a_full_disk_falls_back_to_decoding_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    items = draw_shapes(tmp_path / "imgs", 4)
+
+    def no_space(*args: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dc.os, "pwrite", no_space)
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    ensured = cache.ensure(_entries(items), limit_bytes=10**9, processes=1)
+    assert (ensured.slots < 0).all()
+    assert ensured.note is not None and str(cache.data_path) in ensured.note and "No space left" in ensured.note
+    monkeypatch.undo()
+    # Nothing half-written is vouched for: the next build decodes all four.
+    assert dc.DecodedCache(tmp_path / "p.cache", 32).ensure(_entries(items), limit_bytes=10**9).decoded == 4
+
+
+def test_parallel_build_reports_progress_and_a_cancel_keeps_what_is_done(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 80)
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    seen: list[tuple[int, int]] = []
+
+    class Stop(Exception):
+        pass
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done >= 32:
+            raise Stop
+
+    with pytest.raises(Stop):
+        cache.ensure(_entries(items), limit_bytes=10**9, processes=2, progress=progress)
+    kept = int((cache.lookup(_entries(items)) >= 0).sum())
+    assert seen[-1][1] == 80 and 32 <= kept < 80
+    rest = cache.ensure(_entries(items), limit_bytes=10**9, processes=2)
+    assert rest.decoded == 80 - kept and (rest.slots >= 0).all()
+    out = np.empty((80, 32, 32, 3), np.uint8)
+    cache.reader().read(rest.slots, out)
+    assert all(np.array_equal(out[i], dc.decode_entry(e, 32)) for i, e in enumerate(_entries(items)))
+
+
+def test_training_builds_the_cache_beside_the_project_and_gives_the_same_run(tmp_path: Path) -> None:
+    from harapp.ml.config import TrainConfig
+    from harapp.ml.trainer import train
+
+    items = draw_shapes(tmp_path / "imgs", 32)
+    snapshot = LabelSnapshot(("walking", "running", "sitting", "standing"), tuple(items), 1, tmp_path / "p.harapp")
+    base = {"model_kind": "cnn-scratch", "mode": "scratch", "epochs": 2, "batch_size": 8, "image_size": 32}
+    config = TrainConfig(**base, device="cpu", augment=False)
+    phases: list[str] = []
+    cached = train(config, snapshot, tmp_path / "a.pt", progress=lambda p: phases.append(p.phase))
+    assert "decoding" in phases and phases.index("decoding") < phases.index("training")
+    files = list((tmp_path / "p.cache").glob("decoded-32-*.u8"))
+    assert len(files) == 1 and files[0].stat().st_size == 32 * dc.slot_bytes(32)
+    # The same pixels either way: the run from the cache is the run that decodes every photo every epoch.
+    plain = train(TrainConfig(**base, device="cpu", augment=False, decoded_cache=False), snapshot, tmp_path / "b.pt")
+    assert cached.history == plain.history
+    phases.clear()
+    train(config, snapshot, tmp_path / "c.pt", progress=lambda p: phases.append(p.phase))
+    assert "decoding" not in phases  # warm: nothing to decode
+
+
+def test_the_settings_cap_of_zero_turns_the_cache_off(tmp_path: Path) -> None:
+    save_settings(Settings(decoded_cache_gb=0))
+    items = draw_shapes(tmp_path / "imgs", 8)
+    snapshot = LabelSnapshot(("a", "b", "c", "d"), tuple(items), 1, tmp_path / "p.harapp")
+    with run_images(snapshot, Reporter(None, None)):
+        loader = image_batches(
+            items, PRE, SingleView(), batch_size=4, device=torch.device("cpu"), train=True, augment=False, seed=0
+        )
+        assert sum(len(y) for _, y, _ in loader) == 8
+    assert not (tmp_path / "p.cache").exists()
+
+
+class TwoViews:
+    """A stand-in for the person-aware input: the whole photo, a square around the first box, and a vector."""
+
+    names = ("whole", "person")
+
+    def regions(self, item: LabelledItem) -> tuple[dc.Region, ...]:
+        return (dc.WHOLE, dc.Region(square_region(item.person_boxes[0]).as_box()))
+
+    def vectors(self, items: list[LabelledItem]) -> dict[str, np.ndarray]:
+        return {"pose": np.array([[it.class_index, 1.0, 2.0] for it in items], dtype=np.float32)}
+
+
+def test_samples_with_several_views_come_out_as_a_dict(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 10)
+    snapshot = LabelSnapshot(("a", "b", "c", "d"), tuple(items), 1, tmp_path / "p.harapp")
+    with run_images(snapshot, Reporter(None, None)):
+        loader = image_batches(
+            items, PRE, TwoViews(), batch_size=4, device=torch.device("cpu"), train=True, augment=True, seed=0
+        )
+        batches = list(loader)
+    assert len(batches) == 3 and sorted(torch.cat([p for _, _, p in batches]).tolist()) == list(range(10))
+    x, y, positions = batches[0]
+    assert set(x) == {"whole", "person", "pose"}
+    assert x["whole"].shape == x["person"].shape == (4, 3, 32, 32) and x["pose"].shape == (4, 3)
+    assert x["pose"][:, 0].tolist() == [float(items[p].class_index) for p in positions]
+    # Both views of every photo went into the cache: 20 entries, one file.
+    (data,) = (tmp_path / "p.cache").glob("decoded-32-*.u8")
+    assert data.stat().st_size == 20 * dc.slot_bytes(32)
+
+
+def test_batch_augmentation_differs_per_sample_and_repeats_per_seed() -> None:
+    base = torch.rand(1, 3, 32, 32).expand(6, 3, 32, 32).contiguous()
+    out = BatchAugment(seed=3)(base)
+    assert out.shape == base.shape and out.min() >= 0 and out.max() <= 1
+    assert all(not torch.equal(out[0], out[i]) for i in range(1, 6))  # one draw per sample, not per batch
+    assert torch.equal(BatchAugment(seed=3)(base), out)
+    assert not torch.equal(BatchAugment(seed=4)(base), out)
