@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)"
 TRAIN_OPTIONS = (
     "epochs", "batch_size", "lr", "seed", "device", "image_size", "folds", "weights_path", "clip_model",
-    "clip_pretrained", "finetune_last_blocks", "person_crop", "augment", "pretrained",
+    "clip_pretrained", "finetune_last_blocks", "person_crop", "augment", "pretrained", "decoded_cache",
 )  # fmt: skip
 """TrainConfig fields that `harapp train` sets only when they are given."""
 
@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--person-crop", action="store_true", default=None, help="train on the largest person box")
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None, help="random init")
+    p.add_argument(
+        "--no-decoded-cache", dest="decoded_cache", action="store_false", default=None,
+        help="decode every photo in every epoch instead of keeping decoded photos in <project>.cache/",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: beside the project)")
     p.set_defaults(handler=cmd_train)
 
@@ -90,14 +94,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 @contextmanager
-def sigint_sets(event: threading.Event) -> Iterator[None]:
+def sigint_sets(event: threading.Event, announce: bool = True) -> Iterator[None]:
     """First Ctrl+C asks the job to stop at the next step; a second one interrupts at once."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if event.is_set():
             raise KeyboardInterrupt
         event.set()
-        print("\nharapp: cancelling after the current step (Ctrl+C again to abort)...", file=sys.stderr)
+        if announce:
+            print("\nharapp: cancelling after the current step (Ctrl+C again to abort)...", file=sys.stderr)
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -141,6 +146,12 @@ def _device(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from harapp.ml.distributed import launched_world
+
+    if launched_world() > 1:  # one rank of a torchrun job
+        from harapp.cli.train_ranks import cmd_train_ranks
+
+        return cmd_train_ranks(args)
     from harapp.core.store import Project
     from harapp.ml.device import describe_device
     from harapp.ml.metrics import format_metrics
