@@ -55,6 +55,8 @@ def loader_workers(device: torch.device, requested: int | None = None) -> int:
     if device.type != "cuda":  # on Apple's MPS workers are spawned interpreters: more start-up than they save
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # torchrun's processes on this machine share its cores.
+    cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     return max(0, min(8, cores - 1))
 
 

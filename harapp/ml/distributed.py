@@ -206,9 +206,7 @@ class DistributedJob:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=2)
-        if kind is None and self._clean and self._peer is None:
-            # Leave together: a rank that left early would make the others' last collective fail.
-            dist.barrier()
+        if kind is None and self._clean:
             dist.destroy_process_group()
         # After a failure the group is left as it is: tearing down NCCL with a peer gone can block.
 
@@ -217,6 +215,9 @@ class DistributedJob:
         for a failure of another rank)."""
         try:
             status = body()
+            # Leave together (rank 0 is the last to finish: it writes the checkpoint): a rank that left early
+            # would make the others' last collective fail.
+            dist.barrier()
             self._clean = True
             return status
         except KeyboardInterrupt:

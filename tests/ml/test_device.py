@@ -75,6 +75,9 @@ def test_loader_workers_only_where_a_gpu_waits_for_images(monkeypatch: pytest.Mo
     assert D.loader_workers(torch.device("mps")) == 0
     assert D.loader_workers(torch.device("cuda")) == 8
     assert D.loader_workers(torch.device("cuda"), requested=2) == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun ranks on this machine share its 16 cores
+    assert D.loader_workers(torch.device("cuda")) == 3
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
     monkeypatch.setattr(D.os, "sched_getaffinity", lambda _pid: {0}, raising=False)
     assert D.loader_workers(torch.device("cuda")) == 0
 
