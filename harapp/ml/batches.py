@@ -178,8 +178,8 @@ class BatchAugment:
         y0 = torch.floor(torch.rand(n, generator=self.generator) * (side - h + 1))
         return torch.stack([x0, y0, w, h], 1)
 
-    def _colour_matrices(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Brightness and contrast factors (n,) and a saturation-and-hue matrix (n, 3, 3) per sample."""
+    def _colour(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per sample: the brightness and contrast factors (n,) and a saturation-and-hue matrix (n, 3, 3)."""
         low, high = 1 - self.jitter, 1 + self.jitter
         brightness, contrast, saturation = (self._uniform(n, low, high) for _ in range(3))
         angle = self._uniform(n, -self.hue, self.hue) * 2 * math.pi
@@ -191,32 +191,42 @@ class BatchAugment:
         turn[:, 0, 0] = 1
         turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = cos, -sin, sin, cos
         yiq = torch.tensor(_RGB_TO_YIQ)
-        hue = torch.linalg.inv(yiq) @ turn @ yiq
-        return brightness, contrast, hue @ sat
+        return brightness, contrast, torch.linalg.inv(yiq) @ turn @ yiq @ sat
+
+    def _grid(self, boxes: torch.Tensor, flip: torch.Tensor, side: int, device: torch.device) -> torch.Tensor:
+        """grid_sample's sampling grid for axis-aligned crops: x depends on the column only, y on the row only,
+        so it is built by broadcasting (affine_grid's general matrix product is several times slower on a CPU)."""
+        n = len(boxes)
+        # Output pixel centres in [-1, 1]; a crop (x0, w) spans [-1 + 2 x0 / S, -1 + 2 (x0 + w) / S] of the input.
+        u = (torch.arange(side, dtype=torch.float32) + 0.5) * (2 / side) - 1
+        scale_x = torch.where(flip, -1.0, 1.0) * boxes[:, 2] / side
+        gx = scale_x[:, None] * u + ((2 * boxes[:, 0] + boxes[:, 2]) / side - 1)[:, None]
+        gy = (boxes[:, 3] / side)[:, None] * u + ((2 * boxes[:, 1] + boxes[:, 3]) / side - 1)[:, None]
+        gx, gy = gx.to(device), gy.to(device)
+        return torch.stack((gx[:, None, :].expand(n, side, side), gy[:, :, None].expand(n, side, side)), dim=-1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, S, S) floats in [0, 1] on any device; returns the augmented batch, same shape."""
+        """x: (B, 3, S, S) floats in [0, 1] on any device; returns the augmented batch in [0, 1], same shape.
+
+        Brightness, contrast, saturation and hue are applied as one affine map per sample (torchvision clamps to
+        [0, 1] after each; here only at the end, which differs only where a pixel leaves the range mid-way).
+        """
         n, _, side, _ = x.shape
         if n == 0:
             return x
+        device = x.device
         boxes = self._crop_boxes(n, side)
         flip = torch.rand(n, generator=self.generator) < 0.5
-        theta = torch.zeros(n, 2, 3)
-        # Output coordinates u in [-1, 1] map to the crop's span of the input (align_corners=False pixel edges).
-        theta[:, 0, 0] = torch.where(flip, -1.0, 1.0) * boxes[:, 2] / side
-        theta[:, 0, 2] = (2 * boxes[:, 0] + boxes[:, 2]) / side - 1
-        theta[:, 1, 1] = boxes[:, 3] / side
-        theta[:, 1, 2] = (2 * boxes[:, 1] + boxes[:, 3]) / side - 1
-        brightness, contrast, matrix = self._colour_matrices(n)
-        device = x.device
-        grid = F.affine_grid(theta.to(device), [n, 3, side, side], align_corners=False)
-        x = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
-        x = (x * brightness.to(device)[:, None, None, None]).clamp_(0, 1)
-        gray = torch.tensor(_GRAY, device=device)
-        mean = torch.einsum("bchw,c->b", x, gray) / (side * side)
-        c = contrast.to(device)[:, None, None, None]
-        x = (c * x + (1 - c) * mean[:, None, None, None]).clamp_(0, 1)
-        return torch.einsum("bij,bjhw->bihw", matrix.to(device), x).clamp_(0, 1)
+        brightness, contrast, matrix = self._colour(n)
+        grid = self._grid(boxes, flip, side, device).to(x.dtype)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        # contrast(brightness(x)) = c b x + (1 - c) b mean_grey(x); the saturation-hue matrix keeps greys grey.
+        mean = torch.einsum("bchw,c->b", x, torch.tensor(_GRAY, device=device)) / (side * side)
+        b, c = brightness.to(device), contrast.to(device)
+        linear = (c * b)[:, None, None] * matrix.to(device)
+        offset = ((1 - c) * b * mean)[:, None, None]
+        out = torch.baddbmm(offset.to(x.dtype), linear.to(x.dtype), x.reshape(n, 3, side * side))
+        return out.view(n, 3, side, side).clamp_(0, 1)
 
 
 _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
@@ -234,13 +244,17 @@ class BatchPrep:
         self.device = device
         self.mean = torch.tensor(pre.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(pre.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.mean_hwc, self.std_hwc = self.mean.view(3), self.std.view(3)
         self.augment = augment
 
     def image(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).to(torch.float32).div(255)
-        if self.augment is not None:
-            x = self.augment(x)
-        return x.sub(self.mean).div(self.std).contiguous()
+        pixels = pixels.to(self.device, non_blocking=True)
+        if self.augment is None:
+            # In place on one channels-last buffer, then one copy to (B, 3, S, S).
+            x = pixels.to(torch.float32).div_(255).sub_(self.mean_hwc).div_(self.std_hwc)
+            return x.permute(0, 3, 1, 2).contiguous()
+        x = self.augment(pixels.permute(0, 3, 1, 2).to(torch.float32).div_(255).contiguous())
+        return x.sub_(self.mean).div_(self.std)
 
     def __call__(self, views: Mapping[str, torch.Tensor], vectors: Mapping[str, torch.Tensor]) -> Any:
         if list(views) == ["image"] and not vectors:

@@ -29,6 +29,7 @@ def test_train_predict_eval(project_path: Path, tmp_path: Path, capsys: pytest.C
     out, err = capsys.readouterr()
     assert "accuracy" in out and "confusion" in out and str(ckpt) in out
     assert "training" in err  # the tqdm bar went to stderr
+    assert "decoding" in err and any((tmp_path / "p.cache").glob("decoded-32-*.u8"))  # beside the project
     assert ckpt.is_file()
 
     assert main(["predict", str(ckpt), str(tmp_path / "imgs"), "--json"]) == 0
@@ -43,6 +44,11 @@ def test_train_predict_eval(project_path: Path, tmp_path: Path, capsys: pytest.C
     assert main(["eval", str(ckpt), str(project_path)]) == 0
     out = capsys.readouterr().out
     assert "held-out" in out and "confusion" in out and "macro-F1" in out
+
+
+def test_training_without_the_decoded_cache(project_path: Path, tmp_path: Path, capsys) -> None:
+    assert main(["train", str(project_path), *TRAIN, "--epochs", "1", "--no-decoded-cache"]) == 0
+    assert "decoding" not in capsys.readouterr().err and not (tmp_path / "p.cache").exists()
 
 
 def test_predict_reports_bad_files_and_continues(project_path: Path, tmp_path: Path, capsys) -> None:

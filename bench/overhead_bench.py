@@ -1,0 +1,137 @@
+"""What the trainer costs on top of a bare PyTorch loop: train()'s training phase against hand-written loops on
+the same model, images, batch and optimiser, run alternately in one process.
+
+    python bench/overhead_bench.py [--kinds efficientnet-lite0,cnn-scratch] [--images 128] [--epochs 2] [--rounds 3]
+
+Per kind, in its registry mode (EfficientNet-Lite0: fine-tune, ImageNet weights, 224 px, batch 16; the small CNN:
+scratch, 96 px, batch 32), augmentation on, no validation (val_fraction 0), on this CPU:
+- train(): the images/s of its training phase (its own progress figure: images / time since the phase began,
+  so it includes every per-step cost of the trainer: progress reports, cancel checks, the cosine schedule, the
+  per-epoch checkpoint and best-weights copy);
+- bare loop, same input: model.train(), AdamW over the same parameter groups, cross-entropy with the same class
+  weights, fed by the same batches (the decoded-image cache and the batch augmentation): trainer overhead alone;
+- bare loop, PIL input: the same loop fed the classic way (a Dataset that decodes and augments each JPEG with
+  PIL, a DataLoader, no workers on a CPU), which is what train() did before the decoded-image cache.
+The three alternate, `--rounds` times; the ratio is of medians. Goal: train() / bare (same input) >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ml_common import COCO_HAR, machine_info
+from PIL import Image
+
+KIND_MODES = {"efficientnet-lite0": "fine-tune", "cnn-scratch": "scratch"}
+
+
+def snapshot_of(folder: Path, n: int, project: Path):  # -> LabelSnapshot
+    from harapp.core.types import DEFAULT_CLASSES, LabelledItem, LabelSnapshot
+
+    items = []
+    for i, path in enumerate(sorted(folder.glob("*.jpg"))[:n]):
+        with Image.open(path) as img:
+            items.append(LabelledItem(i + 1, path, i % 4, (), img.width, img.height))
+    return LabelSnapshot(DEFAULT_CLASSES, tuple(items), 1, project)
+
+
+def trainer_rate(config, snapshot, out: Path) -> float:  # noqa: ANN001
+    from harapp.ml.progress import TrainProgress
+    from harapp.ml.trainer import train
+
+    rates: list[float] = []
+
+    def progress(p: TrainProgress) -> None:
+        if p.phase == "training" and p.images_per_second > 0:
+            rates.append(p.images_per_second)
+
+    train(config, snapshot, out, progress=progress)
+    return rates[-1]  # the phase's last report: all its images over all its time
+
+
+def bare_rate(config, snapshot, pil: bool) -> float:  # noqa: ANN001
+    """A hand-written loop over the training split; images/s from the first step to the last."""
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from harapp.ml.batches import BatchAugment, BatchPrep, SingleView, ViewDataset, run_images
+    from harapp.ml.data import SnapshotDataset, class_weights, stratified_split, train_transform
+    from harapp.ml.loop import _freeze_norm_statistics, param_groups
+    from harapp.ml.models import build_model
+    from harapp.ml.progress import Reporter
+
+    torch.manual_seed(config.seed)
+    split = stratified_split(snapshot.items, config.val_fraction, config.test_fraction, config.seed)
+    built = build_model(config, snapshot.class_names)
+    model = built.model
+    opt = torch.optim.AdamW(param_groups(built, config), weight_decay=config.weight_decay)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(split.train, len(snapshot.class_names)))
+    pre = built.preprocess
+    if pil:
+        data = SnapshotDataset(split.train, train_transform(pre, True), False, int(pre.image_size * 1.3))
+        batches = DataLoader(data, batch_size=config.batch_size, shuffle=True)
+        prep = None
+    else:
+        view = SingleView.of(pre, False)
+        with run_images(snapshot, Reporter(None, None)) as run:  # the warm cache train() built
+            reader, slots = run.slots(split.train, view, pre.image_size, pre.interpolation, all_items=False)
+        data = ViewDataset(split.train, view, pre.image_size, pre.interpolation, reader, slots)
+        batches = DataLoader(data, batch_size=None, sampler=torch.utils.data.BatchSampler(
+            torch.utils.data.RandomSampler(data), config.batch_size, drop_last=False))  # fmt: skip
+        prep = BatchPrep(pre, torch.device("cpu"), BatchAugment(config.seed))
+    seen = 0
+    start = time.perf_counter()
+    for _ in range(config.epochs):
+        model.train()
+        _freeze_norm_statistics(model, all_norms=config.mode == "fine-tune")
+        for batch in batches:
+            x, y = (batch[0], batch[1]) if prep is None else (prep(batch[0], batch[1]), batch[2])
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(y)
+    return seen / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", default=",".join(KIND_MODES))
+    parser.add_argument("--images", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--photos", type=Path, default=COCO_HAR / "val2017")
+    args = parser.parse_args()
+    print(machine_info())
+    from harapp.ml.config import TrainConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot = snapshot_of(args.photos, args.images, Path(tmp) / "bench.harapp")
+        print(f"\n{len(snapshot.items)} COCO photos, {args.epochs} epochs, {args.rounds} rounds, CPU")
+        print(f"{'kind (mode)':<32}{'train()':>9}{'bare, same input':>18}{'bare, PIL':>11}{'ratio':>7}{'vs PIL':>8}")
+        for kind in [k for k in args.kinds.split(",") if k]:
+            config = TrainConfig.for_kind(
+                kind, KIND_MODES[kind], epochs=args.epochs, val_fraction=0.0, test_fraction=0.05, device="cpu",
+                early_stopping_patience=0,
+            )  # fmt: skip
+            trainer_rate(config, snapshot, Path(tmp) / "warm.pt")  # builds the decoded cache; not counted
+            rows: dict[str, list[float]] = {"train": [], "bare": [], "pil": []}
+            for i in range(args.rounds):
+                rows["train"].append(trainer_rate(config, snapshot, Path(tmp) / f"{kind}-{i}.pt"))
+                rows["bare"].append(bare_rate(config, snapshot, pil=False))
+                rows["pil"].append(bare_rate(config, snapshot, pil=True))
+            t, b, p = (statistics.median(rows[k]) for k in ("train", "bare", "pil"))
+            label = f"{kind} ({config.mode}, {config.image_size} px, b{config.batch_size})"
+            print(f"{label:<32}{t:>9.1f}{b:>18.1f}{p:>11.1f}{t / b:>7.2f}{t / p:>8.2f}", flush=True)
+            print(f"{'':<32}" + "  ".join(f"{k}: " + " ".join(f"{v:.1f}" for v in rows[k]) for k in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
