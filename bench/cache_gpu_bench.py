@@ -132,11 +132,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--clip-model", default="ViT-B-32")
-    parser.add_argument("--cpu-smoke", action="store_true", help="CPU, 24 photos, batch 4, 2 epochs")
+    parser.add_argument("--cpu-smoke", action="store_true", help="CPU, 16 photos, batch 2, 2 epochs")
     args = parser.parse_args()
     print(machine_info())
     if args.cpu_smoke:
-        args.images, args.batch, args.epochs, device = 24, 4, 2, "cpu"
+        args.images, args.batch, args.epochs, device = 16, 2, 2, "cpu"
     elif not torch.cuda.is_available():
         print("no CUDA GPU here; run with --cpu-smoke to check the script on the CPU")
         return 0

@@ -5,8 +5,9 @@
 On the real COCO photos of ../shared/coco-har (598 JPEGs, about 640x480):
 - cold: decoding every photo into the cache (JPEG draft decode, resize to size x size, write), with 1 and 2
   build processes: images/s in all and per process;
-- warm: a DataLoader reading uint8 batches from the cache (memory map -> batch tensor), with 0, 1 and 2 loader
-  workers, over several epochs: images/s in all and per worker. Goal: >= 2,000 img/s with one worker at 224 px;
+- warm: uint8 batches read from the cache (memory map -> batch tensor) over several epochs, by the prefetch
+  thread train() uses on a GPU, and by a DataLoader with 0, 1 and 2 worker processes: images/s in all and per
+  worker. Goal: >= 2,000 img/s with one worker at 224 px;
 - warm + the device step on this CPU: uint8 -> float, per-sample augmentation of the batch, normalisation (on a
   GPU this runs there; here it shows what CPU training pays);
 - before the cache: the PIL path the trainer used (decode, PIL augmentation, ToTensor per image) with 0 and 1
@@ -68,7 +69,7 @@ def main() -> int:
 
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-    from harapp.ml.batches import BatchAugment, BatchPrep, SingleView, ViewDataset
+    from harapp.ml.batches import BatchAugment, BatchPrep, PrefetchThread, SingleView, ViewDataset
     from harapp.ml.data import SnapshotDataset, data_loader, eval_transform, train_transform
     from harapp.ml.decoded_cache import DecodedCache, Entry
     from harapp.ml.models import Preprocess
@@ -106,10 +107,14 @@ def main() -> int:
 
         cached = ViewDataset(items, view, size, "bilinear", cache.reader(), slots)
         print("\nwarm: uint8 batches from the cache (loader alone)")
-        print(f"{'workers':>10}{'images/s':>10}{'per worker':>12}")
+        print(f"{'reader':>28}{'images/s':>10}{'per worker':>12}")
+        every = BatchSampler(SequentialSampler(range(len(items))), batch, drop_last=False)
+        r = rate(PrefetchThread(cached, every), args.epochs)
+        print(f"{'1 thread (what CUDA uses)':>28}{r:>10.0f}{r:>12.0f}", flush=True)
         for workers in (0, 1, 2):
             r = rate(loader(cached, workers), args.epochs)
-            print(f"{workers:>10}{r:>10.0f}{r / max(workers, 1):>12.0f}", flush=True)
+            name = "in the main process" if workers == 0 else f"{workers} worker process" + "es" * (workers > 1)
+            print(f"{name:>28}{r:>10.0f}{r / max(workers, 1):>12.0f}", flush=True)
 
         cpu = torch.device("cpu")
         plain, augmented = BatchPrep(pre, cpu, None), BatchPrep(pre, cpu, BatchAugment(0))

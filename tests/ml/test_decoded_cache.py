@@ -227,3 +227,32 @@ def test_batch_augmentation_differs_per_sample_and_repeats_per_seed() -> None:
     assert all(not torch.equal(out[0], out[i]) for i in range(1, 6))  # one draw per sample, not per batch
     assert torch.equal(BatchAugment(seed=3)(base), out)
     assert not torch.equal(BatchAugment(seed=4)(base), out)
+
+
+def test_a_gpu_reads_a_full_cache_with_a_prefetch_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harapp.ml import batches
+
+    items = draw_shapes(tmp_path / "imgs", 20)
+    snapshot = LabelSnapshot(("a", "b", "c", "d"), tuple(items), 1, tmp_path / "p.harapp")
+
+    def read(workers: int) -> list:
+        monkeypatch.setattr(batches, "loader_workers", lambda device, requested: workers)  # as on a GPU
+        with run_images(snapshot, Reporter(None, None)):
+            loader = image_batches(
+                items, PRE, SingleView(), batch_size=8, device=torch.device("cpu"), train=False, augment=False, seed=0
+            )
+            return [loader.loader, *list(loader)]
+
+    in_process, *expected = read(0)
+    threaded, *got = read(2)
+    assert isinstance(threaded, batches.PrefetchThread) and not isinstance(in_process, batches.PrefetchThread)
+    assert len(got) == len(expected) == 3
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(got, expected, strict=True))
+
+    # A failure in the thread reaches the loop that reads the batches.
+    def unreadable(*args: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(dc.SlotReader, "read", unreadable)
+    with pytest.raises(OSError, match="Input/output error"):
+        read(2)
