@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import errno
+import gc
 import hashlib
 import logging
 import math
@@ -557,7 +558,8 @@ def _decode_in_parallel(
         for chunk in chunks:
             yield _decode_jobs(data_path, size, interpolation, chunk)
         return
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context()) as pool:
+    # gc.enable: a worker forked from the app inherits its switched-off collector (see harapp.gui.gc_guard).
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=gc.enable) as pool:
         futures = [pool.submit(_decode_jobs, data_path, size, interpolation, chunk) for chunk in chunks]
         try:
             for future in cf.as_completed(futures):
