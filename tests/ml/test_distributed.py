@@ -38,11 +38,11 @@ def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[s
 
 @pytest.fixture
 def demo_project(demo_root: Path, tmp_path: Path) -> Path:
-    """The demo photos with their true activities and person boxes, as a project."""
+    """96 demo photos with their true activities and person boxes, as a project."""
     path = tmp_path / "demo.harapp"
     with Project.create(path) as project:
         source = project.add_source("folder", demo_root, {})
-        for item in demo_items(demo_root):
+        for item in demo_items(demo_root)[:96]:
             image_id = project.upsert_image(
                 source, item.path.relative_to(demo_root).as_posix(), item.width, item.height
             )
