@@ -81,7 +81,7 @@ def main() -> int:
     size, batch = args.size, args.batch
     pre = Preprocess(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "squash")
     view = SingleView.of(pre, person_crop=False)
-    entries = [Entry(str(it.path), view.regions(it)[0], it.width, it.height) for it in items]
+    entries = [Entry(str(it.path), view.regions(it)[0]) for it in items]
     print(f"\n{len(items)} photos from {args.photos}, {size} px, batch {batch}, {args.epochs} epochs per warm row")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -113,9 +113,7 @@ class ViewDataset(Dataset):
         self.names = views.names
         self.size = size
         self.interpolation = interpolation
-        self.entries = [
-            [Entry(str(it.path), region, it.width, it.height) for region in views.regions(it)] for it in self.items
-        ]
+        self.entries = [[Entry(str(it.path), region) for region in views.regions(it)] for it in self.items]
         self.reader = reader
         self.slots = slots if slots is not None else np.full((len(self.items), len(self.names)), -1, np.int64)
         self.labels = np.array([it.class_index for it in self.items], dtype=np.int64)
@@ -392,9 +390,7 @@ class RunImages:
         known = self._known.setdefault((size, interpolation), {})
         wanted = self.snapshot.items if all_items else items
         entries = {
-            (e.path, e.region.key()): e
-            for it in wanted
-            for e in (Entry(str(it.path), r, it.width, it.height) for r in views.regions(it))
+            (e.path, e.region.key()): e for it in wanted for e in (Entry(str(it.path), r) for r in views.regions(it))
         }
         missing = [e for key, e in entries.items() if key not in known]
         if missing:

@@ -87,33 +87,16 @@ WHOLE = Region()
 
 
 class Entry(NamedTuple):
-    """One (photo, region) to decode; width and height are the photo's size as the project knows it."""
+    """One (photo, region) to decode."""
 
     path: str
     region: Region
-    width: int
-    height: int
 
 
-def _short_side_needed(entry: Entry, size: int) -> int | None:
-    """The short side a JPEG may be draft-decoded to and still give every output pixel a source pixel."""
-    region = entry.region
-    target = size / region.fraction if region.fit == "center" else size
-    if region.box is None:
-        return math.ceil(target)
-    short = min(entry.width, entry.height)
-    box_short = min(region.box[2], region.box[3])
-    if short <= 0 or box_short <= 1:
-        return None
-    needed = math.ceil(short * target / box_short)
-    return needed if needed < short else None
-
-
-def _cut(img: Image.Image, box: Box, scale: tuple[float, float]) -> Image.Image:
-    """The box (in the project's photo pixels, scaled to this decode) cut out, padded with FILL past the edges."""
-    sx, sy = scale
-    left, top = round(box[0] * sx), round(box[1] * sy)
-    width, height = max(2, round(box[2] * sx)), max(2, round(box[3] * sy))
+def _cut(img: Image.Image, box: Box) -> Image.Image:
+    """The box (photo pixels) cut out, padded with FILL past the edges, with persons.crop_square's rounding."""
+    left, top = round(box[0]), round(box[1])
+    width, height = max(2, round(box[2])), max(2, round(box[3]))
     right, bottom = left + width, top + height
     inside = (max(0, left), max(0, top), min(img.width, right), min(img.height, bottom))
     if inside == (left, top, right, bottom):
@@ -145,15 +128,21 @@ def _center_fit(img: Image.Image, size: int, fraction: float, resample: Image.Re
 def decode_entry(entry: Entry, size: int, interpolation: str = "bilinear") -> npt.NDArray[np.uint8]:
     """The entry's pixels as a (size, size, 3) uint8 array; ImageFileError naming the file when it is unreadable.
 
-    The whole photo squashed gives exactly the pixels of ml.data.eval_transform before ToTensor (same JPEG draft
-    scale, same PIL resize), so features from the cache equal features from the photo.
+    Every entry gives exactly the pixels of the PIL path before ToTensor: the whole photo those of
+    ml.data.eval_transform (same JPEG draft scale, same PIL resize), a box those of persons.crop_square (or of
+    ml.images.crop_largest_box, whose box it is) then that resize; so features from the cache equal features
+    from the photo, and the embedding cache stays valid.
     """
     resample = _RESAMPLE.get(interpolation, Image.Resampling.BILINEAR)
-    img = load_image(entry.path, min_side=_short_side_needed(entry, size))
     region = entry.region
-    if region.box is not None:
-        scale = (img.width / entry.width, img.height / entry.height) if entry.width and entry.height else (1.0, 1.0)
-        img = _cut(img, region.box, scale)
+    if region.box is None:
+        # A JPEG decodes at a reduced scale that still covers the output, as the eval transform's decode does.
+        side = size / region.fraction if region.fit == "center" else size
+        img = load_image(entry.path, min_side=int(round(side)))
+    else:
+        # A region is cut from the full-resolution photo, as the PIL crops (and the predictor) do: a small
+        # person keeps every pixel, and the cache pays the slower decode once.
+        img = _cut(load_image(entry.path), region.box)
     if region.fit == "center":
         img = _center_fit(img, size, region.fraction, resample)
     elif img.size != (size, size):

@@ -34,7 +34,7 @@ def _photo(path: Path, size: tuple[int, int] = (97, 61), seed: int = 0) -> Path:
 
 
 def _entries(items: list[LabelledItem]) -> list[dc.Entry]:
-    return [dc.Entry(str(it.path), dc.WHOLE, it.width, it.height) for it in items]
+    return [dc.Entry(str(it.path), dc.WHOLE) for it in items]
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_cached_pixels_give_the_eval_transform_numbers_exactly(pre: Preprocess, 
     path = _photo(tmp_path / "p.jpg", (160, 100))
     view = SingleView.of(pre, person_crop=False)
     item = LabelledItem(1, path, 0, (), 160, 100)
-    pixels = dc.decode_entry(dc.Entry(str(path), view.regions(item)[0], 160, 100), pre.image_size, pre.interpolation)
+    pixels = dc.decode_entry(dc.Entry(str(path), view.regions(item)[0]), pre.image_size, pre.interpolation)
     side = pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
     expected = eval_transform(pre)(load_image(path, min_side=side))
     got = BatchPrep(pre, torch.device("cpu"), None).image(torch.from_numpy(pixels)[None])[0]
@@ -54,18 +54,18 @@ def test_cached_pixels_give_the_eval_transform_numbers_exactly(pre: Preprocess, 
 
 
 def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
-    path = _photo(tmp_path / "p.png", (90, 70))
+    path = _photo(tmp_path / "p.jpg", (400, 300))  # a JPEG that a draft decode would shrink: regions never are
     img = load_image(path)
     # The person view: a square that reaches past the top-left corner, padded with FILL.
     region = square_region((-5.0, 10.0, 30.0, 50.0))
-    entry = dc.Entry(str(path), dc.Region(region.as_box()), 90, 70)
+    entry = dc.Entry(str(path), dc.Region(region.as_box()))
     assert np.array_equal(dc.decode_entry(entry, 40), np.asarray(crop_square(img, region, 40)))
     # The legacy person crop: the largest box with a margin, clipped to the photo, then squashed.
-    boxes = ((5.0, 5.0, 10.0, 10.0), (40.0, 20.0, 40.0, 45.0))
-    item = LabelledItem(1, path, 0, boxes, 90, 70)
+    boxes = ((5.0, 5.0, 10.0, 10.0), (300.0, 120.0, 90.0, 170.0))
+    item = LabelledItem(1, path, 0, boxes, 400, 300)
     legacy = SingleView.of(PRE, person_crop=True).regions(item)[0]
     expected = crop_largest_box(img, boxes).resize((32, 32), Image.Resampling.BILINEAR)
-    assert np.array_equal(dc.decode_entry(dc.Entry(str(path), legacy, 90, 70), 32), np.asarray(expected))
+    assert np.array_equal(dc.decode_entry(dc.Entry(str(path), legacy), 32), np.asarray(expected))
 
 
 def test_built_once_then_read_and_rebuilt_when_a_photo_changes(tmp_path: Path) -> None:
