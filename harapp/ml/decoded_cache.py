@@ -282,8 +282,12 @@ class DecodedCache:
     def _rows(self) -> dict[tuple[str, str], tuple[int, int, int]]:
         if not self.index_path.exists():
             return {}
-        with contextlib.closing(self._connect()) as conn:
-            rows = conn.execute("SELECT path, region, slot, file_size, mtime_ns FROM entries").fetchall()
+        try:
+            with contextlib.closing(self._connect()) as conn:
+                rows = conn.execute("SELECT path, region, slot, file_size, mtime_ns FROM entries").fetchall()
+        except (OSError, sqlite3.Error) as exc:  # an unreadable index: as if nothing were cached
+            log.warning("decoded-image cache: cannot read %s (%s); photos are decoded on the fly", self.index_path, exc)
+            return {}
         return {(p, r): (slot, fs, mt) for p, r, slot, fs, mt in rows}
 
     def lookup(self, entries: Sequence[Entry]) -> npt.NDArray[np.int64]:
@@ -397,19 +401,22 @@ class DecodedCache:
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return Ensured(np.full(len(entries), -1, np.int64), 0, f"cannot create {self.folder}: {exc}")
-        with self._locked():
-            slots = self.lookup(entries)
-            todo: dict[tuple[str, str], list[int]] = {}
-            for i in np.flatnonzero(slots < 0):
-                entry = entries[i]
-                todo.setdefault((entry.path, entry.region.key()), []).append(int(i))
-            if not todo:
-                return Ensured(slots, 0)
-            with contextlib.suppress(OSError):
-                os.utime(self.index_path)  # the index's time is the cache's last use, for eviction
-            return self._build(entries, slots, todo, limit_bytes, processes, progress)
+            with self._locked():
+                slots = self.lookup(entries)
+                todo: dict[tuple[str, str], list[int]] = {}
+                for i in np.flatnonzero(slots < 0):
+                    entry = entries[i]
+                    todo.setdefault((entry.path, entry.region.key()), []).append(int(i))
+                if not todo:
+                    return Ensured(slots, 0)
+                with contextlib.suppress(OSError):
+                    os.utime(self.index_path)  # the index's time is the cache's last use, for eviction
+                return self._build(entries, slots, todo, limit_bytes, processes, progress)
+        except (OSError, sqlite3.Error) as exc:
+            # A folder that cannot be written (read-only, a file in the way, a broken index): training goes on.
+            note = f"cannot use {self.folder} ({exc}); photos are decoded on the fly each epoch"
+            log.warning("decoded-image cache: %s", note)
+            return Ensured(np.full(len(entries), -1, np.int64), 0, note)
 
     def _build(
         self,

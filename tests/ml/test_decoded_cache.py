@@ -133,6 +133,17 @@ def test_a_full_disk_falls_back_to_decoding_and_says_so(tmp_path: Path, monkeypa
     assert dc.DecodedCache(tmp_path / "p.cache", 32).ensure(_entries(items), limit_bytes=10**9).decoded == 4
 
 
+def test_a_cache_folder_that_cannot_be_used_leaves_photos_to_decode(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 3)
+    (tmp_path / "file.cache").write_text("a file where the folder would be")
+    blocked = dc.DecodedCache(tmp_path / "file.cache", 32).ensure(_entries(items), limit_bytes=10**9)
+    assert (blocked.slots < 0).all() and blocked.note is not None and "file.cache" in blocked.note
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    cache.lock_path.mkdir(parents=True)  # its lock cannot be opened
+    locked = cache.ensure(_entries(items), limit_bytes=10**9)
+    assert (locked.slots < 0).all() and locked.note is not None and "decoded on the fly" in locked.note
+
+
 def test_parallel_build_reports_progress_and_a_cancel_keeps_what_is_done(tmp_path: Path) -> None:
     items = draw_shapes(tmp_path / "imgs", 80)
     cache = dc.DecodedCache(tmp_path / "p.cache", 32)
