@@ -69,9 +69,11 @@ def main() -> int:
 
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-    from harapp.ml.batches import BatchAugment, BatchPrep, PrefetchThread, SingleView, ViewDataset
+    from harapp.ml.augment import BatchAugment
+    from harapp.ml.batches import BatchPrep, PrefetchThread, SingleView, ViewDataset
     from harapp.ml.data import SnapshotDataset, data_loader, eval_transform, train_transform
-    from harapp.ml.decoded_cache import DecodedCache, Entry
+    from harapp.ml.decode import Entry
+    from harapp.ml.decoded_cache import DecodedCache
     from harapp.ml.models import Preprocess
 
     items = photos(args.photos, args.limit)

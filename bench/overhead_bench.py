@@ -78,11 +78,13 @@ def bare_rate(config, snapshot, pil: bool) -> tuple[float, float]:  # noqa: ANN0
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from harapp.ml.batches import BatchAugment, BatchPrep, SingleView, ViewDataset, run_images
+    from harapp.ml.augment import BatchAugment
+    from harapp.ml.batches import BatchPrep, SingleView, ViewDataset
     from harapp.ml.data import SnapshotDataset, class_weights, stratified_split, train_transform
     from harapp.ml.loop import _freeze_norm_statistics, param_groups
     from harapp.ml.models import build_model
     from harapp.ml.progress import Reporter
+    from harapp.ml.run_images import run_images
 
     torch.manual_seed(config.seed)
     split = stratified_split(snapshot.items, config.val_fraction, config.test_fraction, config.seed)

@@ -10,53 +10,38 @@ Batches come out as (x, y, positions): x is a tensor for a single "image" view a
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, get_worker_info
 
-from harapp.core.types import LabelledItem, LabelSnapshot
+from harapp.core.types import LabelledItem
 from harapp.ml import distributed
+from harapp.ml.augment import BatchAugment
 from harapp.ml.data import init_worker
-from harapp.ml.decoded_cache import (
-    DecodedCache,
-    Entry,
-    Region,
-    SlotReader,
-    cache_folder,
-    decode_entry,
-    limit_bytes_from_settings,
-)
+from harapp.ml.decode import Entry, Region, decode_entry
+from harapp.ml.decoded_cache import SlotReader
 from harapp.ml.device import loader_workers
-from harapp.ml.errors import TrainingCancelled
 from harapp.ml.models import Preprocess
-from harapp.ml.progress import Reporter
+from harapp.ml.run_images import Views, current_run
 
 RawBatch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]
 """What a loader yields: uint8 views (B, S, S, 3) by name, float vectors (B, D) by name, labels, positions."""
 
 
-class ViewSet(Protocol):
-    """The views each sample shows a model: their names, and the region of a photo each one is cut from."""
-
-    @property
-    def names(self) -> tuple[str, ...]: ...
-
-    def regions(self, item: LabelledItem) -> tuple[Region, ...]: ...
+class ViewSet(Views, Protocol):
+    """The views each sample shows a model (their names, and the region of a photo each one is cut from), and
+    the per-sample vectors that travel with them."""
 
     def vectors(self, items: Sequence[LabelledItem]) -> dict[str, npt.NDArray[np.float32]]:
-        """Per-sample float vectors that travel with the views (pose features, say): name -> (n, D)."""
+        """name -> (n, D) floats for the items (pose features, say); {} for none."""
         ...
 
 
@@ -147,97 +132,6 @@ class ViewDataset(Dataset):
             views[name] = batch
         vectors = {k: torch.from_numpy(v[index]) for k, v in self.vectors.items()}
         return views, vectors, torch.from_numpy(self.labels[index]), torch.from_numpy(index)
-
-
-class BatchAugment:
-    """Random resized crops, flips and colour jitter with parameters drawn per sample, applied to a whole batch
-    in a few kernels (on the GPU when the batch is there).
-
-    torchvision.transforms.v2 draws one set of parameters per call, so on a batch tensor every photo would get
-    the same crop and flip; this draws them per sample (with the distributions of v2.RandomResizedCrop(scale=
-    (0.6, 1), ratio=(3/4, 4/3)), RandomHorizontalFlip and ColorJitter(0.2, 0.2, 0.2, 0.02), as the PIL training
-    transform uses) and applies them as one grid_sample and one 3x3 colour matrix per sample. The crops come
-    from the cached model-size image, so a crop is upsampled by at most 1/sqrt(0.6).
-    """
-
-    def __init__(self, seed: int, scale: tuple[float, float] = (0.6, 1.0), jitter: float = 0.2, hue: float = 0.02):
-        self.generator = torch.Generator().manual_seed(seed)
-        self.scale = scale
-        self.log_ratio = (math.log(3 / 4), math.log(4 / 3))
-        self.jitter = jitter
-        self.hue = hue
-
-    def _uniform(self, n: int, low: float, high: float, *shape: int) -> torch.Tensor:
-        return torch.empty(n, *shape).uniform_(low, high, generator=self.generator)
-
-    def _crop_boxes(self, n: int, side: int) -> torch.Tensor:
-        """(n, 4) crops x0, y0, w, h in pixels: v2.RandomResizedCrop's rule (ten tries, else the whole image)."""
-        area = side * side * self._uniform(n, *self.scale, 10)
-        ratio = torch.exp(self._uniform(n, *self.log_ratio, 10))
-        w = torch.sqrt(area * ratio).round()
-        h = torch.sqrt(area / ratio).round()
-        ok = (w > 0) & (w <= side) & (h > 0) & (h <= side)
-        first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1))
-        rows = torch.arange(n)
-        w = torch.where(first >= 0, w[rows, first.clamp_min(0)], torch.full((n,), float(side)))
-        h = torch.where(first >= 0, h[rows, first.clamp_min(0)], torch.full((n,), float(side)))
-        x0 = torch.floor(torch.rand(n, generator=self.generator) * (side - w + 1))
-        y0 = torch.floor(torch.rand(n, generator=self.generator) * (side - h + 1))
-        return torch.stack([x0, y0, w, h], 1)
-
-    def _colour(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per sample: the brightness and contrast factors (n,) and a saturation-and-hue matrix (n, 3, 3)."""
-        low, high = 1 - self.jitter, 1 + self.jitter
-        brightness, contrast, saturation = (self._uniform(n, low, high) for _ in range(3))
-        angle = self._uniform(n, -self.hue, self.hue) * 2 * math.pi
-        gray = torch.tensor(_GRAY)
-        # Saturation blends with grey; hue turns the chroma plane of YIQ, a linear stand-in for HSV's hue shift.
-        sat = saturation[:, None, None] * torch.eye(3) + (1 - saturation)[:, None, None] * gray[None, None, :]
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        turn = torch.zeros(n, 3, 3)
-        turn[:, 0, 0] = 1
-        turn[:, 1, 1], turn[:, 1, 2], turn[:, 2, 1], turn[:, 2, 2] = cos, -sin, sin, cos
-        yiq = torch.tensor(_RGB_TO_YIQ)
-        return brightness, contrast, torch.linalg.inv(yiq) @ turn @ yiq @ sat
-
-    def _grid(self, boxes: torch.Tensor, flip: torch.Tensor, side: int, device: torch.device) -> torch.Tensor:
-        """grid_sample's sampling grid for axis-aligned crops: x depends on the column only, y on the row only,
-        so it is built by broadcasting (affine_grid's general matrix product is several times slower on a CPU)."""
-        n = len(boxes)
-        # Output pixel centres in [-1, 1]; a crop (x0, w) spans [-1 + 2 x0 / S, -1 + 2 (x0 + w) / S] of the input.
-        u = (torch.arange(side, dtype=torch.float32) + 0.5) * (2 / side) - 1
-        scale_x = torch.where(flip, -1.0, 1.0) * boxes[:, 2] / side
-        gx = scale_x[:, None] * u + ((2 * boxes[:, 0] + boxes[:, 2]) / side - 1)[:, None]
-        gy = (boxes[:, 3] / side)[:, None] * u + ((2 * boxes[:, 1] + boxes[:, 3]) / side - 1)[:, None]
-        gx, gy = gx.to(device), gy.to(device)
-        return torch.stack((gx[:, None, :].expand(n, side, side), gy[:, :, None].expand(n, side, side)), dim=-1)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, S, S) floats in [0, 1] on any device; returns the augmented batch in [0, 1], same shape.
-
-        Brightness, contrast, saturation and hue are applied as one affine map per sample (torchvision clamps to
-        [0, 1] after each; here only at the end, which differs only where a pixel leaves the range mid-way).
-        """
-        n, _, side, _ = x.shape
-        if n == 0:
-            return x
-        device = x.device
-        boxes = self._crop_boxes(n, side)
-        flip = torch.rand(n, generator=self.generator) < 0.5
-        brightness, contrast, matrix = self._colour(n)
-        grid = self._grid(boxes, flip, side, device).to(x.dtype)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        # contrast(brightness(x)) = c b x + (1 - c) b mean_grey(x); the saturation-hue matrix keeps greys grey.
-        mean = torch.einsum("bchw,c->b", x, torch.tensor(_GRAY, device=device)) / (side * side)
-        b, c = brightness.to(device), contrast.to(device)
-        linear = (c * b)[:, None, None] * matrix.to(device)
-        offset = ((1 - c) * b * mean)[:, None, None]
-        out = torch.baddbmm(offset.to(x.dtype), linear.to(x.dtype), x.reshape(n, 3, side * side))
-        return out.view(n, 3, side, side).clamp_(0, 1)
-
-
-_GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
-_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
 
 
 class BatchPrep:
@@ -353,117 +247,6 @@ class DeviceBatches:
             if cancel is not None and distributed.any_rank(cancel.is_set()):
                 cancel.set()
             yield self.prep(views, vectors), labels.to(self.prep.device, non_blocking=True), positions
-
-
-# -- the run's decoded-image cache ------------------------------------------------------------------------------
-
-
-class RunImages:
-    """The decoded-image cache of one training run: which entries it has, built as the run first needs them.
-
-    On the first training loader every labelled item of the run is cached (train, val and test are all read
-    soon); otherwise only the items asked for (a linear probe with cached features decodes nothing). Across
-    ranks, rank 0 of each machine builds (the file lock keeps machines that share a file system from building
-    twice) while the others wait, and all ranks then read what the cache holds.
-    """
-
-    def __init__(self, snapshot: LabelSnapshot, reporter: Reporter, processes: int | None = None) -> None:
-        self.snapshot = snapshot
-        self.reporter = reporter
-        self.processes = processes
-        # Rank 0's setting, so that every rank agrees on whether there is a cache (and on its collectives).
-        limit = distributed.from_leader(limit_bytes_from_settings())
-        self.folder: Path | None = (
-            cache_folder(snapshot.project_path) if snapshot.project_path is not None and limit > 0 else None
-        )
-        self.limit_bytes = limit
-        self._known: dict[tuple[int, str], dict[tuple[str, str], int]] = {}
-        self.notes: list[str] = []
-
-    def slots(
-        self, items: Sequence[LabelledItem], views: ViewSet, size: int, interpolation: str, all_items: bool
-    ) -> tuple[SlotReader | None, npt.NDArray[np.int64] | None]:
-        """A reader and the slot of each item's views (-1: decode on the fly); (None, None) without a cache."""
-        if self.folder is None or not items:
-            return None, None
-        cache = DecodedCache(self.folder, size, interpolation)
-        known = self._known.setdefault((size, interpolation), {})
-        wanted = self.snapshot.items if all_items else items
-        entries = {
-            (e.path, e.region.key()): e for it in wanted for e in (Entry(str(it.path), r) for r in views.regions(it))
-        }
-        missing = [e for key, e in entries.items() if key not in known]
-        if missing:
-            slots = self._ensure(cache, missing)
-            known.update({(e.path, e.region.key()): int(s) for e, s in zip(missing, slots, strict=True)})
-        table = np.array(
-            [[known[(str(it.path), r.key())] for r in views.regions(it)] for it in items], dtype=np.int64
-        ).reshape(len(items), len(views.names))
-        return (cache.reader() if (table >= 0).any() else None), table
-
-    def _ensure(self, cache: DecodedCache, entries: list[Entry]) -> npt.NDArray[np.int64]:
-        ranks = distributed.ranks()
-        builds = ranks.local_rank == 0
-        outcome: BaseException | None = None
-        slots = np.full(len(entries), -1, np.int64)
-        if builds:
-            try:
-                slots = self._build(cache, entries)
-            except BaseException as exc:  # every rank must still reach the agreement below
-                outcome = exc
-        if ranks.world > 1:
-            cancelled = distributed.any_rank(isinstance(outcome, TrainingCancelled))
-            failed = distributed.any_rank(outcome is not None and not isinstance(outcome, TrainingCancelled))
-            if outcome is not None:
-                raise outcome
-            if cancelled:
-                raise TrainingCancelled()
-            if failed:
-                raise distributed.PeerFailed("another rank failed while decoding photos into the cache")
-            if not builds:
-                slots = cache.lookup(entries)
-        elif outcome is not None:
-            raise outcome
-        return slots
-
-    def _build(self, cache: DecodedCache, entries: list[Entry]) -> npt.NDArray[np.int64]:
-        previous = self.reporter.phase
-        self.reporter.start_phase("decoding")
-        reported = [0]
-
-        def progress(done: int, total: int) -> None:
-            self.reporter.step(epoch=1, epochs=1, step=done, steps=total, images=done - reported[0])
-            reported[0] = done
-
-        try:
-            ensured = cache.ensure(entries, limit_bytes=self.limit_bytes, processes=self.processes, progress=progress)
-        finally:
-            self.reporter.start_phase(previous)
-        if ensured.note:
-            self.notes.append(ensured.note)
-        return ensured.slots
-
-
-_RUN: contextvars.ContextVar[RunImages | None] = contextvars.ContextVar("harapp_run_images", default=None)
-
-
-@contextlib.contextmanager
-def run_images(snapshot: LabelSnapshot, reporter: Reporter) -> Iterator[RunImages]:
-    """Make the run's decoded-image cache the one the loaders of this thread use (nested runs share it)."""
-    active = _RUN.get()
-    if active is not None and active.snapshot is snapshot:
-        yield active
-        return
-    run = RunImages(snapshot, reporter)
-    token = _RUN.set(run)
-    try:
-        yield run
-    finally:
-        _RUN.reset(token)
-
-
-def current_run() -> RunImages | None:
-    return _RUN.get()
 
 
 # -- loaders ----------------------------------------------------------------------------------------------------

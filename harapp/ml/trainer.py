@@ -18,7 +18,6 @@ from torch import nn
 
 from harapp.core.errors import HarappError
 from harapp.core.types import LabelSnapshot
-from harapp.ml.batches import run_images
 from harapp.ml.checkpoint import save_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
@@ -31,6 +30,7 @@ from harapp.ml.loop import fit, predict_items
 from harapp.ml.metrics import Metrics, compute_metrics
 from harapp.ml.models import BuiltModel, build_model
 from harapp.ml.progress import Reporter, TrainProgress
+from harapp.ml.run_images import run_images
 
 __all__ = [
     "Metrics",

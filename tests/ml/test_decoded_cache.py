@@ -16,12 +16,15 @@ from harapp.core.errors import ImageFileError
 from harapp.core.paths import Settings, save_settings
 from harapp.core.types import LabelledItem, LabelSnapshot
 from harapp.ml import decoded_cache as dc
-from harapp.ml.batches import BatchAugment, BatchPrep, SingleView, ViewDataset, image_batches, run_images
+from harapp.ml.augment import BatchAugment
+from harapp.ml.batches import BatchPrep, SingleView, ViewDataset, image_batches
 from harapp.ml.data import eval_transform
+from harapp.ml.decode import WHOLE, Entry, Region, decode_entry
 from harapp.ml.images import crop_largest_box, load_image
 from harapp.ml.models import Preprocess
 from harapp.ml.persons import crop_square, square_region
 from harapp.ml.progress import Reporter
+from harapp.ml.run_images import run_images
 from tests.ml.conftest import draw_shapes
 
 PRE = Preprocess(32, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), "squash")
@@ -33,8 +36,8 @@ def _photo(path: Path, size: tuple[int, int] = (97, 61), seed: int = 0) -> Path:
     return path
 
 
-def _entries(items: list[LabelledItem]) -> list[dc.Entry]:
-    return [dc.Entry(str(it.path), dc.WHOLE) for it in items]
+def _entries(items: list[LabelledItem]) -> list[Entry]:
+    return [Entry(str(it.path), WHOLE) for it in items]
 
 
 @pytest.mark.parametrize(
@@ -46,7 +49,7 @@ def test_cached_pixels_give_the_eval_transform_numbers_exactly(pre: Preprocess, 
     path = _photo(tmp_path / "p.jpg", (160, 100))
     view = SingleView.of(pre, person_crop=False)
     item = LabelledItem(1, path, 0, (), 160, 100)
-    pixels = dc.decode_entry(dc.Entry(str(path), view.regions(item)[0]), pre.image_size, pre.interpolation)
+    pixels = decode_entry(Entry(str(path), view.regions(item)[0]), pre.image_size, pre.interpolation)
     side = pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
     expected = eval_transform(pre)(load_image(path, min_side=side))
     got = BatchPrep(pre, torch.device("cpu"), None).image(torch.from_numpy(pixels)[None])[0]
@@ -58,14 +61,14 @@ def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
     img = load_image(path)
     # The person view: a square that reaches past the top-left corner, padded with FILL.
     region = square_region((-5.0, 10.0, 30.0, 50.0))
-    entry = dc.Entry(str(path), dc.Region(region.as_box()))
-    assert np.array_equal(dc.decode_entry(entry, 40), np.asarray(crop_square(img, region, 40)))
+    entry = Entry(str(path), Region(region.as_box()))
+    assert np.array_equal(decode_entry(entry, 40), np.asarray(crop_square(img, region, 40)))
     # The legacy person crop: the largest box with a margin, clipped to the photo, then squashed.
     boxes = ((5.0, 5.0, 10.0, 10.0), (300.0, 120.0, 90.0, 170.0))
     item = LabelledItem(1, path, 0, boxes, 400, 300)
     legacy = SingleView.of(PRE, person_crop=True).regions(item)[0]
     expected = crop_largest_box(img, boxes).resize((32, 32), Image.Resampling.BILINEAR)
-    assert np.array_equal(dc.decode_entry(dc.Entry(str(path), legacy), 32), np.asarray(expected))
+    assert np.array_equal(decode_entry(Entry(str(path), legacy), 32), np.asarray(expected))
 
 
 def test_built_once_then_read_and_rebuilt_when_a_photo_changes(tmp_path: Path) -> None:
@@ -78,7 +81,7 @@ def test_built_once_then_read_and_rebuilt_when_a_photo_changes(tmp_path: Path) -
     out = np.empty((6, 32, 32, 3), np.uint8)
     cache.reader().read(first.slots, out)
     for i, entry in enumerate(entries):
-        assert np.array_equal(out[i], dc.decode_entry(entry, 32))
+        assert np.array_equal(out[i], decode_entry(entry, 32))
 
     again = dc.DecodedCache(tmp_path / "p.cache", 32).ensure(entries, limit_bytes=10**9)
     assert again.decoded == 0 and np.array_equal(again.slots, first.slots)
@@ -104,7 +107,7 @@ def test_the_cap_leaves_photos_to_decode_on_the_fly(tmp_path: Path) -> None:
     views, _, labels, positions = data[list(range(8))]
     assert positions.tolist() == list(range(8)) and labels.tolist() == [it.class_index for it in items]
     for i, entry in enumerate(_entries(items)):
-        assert np.array_equal(views["image"][i].numpy(), dc.decode_entry(entry, 32))
+        assert np.array_equal(views["image"][i].numpy(), decode_entry(entry, 32))
 
 
 def test_a_corrupt_photo_is_named_and_the_others_are_cached(tmp_path: Path) -> None:
@@ -165,7 +168,7 @@ def test_parallel_build_reports_progress_and_a_cancel_keeps_what_is_done(tmp_pat
     assert rest.decoded == 80 - kept and (rest.slots >= 0).all()
     out = np.empty((80, 32, 32, 3), np.uint8)
     cache.reader().read(rest.slots, out)
-    assert all(np.array_equal(out[i], dc.decode_entry(e, 32)) for i, e in enumerate(_entries(items)))
+    assert all(np.array_equal(out[i], decode_entry(e, 32)) for i, e in enumerate(_entries(items)))
 
 
 def test_training_builds_the_cache_beside_the_project_and_gives_the_same_run(tmp_path: Path) -> None:
@@ -206,8 +209,8 @@ class TwoViews:
 
     names = ("whole", "person")
 
-    def regions(self, item: LabelledItem) -> tuple[dc.Region, ...]:
-        return (dc.WHOLE, dc.Region(square_region(item.person_boxes[0]).as_box()))
+    def regions(self, item: LabelledItem) -> tuple[Region, ...]:
+        return (WHOLE, Region(square_region(item.person_boxes[0]).as_box()))
 
     def vectors(self, items: list[LabelledItem]) -> dict[str, np.ndarray]:
         return {"pose": np.array([[it.class_index, 1.0, 2.0] for it in items], dtype=np.float32)}
