@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)"
 TRAIN_OPTIONS = (
     "epochs", "batch_size", "lr", "seed", "device", "image_size", "folds", "weights_path", "clip_model",
-    "clip_pretrained", "finetune_last_blocks", "person_crop", "augment", "pretrained",
+    "clip_pretrained", "finetune_last_blocks", "views", "augment", "pretrained",
 )  # fmt: skip
 """TrainConfig fields that `harapp train` sets only when they are given."""
 
@@ -68,7 +68,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a CLIP class prompt with {} for the class name, e.g. 'a photo of a person {}.' (repeat for an "
         "ensemble; default: harapp's built-in ensemble)",
     )  # fmt: skip
-    p.add_argument("--person-crop", action="store_true", default=None, help="train on the largest person box")
+    p.add_argument(
+        "--views", type=_views, metavar="VIEWS",
+        help="what the model sees of each photo: any of whole, person, pose joined by '+' "
+        f"(default: {'+'.join(fixed.views)}; 'whole' alone is the model of harapp 0.1)",
+    )  # fmt: skip
     p.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None, help="random init")
     p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: beside the project)")
@@ -124,6 +128,16 @@ class ProgressBar(StageBars):
         super().__call__(p.phase, min(total, (p.epoch - 1) * p.steps + p.step), total, ", ".join(parts))
 
 
+def _views(text: str) -> tuple[str, ...]:
+    from harapp.ml.errors import ConfigError
+    from harapp.ml.views import parse_views
+
+    try:
+        return parse_views(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The job `harapp train` runs: the Train form's starting point, with the options given on top."""
     from harapp.ml.defaults import start_config
@@ -176,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from harapp.ml.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=_device(args))
+    predictor = Predictor.from_file(args.checkpoint, device=_device(args))
     files = expand_image_paths(args.inputs)
     if not files:
         raise HarappError("No image files found in " + ", ".join(str(p) for p in args.inputs))
@@ -214,6 +228,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=_device(args))
     ckpt = predictor.checkpoint
+    assert ckpt is not None
     with Project.open(args.project, readonly=True) as project:
         check_classes(ckpt, project.class_names())
         snapshot = project.snapshot()

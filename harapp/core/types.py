@@ -88,6 +88,8 @@ class LabelledItem:
     person_boxes: tuple[Box, ...]
     width: int
     height: int
+    person_id: int | None = None
+    """Set when the label is a person's (then person_boxes holds that person's box only)."""
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,29 @@ class ModelRecord:
     metrics: dict[str, Any]
     config: dict[str, Any]
     active: bool
+
+
+ReviewQueue = Literal["review", "next"]
+"""review: labelled images ranked by how likely their label is wrong; next: unlabelled or uncertain images
+ranked by how much a label would help."""
+
+
+@dataclass(frozen=True)
+class LabelQuality:
+    """One row of guided curation: a labelled image (or person) with the label it probably should have, or an
+    unlabelled image with the model's guess."""
+
+    image_id: int
+    person_id: int | None
+    queue: ReviewQueue
+    given_class: str | None
+    """The label it had when scored (review); None for the label-next queue."""
+    suggested_class: str
+    score: float
+    """review: the label's quality, 0..1, low means probably wrong; next: the margin between the two most
+    likely classes, low means a label would help most."""
+    probabilities: dict[str, float]
+    likely_wrong: bool
+    scorer: str
+    """What scored it, e.g. 'efficientnet-lite0 whole+person+pose, 5-fold out-of-fold'."""
+    label_revision: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -27,12 +26,10 @@ from PySide6.QtWidgets import (
 
 from harapp.core.paths import new_checkpoint_path
 from harapp.core.store import Project
-from harapp.core.types import StoredPrediction
 from harapp.gui.chart import TrainingChart
 from harapp.gui.confusion_view import ConfusionMatrixView
 from harapp.gui.icons import icon
 from harapp.gui.models_table import ModelsTable
-from harapp.gui.predict_jobs import ProjectPredictWorker
 from harapp.gui.style import ErrorTextStyle
 from harapp.gui.train_form import TrainForm, format_eta
 from harapp.gui.workers import JobHandle, TrainWorker, run_callable, start_worker
@@ -281,7 +278,11 @@ class TrainingPanel(QWidget):
         model_id = result.model_id
         if self.project is not None and model_id is not None:
             self.set_active_model(model_id)
-            self._predict_project(result.checkpoint_path, model_id)
+            if result.predictions is not None:
+                # The training job predicted every project image and stored the predictions itself.
+                count = len(result.predictions.predictions)
+                self.status_label.setText(f"Training finished. Predictions stored for {count} images.")
+                self.predictions_updated.emit(model_id)
         else:
             self.refresh_models()
 
@@ -291,35 +292,6 @@ class TrainingPanel(QWidget):
 
     def _on_cancelled(self) -> None:
         self.status_label.setText("Training cancelled.")
-
-    # -- predictions for the gallery -------------------------------------------------------------------
-    def _predict_project(self, checkpoint: Path | None, model_id: int) -> None:
-        if checkpoint is None or self.project is None:
-            return
-        crop = self.last_config is not None and self.last_config.person_crop
-        project = self.project
-        images = [(r.id, r.path, tuple(p.box for p in project.persons(r.id)) if crop else ()) for r in project.images()]
-        device = self.config_overrides.get("device") or preferred_device()
-        worker = ProjectPredictWorker(checkpoint, images, device=device)
-        job = start_worker(worker, name="harapp-predict-project", parent=self)
-        job.progressed.connect(
-            self._guarded(
-                lambda p: self.status_label.setText(f"Training finished. Predicting project images {p[0]}/{p[1]}…")
-            )
-        )
-        job.finished.connect(self._guarded(lambda preds: self._store_predictions(model_id, preds)))
-        job.failed.connect(
-            self._guarded(lambda msg: self._show_message(f"Predicting the project's images failed: {msg}"))
-        )
-        job.done.connect(self._update_buttons)
-        self.predict_job = job
-
-    def _store_predictions(self, model_id: int, predictions: dict[int, StoredPrediction]) -> None:
-        if self.project is None:
-            return
-        self.project.put_predictions(model_id, predictions)
-        self.status_label.setText(f"Training finished. Predictions stored for {len(predictions)} images.")
-        self.predictions_updated.emit(model_id)
 
     def _guarded(self, slot: Callable[..., None]) -> Callable[..., None]:
         """``slot`` wrapped to do nothing once the panel has moved on to another project."""

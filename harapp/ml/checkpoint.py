@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from collections.abc import Sequence
@@ -117,6 +118,12 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
 
 def restore_model(ckpt: Checkpoint) -> HarModel:
     """Rebuild the network; a checkpoint without backbone weights reloads them from their original source."""
+    return restore_built(ckpt).model
+
+
+def restore_built(ckpt: Checkpoint) -> BuiltModel:
+    """The network with its preprocessing and the weights source it was trained from, so that features it
+    computes share the project's cache with the training run's."""
     config = ckpt.config
     if ckpt.backbone_state is not None:
         # Weights come from the checkpoint, so skip downloading or reading the original ones.
@@ -125,9 +132,12 @@ def restore_model(ckpt: Checkpoint) -> HarModel:
     model = built.model
     if ckpt.backbone_state is not None:
         model.backbone.load_state_dict(ckpt.backbone_state)
-    model.head.load_state_dict(ckpt.head_state)
+    head_state = dict(ckpt.head_state)
+    # Checkpoints from before calibration have no temperature: their probabilities stay as they were.
+    head_state.setdefault("temperature", torch.ones(()))
+    model.head.load_state_dict(head_state)
     model.eval()
-    return model
+    return dataclasses.replace(built, weights_source=ckpt.weights_source)
 
 
 def check_classes(ckpt: Checkpoint, project_classes: Sequence[str]) -> None:

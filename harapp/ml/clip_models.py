@@ -171,6 +171,16 @@ def text_classifier(clip: Any, name: str, class_names: Sequence[str], templates:
 _TEXT_CACHE: dict[tuple[object, ...], torch.Tensor] = {}
 
 
+def zero_shot_weight(classifier: torch.Tensor, model: HarModel) -> torch.Tensor:
+    """The head weight of a zero-shot classifier over every image view: the mean of the views' logits (each
+    view is a photo of the person), and nothing from the pose vector, which no text describes."""
+    n_views = len(model.image_views)
+    parts = [classifier / n_views] * n_views
+    if model.pose_dim:
+        parts.append(classifier.new_zeros(classifier.shape[0], model.pose_dim))
+    return torch.cat(parts, dim=1)
+
+
 def build_clip(
     kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
 ) -> BuiltModel:
@@ -180,7 +190,7 @@ def build_clip(
     clip.eval()
     visual = clip.visual
     dim = int(getattr(visual, "output_dim", 0) or clip.text_projection.shape[-1])
-    model = HarModel(kind, visual, dim, len(class_names), normalize=True)
+    model = HarModel(kind, visual, dim, len(class_names), normalize=True, views=config.views)
     if init_head:
         # A retrain after label corrections asks for the same prompts again: encoding them through the text
         # tower is over a second of a one-click retrain on a CPU, so keep them for the session.
@@ -193,7 +203,7 @@ def build_clip(
                 _TEXT_CACHE.pop(next(iter(_TEXT_CACHE)))
             _TEXT_CACHE[key] = classifier
         scale = float(clip.logit_scale.exp().item()) if hasattr(clip, "logit_scale") else 100.0
+        model.head.linear.weight.data.copy_(zero_shot_weight(classifier * scale, model))
         with torch.no_grad():
-            model.head.linear.weight.copy_(classifier * scale)
             model.head.linear.bias.zero_()
     return BuiltModel(model, clip_preprocess(visual), source, architecture=config.clip_model)

@@ -67,7 +67,9 @@ def build_scratch_cnn(
 ) -> BuiltModel:
     net = ScratchCNN(widths=(32, 64, 128, _feature_dim(kind)))
     pre = Preprocess(config.image_size, HALF, HALF, "squash", 1.0, "bilinear")
-    return BuiltModel(HarModel(kind, net, net.out_dim, len(class_names), normalize=False), pre, "random")
+    return BuiltModel(
+        HarModel(kind, net, net.out_dim, len(class_names), normalize=False, views=config.views), pre, "random"
+    )
 
 
 def _resnet(kind: ModelKind, pretrained: bool) -> nn.Module:
@@ -93,7 +95,7 @@ def build_resnet(
         net = _resnet(kind, use_pretrained)
         source = f"torchvision:{kind.name}" if use_pretrained else "random"
     pre = Preprocess(config.image_size, IMAGENET_MEAN, IMAGENET_STD, "squash", 1.0, "bilinear")
-    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False)
+    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False, views=config.views)
     return BuiltModel(model, pre, source)
 
 
@@ -128,5 +130,5 @@ def build_efficientnet_lite0(
         net = efficientnet_lite0_backbone(use_pretrained, 0)
         source = W.EFFNET_LITE0_SOURCE if use_pretrained else "random"
     pre = efficientnet_lite0_preprocess(config.image_size)
-    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False)
+    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False, views=config.views)
     return BuiltModel(model, pre, source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +16,12 @@ from torchvision import transforms as T
 
 from harapp.core.types import LabelledItem
 from harapp.ml.device import loader_workers
-from harapp.ml.images import crop_largest_box, load_image
+from harapp.ml.images import load_image
 from harapp.ml.models import Preprocess
+from harapp.ml.people import NOBODY, PersonInput
+from harapp.ml.persons import crop_square, square_region
+from harapp.ml.pose import pose_features
+from harapp.ml.views import View
 
 _INTERPOLATION = {
     "bilinear": T.InterpolationMode.BILINEAR,
@@ -114,39 +118,58 @@ def train_transform(pre: Preprocess, augment: bool) -> T.Compose:
     )
 
 
-def prepare_image(img: Image.Image, boxes: tuple, person_crop: bool) -> Image.Image:
-    return crop_largest_box(img, boxes) if person_crop else img
-
-
-def decode_side(pre: Preprocess, person_crop: bool) -> int | None:
-    """The short side an image needs before its transform; None when a person crop needs every pixel."""
-    if person_crop:
+def decode_side(pre: Preprocess, views: Sequence[View]) -> int | None:
+    """The short side a photo needs before its transforms; None when a person view needs every pixel."""
+    if "person" in views:
         return None
     return pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
 
 
-def load_item(item: LabelledItem, side: int | None, person_crop: bool) -> Image.Image:
-    img = load_image(item.path, min_side=side)
-    return prepare_image(img, item.person_boxes, person_crop)
+def view_images(img: Image.Image, views: Sequence[View], person: PersonInput) -> dict[str, Image.Image]:
+    """The image of each image view of a photo: the whole photo, and the square around its person."""
+    out: dict[str, Image.Image] = {}
+    if "whole" in views:
+        out["whole"] = img
+    if "person" in views:
+        out["person"] = crop_square(img, square_region(person.box)) if person.box is not None else img
+    return out
 
 
-class SnapshotDataset(Dataset):
-    """Items of a snapshot as (tensor, class index, position); images are read lazily, one per access."""
+class SnapshotDataset(Dataset[tuple[dict[str, torch.Tensor], int, int]]):
+    """Items of a snapshot as (views, class index, position): a tensor per image view of the photo (read
+    lazily, one photo per access) and the pose vector, keyed by view name."""
 
     def __init__(
-        self, items: Sequence[LabelledItem], transform: T.Compose, person_crop: bool = False, side: int | None = None
+        self,
+        items: Sequence[LabelledItem],
+        transform: Callable[[Image.Image], torch.Tensor],
+        views: Sequence[View] = ("whole",),
+        people: Sequence[PersonInput] | None = None,
+        side: int | None = None,
     ) -> None:
         self.items = tuple(items)
         self.transform = transform
-        self.person_crop = person_crop
-        self.side = None if person_crop else side
+        self.views = tuple(views)
+        self.people = tuple(people) if people is not None else (NOBODY,) * len(self.items)
+        if len(self.people) != len(self.items):
+            raise ValueError("one person input per item")
+        self.side = None if "person" in self.views else side  # the person's square needs every pixel
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        item = self.items[index]
-        return self.transform(load_item(item, self.side, self.person_crop)), item.class_index, index
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], int, int]:
+        item, person = self.items[index], self.people[index]
+        img = load_image(item.path, min_side=self.side)
+        sample = {name: self.transform(view) for name, view in view_images(img, self.views, person).items()}
+        if "pose" in self.views:
+            pose = person.pose if person.pose is not None else pose_features(None)
+            sample["pose"] = torch.from_numpy(np.asarray(pose, dtype=np.float32))
+        return sample, item.class_index, index
+
+
+def to_device(sample: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: t.to(device, non_blocking=True) for name, t in sample.items()}
 
 
 def class_weights(items: Sequence[LabelledItem], num_classes: int) -> torch.Tensor:

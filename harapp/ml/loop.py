@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -12,27 +12,41 @@ from torch.utils.data import DataLoader
 
 from harapp.core.types import LabelledItem
 from harapp.ml.config import TrainConfig
-from harapp.ml.data import SnapshotDataset, Split, data_loader, decode_side, eval_transform, train_transform
+from harapp.ml.data import (
+    SnapshotDataset,
+    Split,
+    data_loader,
+    decode_side,
+    eval_transform,
+    to_device,
+    train_transform,
+)
 from harapp.ml.device import autocast
 from harapp.ml.models import BuiltModel
+from harapp.ml.people import NOBODY, PersonInput
 from harapp.ml.progress import Reporter
 
 CPU = torch.device("cpu")
 
 
+People = Mapping[LabelledItem, PersonInput]
+"""The person input of each item of a run (harapp.ml.people.resolve_people)."""
+
+
 def make_loader(
     items: Sequence[LabelledItem],
+    people: People,
     built: BuiltModel,
     config: TrainConfig,
     train: bool,
     seed: int,
     device: torch.device = CPU,
-) -> DataLoader:
+) -> DataLoader[tuple[dict[str, torch.Tensor], int, int]]:
     transform = train_transform(built.preprocess, config.augment) if train else eval_transform(built.preprocess)
     # Training crops zoom in by up to 1/0.6, so decode a little larger than the eval transform needs.
-    side = decode_side(built.preprocess, config.person_crop)
+    side = decode_side(built.preprocess, config.views)
     side = int(side * 1.3) if side and train and config.augment else side
-    data = SnapshotDataset(items, transform, config.person_crop, side)
+    data = SnapshotDataset(items, transform, config.views, [people.get(it, NOBODY) for it in items], side)
     return data_loader(
         data, config.batch_size, device, shuffle=train, seed=seed, requested_workers=config.loader_workers,
         keep_workers=train,  # one start per fit, not per epoch
@@ -40,20 +54,25 @@ def make_loader(
 
 
 @torch.no_grad()
-def predict_items(
-    built: BuiltModel, items: Sequence[LabelledItem], config: TrainConfig, device: torch.device, reporter: Reporter
-) -> tuple[list[int], list[int]]:
-    """(targets, predictions) for items, in order."""
+def predict_logits(
+    built: BuiltModel,
+    items: Sequence[LabelledItem],
+    people: People,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+) -> tuple[list[int], torch.Tensor]:
+    """(targets, raw logits on the CPU) for items, in order."""
     model = built.model.eval()
     targets: list[int] = []
-    preds: list[int] = []
-    for x, y, _ in make_loader(items, built, config, train=False, seed=config.seed, device=device):
+    out: list[torch.Tensor] = []
+    for sample, y, _ in make_loader(items, people, built, config, train=False, seed=config.seed, device=device):
         reporter.check_cancel()
         with autocast(device):
-            logits = model(x.to(device))
-        preds += logits.argmax(1).cpu().tolist()
+            out.append(model(**to_device(sample, device)).float().cpu())
         targets += y.tolist()
-    return targets, preds
+    n_classes = built.model.head.linear.out_features
+    return targets, torch.cat(out) if out else torch.zeros(0, n_classes)
 
 
 def param_groups(built: BuiltModel, config: TrainConfig) -> list[dict[str, Any]]:
@@ -89,6 +108,7 @@ def _freeze_norm_statistics(model: nn.Module, all_norms: bool) -> None:
 def fit(
     built: BuiltModel,
     split: Split,
+    people: People,
     config: TrainConfig,
     device: torch.device,
     loss_fn: nn.Module,
@@ -99,7 +119,7 @@ def fit(
     model = built.model.to(device)
     loss_fn = loss_fn.to(device)
     opt = torch.optim.AdamW(param_groups(built, config), weight_decay=config.weight_decay)
-    loader = make_loader(split.train, built, config, train=True, seed=config.seed, device=device)
+    loader = make_loader(split.train, people, built, config, train=True, seed=config.seed, device=device)
     steps = max(1, len(loader))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
     history: list[dict[str, Any]] = []
@@ -110,11 +130,11 @@ def fit(
         model.train()
         _freeze_norm_statistics(model, all_norms=config.mode == "fine-tune")
         total, seen = 0.0, 0
-        for step, (x, y, _) in enumerate(loader, start=1):
+        for step, (sample, y, _) in enumerate(loader, start=1):
             reporter.check_cancel()
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
             with autocast(device):
-                logits = model(x)
+                logits = model(**to_device(sample, device))
             loss = loss_fn(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -128,7 +148,8 @@ def fit(
             )  # fmt: skip
         train_loss = total / max(seen, 1)
         if split.val:
-            targets, preds = predict_items(built, split.val, config, device, reporter)
+            targets, logits = predict_logits(built, split.val, people, config, device, reporter)
+            preds = logits.argmax(1).tolist()
             val_acc = sum(int(t == p) for t, p in zip(targets, preds, strict=True)) / len(targets)
             score = val_acc
         else:

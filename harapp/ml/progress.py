@@ -10,8 +10,9 @@ from typing import Literal
 
 from harapp.ml.errors import TrainingCancelled
 
-Phase = Literal["embedding", "training", "evaluating"]
-"""What a training job is doing: computing (or reading) features, fitting, or scoring the held-out images."""
+Phase = Literal["people", "embedding", "training", "evaluating", "predicting", "scoring"]
+"""What a job is doing: finding people and their poses, computing (or reading) features, fitting, scoring the
+held-out images, predicting the project's images, or scoring label quality."""
 
 
 @dataclass(frozen=True)

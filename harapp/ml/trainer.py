@@ -16,18 +16,22 @@ import torch
 from torch import nn
 
 from harapp.core.errors import HarappError
-from harapp.core.types import LabelSnapshot
+from harapp.core.types import LabelledItem, LabelSnapshot
+from harapp.ml.calibration import Calibration, expected_calibration_error, fit_temperature, reliability
 from harapp.ml.checkpoint import save_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
 from harapp.ml.device import free_cache, is_oom, resolve_device
-from harapp.ml.embeddings import EmbeddingStore, cached_features, train_head
+from harapp.ml.embeddings import EmbeddingStore, cached_features
 from harapp.ml.errors import OutOfMemoryError, TrainingCancelled, WeightsUnavailableError
+from harapp.ml.head import fit_probe
 from harapp.ml.kinds import FROZEN_BACKBONE_MODES, get_kind
-from harapp.ml.loop import fit, predict_items
+from harapp.ml.loop import fit, predict_logits
 from harapp.ml.metrics import Metrics, compute_metrics
-from harapp.ml.models import BuiltModel, build_model
+from harapp.ml.models import BuiltModel, build_model, calibrated_probabilities
+from harapp.ml.people import PersonInput, resolve_people
 from harapp.ml.progress import Reporter, TrainProgress
+from harapp.ml.project_predictions import PredictionStore, ProjectPredictions, predict_project
 
 __all__ = [
     "Metrics",
@@ -42,8 +46,9 @@ __all__ = [
 ]
 
 
-class TrainingProject(EmbeddingStore, Protocol):
-    """What train() needs of a project: its embedding cache, and the list of trained models to add to."""
+class TrainingProject(PredictionStore, Protocol):
+    """What train() needs of a project: its vector cache, its images, the list of trained models to add to
+    and the predictions of the new one."""
 
     def register_model(
         self,
@@ -64,6 +69,8 @@ class TrainResult:
     cancelled: bool
     model_id: int | None
     history: tuple[dict[str, Any], ...]
+    predictions: ProjectPredictions | None = None
+    """The project's images predicted by the new model (when training had a project and got that far)."""
 
 
 @dataclass
@@ -96,50 +103,102 @@ def _run_split(
 ) -> _RunOutput:
     _seed_everything(config.seed)
     built = build_model(config, snapshot.class_names)
-    names = snapshot.class_names
-    loss_fn = _loss(config, split, len(names))
+    everything = split.train + split.val + split.test
+    people = dict(zip(everything, resolve_people(everything, config.views, store, reporter), strict=True))
     if config.mode in FROZEN_BACKBONE_MODES:
-        built.model.to(device)
-        items = split.test if config.mode == "zero-shot" else split.train + split.val + split.test
-        feats, computed = cached_features(built, config, items, device, reporter, store)
-        head = built.model.head.cpu()
-        history: list[dict[str, Any]] = []
-        if config.mode == "linear-probe":
-            n_train, n_val = len(split.train), len(split.val)
-            tx, vx = feats[:n_train], feats[n_train : n_train + n_val]
-            ty = torch.tensor([it.class_index for it in split.train])
-            vy = torch.tensor([it.class_index for it in split.val])
-            if not get_kind(config.model_kind).prompt_head:  # that head works on unit vectors as they are
-                head.set_standardisation(tx)
-            weight = class_weights(split.train, len(names)) if config.balanced_loss else None
-            history = train_head(head, tx, ty, vx, vy, weight, reporter)
-            feats = feats[n_train + n_val :]
-        with torch.no_grad():
-            preds = head(feats).argmax(1).tolist() if len(feats) else []
-        built.model.head.to(device)
-        targets = [it.class_index for it in split.test]
-        metrics = compute_metrics(targets, preds, names, [it.image_id for it in split.test])
-        return _RunOutput(built, metrics, history, computed)
+        return _run_frozen(built, config, snapshot, split, people, device, reporter, store)
 
     def improved(epoch: int, score: float) -> None:
         if on_improved is not None:
             on_improved(built, epoch, score)
 
     computed = 0
-    history = []
+    history: list[dict[str, Any]] = []
     if config.mode == "fine-tune" and not get_kind(config.model_kind).prompt_head and built.backbone_pretrained:
-        computed, history = _probe_first(built, config, split, device, reporter, store)
-    history += fit(built, split, config, device, loss_fn, reporter, improved)
+        computed, history = _probe_first(built, config, split, people, device, reporter, store)
+    loss_fn = _loss(config, split, len(snapshot.class_names))
+    history += fit(built, split, people, config, device, loss_fn, reporter, improved)
     reporter.start_phase("evaluating")
-    targets, preds = predict_items(built, split.test, config, device, reporter)
-    metrics = compute_metrics(targets, preds, names, [it.image_id for it in split.test])
+    temperature, fitted_on = 1.0, "nothing (no validation images): not calibrated"
+    if split.val:
+        val_targets, val_logits = predict_logits(built, split.val, people, config, device, reporter)
+        temperature = fit_temperature(val_logits, torch.tensor(val_targets))
+        fitted_on = f"predictions of {len(split.val)} validation images"
+    built.model.head.temperature.fill_(temperature)
+    targets, logits = predict_logits(built, split.test, people, config, device, reporter)
+    metrics = _test_metrics(built, snapshot, split, targets, logits, fitted_on)
     return _RunOutput(built, metrics, history, computed)
+
+
+def _run_frozen(
+    built: BuiltModel,
+    config: TrainConfig,
+    snapshot: LabelSnapshot,
+    split: Split,
+    people: dict[LabelledItem, PersonInput],
+    device: torch.device,
+    reporter: Reporter,
+    store: EmbeddingStore | None,
+) -> _RunOutput:
+    """Linear probe or zero-shot: the head on cached features of every view.
+
+    Train and validation images together are the fitting set: the inner cross-validation of the probe
+    needs no separate validation split, and its out-of-fold predictions calibrate the confidence.
+    """
+    built.model.to(device)
+    items = split.train + split.val + split.test
+    feats, computed = cached_features(built, config, items, device, reporter, store, [people[it] for it in items])
+    head = built.model.head.cpu()
+    n_fit = len(split.train) + len(split.val)
+    fit_x = feats[:n_fit]
+    fit_y = torch.tensor([it.class_index for it in items[:n_fit]], dtype=torch.long)
+    history: list[dict[str, Any]] = []
+    if config.mode == "linear-probe":
+        probe = fit_probe(head, fit_x, fit_y, reporter, balanced=config.balanced_loss, seed=config.seed)
+        fitted_on = f"out-of-fold predictions of {n_fit} images ({probe.folds} folds)" if probe.folds else probe.note
+        history.append(
+            {"epoch": 1, "loss": probe.loss, "val_accuracy": probe.oof_accuracy, "l2": probe.l2,
+             "temperature": probe.temperature, "folds": probe.folds, "note": probe.note}
+        )  # fmt: skip
+    else:
+        with torch.no_grad():
+            temperature = fit_temperature(head(fit_x), fit_y) if n_fit else 1.0
+        head.temperature.fill_(temperature)
+        fitted_on = f"zero-shot predictions of {n_fit} labelled images" if n_fit else "nothing: not calibrated"
+    with torch.no_grad():
+        logits = head(feats[n_fit:])
+    built.model.head.to(device)
+    targets = [it.class_index for it in split.test]
+    metrics = _test_metrics(built, snapshot, split, targets, logits, fitted_on)
+    return _RunOutput(built, metrics, history, computed)
+
+
+def _test_metrics(
+    built: BuiltModel,
+    snapshot: LabelSnapshot,
+    split: Split,
+    targets: list[int],
+    logits: torch.Tensor,
+    fitted_on: str,
+) -> Metrics:
+    """Held-out metrics from test logits, with the calibration the head's temperature gives them."""
+    temperature = float(built.model.head.temperature)
+    probs = calibrated_probabilities(logits.cpu(), temperature)
+    raw = logits.cpu().float().softmax(-1)
+    calibration = Calibration(
+        temperature, expected_calibration_error(probs, targets), expected_calibration_error(raw, targets),
+        tuple(reliability(probs, targets)), fitted_on,
+    )  # fmt: skip
+    preds = probs.argmax(1).tolist() if len(probs) else []
+    ids = [it.image_id for it in split.test]
+    return compute_metrics(targets, preds, snapshot.class_names, ids, probs.tolist(), calibration)
 
 
 def _probe_first(
     built: BuiltModel,
     config: TrainConfig,
     split: Split,
+    people: dict[LabelledItem, PersonInput],
     device: torch.device,
     reporter: Reporter,
     store: EmbeddingStore | None,
@@ -151,15 +210,14 @@ def _probe_first(
     better (see bench/README.md). A prompt head (CLIP's) needs none of this: it starts as a zero-shot classifier.
     """
     built.model.to(device)
-    feats, computed = cached_features(built, config, split.train, device, reporter, store)
+    train_people = [people[it] for it in split.train]
+    feats, computed = cached_features(built, config, split.train, device, reporter, store, train_people)
     head = built.model.head.cpu()
-    head.set_standardisation(feats)
-    ty = torch.tensor([it.class_index for it in split.train])
-    weight = class_weights(split.train, len(head.linear.bias)) if config.balanced_loss else None
-    # No val vectors: val must stay unseen for early stopping in the fine-tuning that follows.
-    history = train_head(head, feats, ty, feats[:0], ty[:0], weight, reporter)
+    ty = torch.tensor([it.class_index for it in split.train], dtype=torch.long)
+    # Train vectors only: val must stay unseen for early stopping and calibration after fine-tuning.
+    probe = fit_probe(head, feats, ty, reporter, balanced=config.balanced_loss, seed=config.seed)
     built.model.head.to(device)
-    return computed, [{**h, "stage": "linear-probe"} for h in history]
+    return computed, [{"epoch": 1, "loss": probe.loss, "val_accuracy": probe.oof_accuracy, "stage": "linear-probe"}]
 
 
 def _with_oom_retry(config: TrainConfig, run: Callable[[TrainConfig], _RunOutput], device: torch.device) -> _RunOutput:
@@ -229,8 +287,10 @@ def train(
     progress: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
     project: TrainingProject | None = None,
+    predict_project_images: bool = True,
 ) -> TrainResult:
-    """Train, evaluate on the held-out split, write the checkpoint, register it in the project if given.
+    """Train, evaluate on the held-out split, write the checkpoint, register it in the project if given and
+    then predict every image of that project with it (the gallery's badges).
 
     Cancellation never raises: the result says cancelled and points to the last checkpoint this run wrote.
     """
@@ -283,5 +343,11 @@ def train(
             f"{config.model_kind} {config.mode} {time.strftime('%Y-%m-%d %H:%M')}",
             config.model_kind, config.mode, path, snapshot.revision, result.metrics.to_dict(), config.to_dict(),
         )  # fmt: skip
+    predictions = None
+    if project is not None and model_id is not None and predict_project_images:
+        try:
+            predictions = predict_project(path, project, model_id, device=config.device, reporter=reporter)
+        except TrainingCancelled:
+            history.append({"event": "predictions cancelled"})
     history.append({"event": "done", "embedded_images": result.embedded})
-    return TrainResult(path, result.metrics, False, model_id, tuple(history))
+    return TrainResult(path, result.metrics, False, model_id, tuple(history), predictions)

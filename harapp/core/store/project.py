@@ -14,6 +14,7 @@ from harapp.core.store import classes as store_classes
 from harapp.core.store.base import dumps, inserted_id, loads, now
 from harapp.core.store.images import ImagesMixin
 from harapp.core.store.models import ModelsMixin
+from harapp.core.store.quality import QualityMixin
 from harapp.core.store.schema import APP_ID, SCHEMA_VERSION, migrate
 from harapp.core.types import (
     DEFAULT_CLASSES,
@@ -36,7 +37,7 @@ def _busy_timeout_ms() -> int:
     return int(os.environ.get("HARAPP_BUSY_TIMEOUT_MS", "5000"))
 
 
-class Project(ImagesMixin, ModelsMixin):
+class Project(ImagesMixin, ModelsMixin, QualityMixin):
     """A harapp project file. Use `Project.create` or `Project.open`; close it, or use it as a context manager."""
 
     # -- opening ---------------------------------------------------------------------------------------------
@@ -371,9 +372,30 @@ class Project(ImagesMixin, ModelsMixin):
             if person_level:
                 image_boxes = [(p, b) for p, b in image_boxes if p == person_id]
             items.append(
-                LabelledItem(image_id, Path(root) / rel, index[name], tuple(b for _, b in image_boxes), width, height)
-            )
+                LabelledItem(
+                    image_id, Path(root) / rel, index[name], tuple(b for _, b in image_boxes), width, height,
+                    person_id if person_level else None,
+                )
+            )  # fmt: skip
         return LabelSnapshot(names, tuple(items), revision, self.path)
+
+    def image_items(self, image_ids: Sequence[int] | None = None) -> list[LabelledItem]:
+        """Every image (or the ones asked for) as an item with its person boxes, for predicting; the class
+        index is -1: these items carry no label."""
+        with self._read():
+            rows = self._conn.execute(
+                "SELECT i.id, s.root, i.rel_path, i.width, i.height FROM images i"
+                " JOIN sources s ON s.id = i.source_id ORDER BY i.id"
+            ).fetchall()
+            boxes: dict[int, list[Box]] = {}
+            for image_id, x, y, w, h in self._conn.execute("SELECT image_id, x, y, w, h FROM persons ORDER BY id"):
+                boxes.setdefault(image_id, []).append((x, y, w, h))
+        wanted = set(image_ids) if image_ids is not None else None
+        return [
+            LabelledItem(image_id, Path(root) / rel, -1, tuple(boxes.get(image_id, ())), width, height)
+            for image_id, root, rel, width, height in rows
+            if wanted is None or image_id in wanted
+        ]
 
     def stats(self) -> dict[str, Any]:
         conn = self._conn
