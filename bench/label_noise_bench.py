@@ -140,7 +140,7 @@ def main() -> int:
                     fixed[o[:n]] = truth[o[:n]]
                     payoff.setdefault(f"{how} {n}", []).append(cv_accuracy(feats, fixed, truth, seed))
         print(f"seed {seed} done", flush=True)
-    print(f"\n| order | precision@k mean ± std | recall@2k mean ± std |\n|---|---|---|")
+    print("\n| order | precision@k mean ± std | recall@2k mean ± std |\n|---|---|---|")
     for method, values in methods.items():
         p = [v[0] for v in values]
         r = [v[1] for v in values]
@@ -149,7 +149,9 @@ def main() -> int:
     print(f"\nscoring time (fits + cleanlab, features cached): median {statistics.median(times):.2f} s")
     if args.payoff:
         base = statistics.mean(payoff["noisy"])
-        print(f"\n| corrections | 5-fold accuracy (vs original labels) | gain | gain per correction |\n|---|---|---|---|")
+        print(
+            "\n| corrections | 5-fold accuracy (vs original labels) | gain | gain per correction |\n|---|---|---|---|"
+        )
         print(f"| none (10% flipped) | {base:.3f} | | |")
         for n in (25, 50, 100):
             for how in ("guided", "random"):

@@ -20,8 +20,11 @@ from harapp.core.image_files import expand_image_paths
 from harapp.core.paths import new_checkpoint_path
 
 if TYPE_CHECKING:
+    from harapp.core.store import Project
     from harapp.ml.config import TrainConfig
+    from harapp.ml.label_quality import LabelReview
     from harapp.ml.progress import TrainProgress
+    from harapp.ml.trainer import TrainResult
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)"
 TRAIN_OPTIONS = (
@@ -84,6 +87,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.add_argument("--device", help=DEVICE_HELP)
     p.set_defaults(handler=cmd_predict)
+
+    p = subparsers.add_parser(
+        "export-model", help="export a checkpoint (ONNX), checking the export against it on the project's photos"
+    )
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--format", "-f", choices=("onnx",), default="onnx")
+    p.add_argument("out", type=Path)
+    p.add_argument("--project", type=Path, help="whose photos the parity check uses (default: the checkpoint's)")
+    p.add_argument("--sample", type=int, default=32, help="photos in the parity check (default 32)")
+    p.set_defaults(handler=cmd_export_model)
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a project's current labels")
     p.add_argument("checkpoint", type=Path)
@@ -175,6 +188,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             with sigint_sets(cancel):
                 result = train(config, snapshot, out, progress=bar, cancel=cancel, project=project)
+                if result.model_id is not None:  # as in the app: the newest model is the one the gallery shows
+                    project.set_active_model(result.model_id)
+                review = _review_after_training(project, config, result, bar, cancel)
         finally:
             bar.close()
     if result.cancelled:
@@ -183,8 +199,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     assert result.metrics is not None
     print(format_metrics(result.metrics))
-    print(f"\ncheckpoint: {result.checkpoint_path}" + (f" (model id {result.model_id})" if result.model_id else ""))
+    print(
+        f"\ncheckpoint: {result.checkpoint_path}"
+        + (f" (model id {result.model_id}, now the active model)" if result.model_id else "")
+    )
+    if result.predictions is not None:
+        unreadable = len(result.predictions.unreadable)
+        print(
+            f"predictions stored for {len(result.predictions.predictions)} images"
+            + (f" ({unreadable} photos could not be read)" if unreadable else "")
+        )
+    if review is not None:
+        wrong = sum(1 for r in review.rows if r.queue == "review" and r.likely_wrong)
+        print(f"label review: {wrong} labels look wrong (`harapp review {args.project}` lists them)")
     return 0
+
+
+def _review_after_training(
+    project: Project, config: TrainConfig, result: TrainResult, bar: ProgressBar, cancel: threading.Event
+) -> LabelReview | None:
+    """Label-quality scores with the new model's kind, when its features are cached and scoring is cheap."""
+    from harapp.ml.kinds import FROZEN_BACKBONE_MODES
+    from harapp.ml.label_quality import review_labels
+
+    if result.cancelled or result.model_id is None or config.mode not in FROZEN_BACKBONE_MODES:
+        return None
+    try:
+        return review_labels(project, config, progress=bar, cancel=cancel)
+    except HarappError as exc:
+        print(f"harapp: no label review: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -218,6 +262,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
             probs = "  ".join(f"{v:9.3f}" for v in pred.probabilities)
             print(f"{shown:<40} {pred.top_class:<12} {pred.top_probability:6.3f}  {probs}")
     return 1 if failures else 0
+
+
+def checkpoint_project(checkpoint: Path) -> Path | None:
+    """The project a checkpoint belongs to: checkpoints live in '<project>.models/' beside the project."""
+    folder = checkpoint.resolve().parent
+    if folder.suffix != ".models":
+        return None
+    candidate = folder.parent / f"{folder.stem}.harapp"
+    return candidate if candidate.is_file() else None
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from harapp.core.store import Project
+    from harapp.ml.checkpoint import load_checkpoint
+    from harapp.ml.onnx_export import check_parity, export_onnx, sample_photos
+
+    ckpt = load_checkpoint(args.checkpoint)
+    out = export_onnx(ckpt, args.out)
+    print(f"exported {ckpt.config.model_kind} ({ckpt.config.mode}) to {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    project_path = args.project or checkpoint_project(args.checkpoint)
+    if project_path is None:
+        print("harapp: no project found for the parity check; give --project P", file=sys.stderr)
+        return 0
+    with Project.open(project_path, readonly=True) as project:
+        photos = [(it.path, it.person_boxes) for it in project.image_items()]
+    chosen = sample_photos(photos, args.sample)
+    if not chosen:
+        print(f"harapp: {project_path} has no photos on disk for the parity check", file=sys.stderr)
+        return 0
+    parity = check_parity(ckpt, out, chosen, sample=f"{len(chosen)} photos of {project_path.name}")
+    verdict = "OK" if parity.ok else "MISMATCH"
+    print(
+        f"parity on {parity.sample}: top-1 agreement {parity.agreement:.1%}, max |Δp| {parity.max_abs_diff:.2e} "
+        f"({verdict}; goal 100% and <= 1e-4)"
+    )
+    return 0 if parity.ok else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

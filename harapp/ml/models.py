@@ -135,7 +135,7 @@ class HarModel(nn.Module):
                 raise ValueError(f"this model needs its {view!r} view")
             batches.append(batch)
         # One backbone pass over all image views: half the calls, the same numbers.
-        feats = list(self.view_features(torch.cat(batches)).split(len(batches[0])))
+        feats = list(self.view_features(torch.cat(batches)).chunk(len(batches)))
         if self.pose_dim:
             if pose is None:
                 raise ValueError("this model needs its 'pose' view")
