@@ -13,7 +13,12 @@ from harapp import __version__
 from harapp.core.errors import HarappError
 
 # Each module adds its subcommands; ml_commands pulls in torch, so it is imported only when present.
-COMMAND_MODULES = ("harapp.cli.core_commands", "harapp.cli.ml_commands", "harapp.cli.review_commands")
+COMMAND_MODULES = (
+    "harapp.cli.core_commands",
+    "harapp.cli.ml_commands",
+    "harapp.cli.review_commands",
+    "harapp.cli.weights_commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,8 +107,9 @@ class TrainForm(QWidget):
         self.lr_spin.setToolTip("AdamW learning rate of the head; a pretrained backbone learns at a tenth of it")
         self.size_spin.setToolTip("Side of the square the photos are resized to; larger is slower")
         self.weights_edit.setToolTip(
-            "A local weights file (state dict) for ResNet or EfficientNet-Lite0, or an open_clip checkpoint for CLIP; "
-            "leave empty to use the built-in or downloaded weights"
+            "A local weights file (state dict) for ResNet or EfficientNet-Lite0; for CLIP, open_clip's .bin or "
+            ".safetensors or OpenAI's .pt, checked against the CLIP model. Leave empty to use the built-in, "
+            "downloaded or registered weights (`harapp weights add FILE` registers CLIP weights once, for offline use)"
         )
         self.prompts_edit.setToolTip(
             "CLIP's class prompts, separated by ' | '; {} stands for the class name (e.g. 'a photo of a person {}.')"

@@ -14,10 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from harapp.ml import weights as W
+from harapp.ml.clip_fit import check_fits
 from harapp.ml.config import TrainConfig
 from harapp.ml.errors import ConfigError, WeightsUnavailableError
 from harapp.ml.kinds import ModelKind
 from harapp.ml.models import BuiltModel, HarModel, Preprocess
+from harapp.ml.weights_formats import read_weights_file
+from harapp.ml.weights_registry import find_registered, read_registered_state
 
 HF_DEFAULT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -84,15 +87,28 @@ def _create(name: str, **kwargs: object) -> Any:
 
 
 def _from_file(name: str, path: str, quick_gelu: bool = False) -> Any:
+    """Any format `harapp weights add` takes (open_clip .bin/.pt, .safetensors, OpenAI's TorchScript .pt), checked
+    key by key and shape by shape, with the same messages."""
+    state = check_fits(name, read_weights_file(path).state, Path(path))
     model = _create(name, pretrained=None, force_quick_gelu=quick_gelu)
-    state = W.load_state_dict_file(path)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise WeightsUnavailableError(
-            f"Weights file {path} does not fit open_clip model {name}: {str(exc).splitlines()[0]}"
-        ) from exc
+    model.load_state_dict(state)
     return model
+
+
+def _from_registry(name: str, tag: str) -> tuple[Any, str] | None:
+    """The weights `harapp weights add` stored for (name, tag), in the variant they were registered with."""
+    entry = find_registered(name, tag)
+    if entry is None:
+        return None
+    model = _create(name, pretrained=None, force_quick_gelu=entry.quick_gelu)
+    try:
+        model.load_state_dict(read_registered_state(entry))
+    except RuntimeError as exc:  # open_clip changed the architecture since the file was registered
+        raise WeightsUnavailableError(
+            f"The weights registered for {name} ({tag}) at {entry.path} no longer fit it: "
+            f"{str(exc).splitlines()[0]}. Run `harapp weights remove {name} {entry.pretrained}` and add them again."
+        ) from exc
+    return model, entry.source
 
 
 def uses_quick_gelu(name: str, tag: str | None) -> bool:
@@ -118,6 +134,9 @@ def create_clip(
         return _from_file(name, weights_path, quick), f"file:{weights_path}"
     if not tag:
         return _create(name, pretrained=None, force_quick_gelu=quick), "random"
+    registered = _from_registry(name, tag)  # before the hub: what the user registered works offline
+    if registered is not None:
+        return registered
     if not open_clip.get_pretrained_cfg(name, tag):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
         raise WeightsUnavailableError(f"open_clip has no pretrained tag {tag!r} for {name}; known tags: {tags}.")
@@ -133,7 +152,8 @@ def create_clip(
             if fallback:
                 return _from_file(name, fallback, quick), f"file:{fallback}"
             reason = "HF_HUB_OFFLINE is set" if W.hub_offline() else f"{host} cannot be reached"
-            raise W.unavailable(what, f"they are not in the cache ({clip_cache_dir()}) and {reason}")
+            register = f"harapp weights add FILE --model {name} --pretrained {tag}"
+            raise W.unavailable(what, f"they are not in the cache ({clip_cache_dir()}) and {reason}", register=register)
         # huggingface_hub shows a tqdm progress bar on stderr while it downloads.
         return _create(name, pretrained=tag, cache_dir=str(clip_cache_dir())), source
     except (OSError, RuntimeError) as exc:
