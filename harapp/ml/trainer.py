@@ -61,6 +61,10 @@ class TrainingProject(PredictionStore, Protocol):
         config: dict[str, Any],
     ) -> int: ...
 
+    def update_model(
+        self, model_id: int, path: Path, label_revision: int, metrics: dict[str, Any], config: dict[str, Any]
+    ) -> Path | None: ...
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -288,16 +292,20 @@ def train(
     cancel: threading.Event | None = None,
     project: TrainingProject | None = None,
     predict_project_images: bool = True,
+    replace_model: int | None = None,
+    reporter: Reporter | None = None,
 ) -> TrainResult:
     """Train, evaluate on the held-out split, write the checkpoint, register it in the project if given and
-    then predict every image of that project with it (the gallery's badges).
+    then predict every image of that project with it (the gallery's badges). replace_model: the id of the
+    model this run retrains (after label corrections): its row then points at the new checkpoint instead of a
+    new row being added.
 
     Cancellation never raises: the result says cancelled and points to the last checkpoint this run wrote.
     """
     config = config.validate()
     _check_snapshot(snapshot, config)
     device = resolve_device(config.device)
-    reporter = Reporter(progress, cancel)
+    reporter = reporter or Reporter(progress, cancel)
     checkpoint_path = Path(checkpoint_path)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     written: list[Path] = []
@@ -338,7 +346,11 @@ def train(
     except TrainingCancelled:
         return TrainResult(written[-1] if written else None, None, True, None, tuple(history))
     model_id = None
-    if project is not None:
+    metrics_dict, config_dict = result.metrics.to_dict(), config.to_dict()
+    if project is not None and replace_model is not None:
+        replaced = project.update_model(replace_model, path, snapshot.revision, metrics_dict, config_dict)
+        model_id = replace_model if replaced is not None else None
+    if project is not None and model_id is None:
         model_id = project.register_model(
             f"{config.model_kind} {config.mode} {time.strftime('%Y-%m-%d %H:%M')}",
             config.model_kind, config.mode, path, snapshot.revision, result.metrics.to_dict(), config.to_dict(),

@@ -136,3 +136,25 @@ def test_big_batches_are_chunked(predictor: Predictor, shapes_snapshot: LabelSna
     assert isinstance(chunked, list) and [p.source for p in chunked] == [str(p) for p in paths]
     for a, b in zip(one_by_one, chunked, strict=True):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)  # type: ignore[union-attr]
+
+
+def test_odd_photos_and_boxes_give_a_prediction_or_a_clear_message(predictor: Predictor, tmp_path: Path) -> None:
+    """A 1x1 image, a panorama, thirty people, boxes past the edge or of zero size: the documented fallback
+    (the largest usable box, else the whole photo), never a traceback."""
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(tiny)
+    panorama = tmp_path / "panorama.jpg"
+    Image.effect_noise((2400, 200), 40).convert("RGB").save(panorama)
+    for path in (tiny, panorama):
+        pred = predictor.predict(path)
+        assert not isinstance(pred, list) and abs(sum(pred.probabilities) - 1) < 1e-4
+    crowd = tuple((float(20 * i), 10.0, 18.0, 40.0 + i) for i in range(30))
+    pred = predictor.predict(panorama, crowd)
+    assert not isinstance(pred, list) and pred.person_box == crowd[-1] and pred.person_source == "annotation"
+    outside = ((5000.0, 10.0, 50.0, 50.0), (10.0, 10.0, 0.0, 0.0), (-80.0, -80.0, 40.0, 40.0))
+    pred = predictor.predict(panorama, outside)
+    assert not isinstance(pred, list) and pred.person_box is None
+    edge = predictor.predict(panorama, ((2380.0, 150.0, 60.0, 90.0),))  # reaches past the corner
+    assert not isinstance(edge, list) and edge.person_box == (2380.0, 150.0, 60.0, 90.0)
+    people = predictor.predict_people(panorama, [crowd[0], crowd[5]])
+    assert [p.person_box for p in people] == [crowd[0], crowd[5]] and all(p.person_source == "user" for p in people)

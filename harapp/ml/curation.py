@@ -1,0 +1,100 @@
+"""After label corrections: retrain the active model when that is cheap, re-predict the project, re-score.
+
+A head on frozen features (linear probe, zero-shot) retrains from the project's cached features in about a
+second, so the gallery's badges and the label-quality scores can follow every correction. A model whose
+backbone trains (scratch, fine-tune) takes minutes: it stays as it is until the person retrains it, and
+only the scores (which always use a probe on cached features) refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from harapp.core.errors import HarappError
+from harapp.core.paths import new_checkpoint_path
+from harapp.core.types import ModelRecord
+from harapp.ml.checkpoint import load_checkpoint
+from harapp.ml.config import TrainConfig
+from harapp.ml.kinds import FROZEN_BACKBONE_MODES
+from harapp.ml.label_quality import LabelReview, ReviewProject, review_labels
+from harapp.ml.progress import Reporter, TrainProgress
+from harapp.ml.trainer import TrainingProject, train
+
+log = logging.getLogger(__name__)
+
+REFRESH_TAG = "refresh"
+"""Part of the file name of checkpoints a refresh writes: the next refresh may delete them."""
+
+
+class CurationProject(TrainingProject, ReviewProject, Protocol):
+    path: Path
+
+    def active_model(self) -> ModelRecord | None: ...
+    def label_revision(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Refresh:
+    model_id: int | None
+    """The active model, retrained in place (same id) when it could be."""
+    retrained: bool
+    predictions: int
+    """Project images with a fresh prediction of the active model."""
+    review: LabelReview | None
+    seconds: float
+    note: str
+
+
+def refresh_after_corrections(
+    project: CurationProject,
+    *,
+    device: str = "auto",
+    progress: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Refresh:
+    """Bring the active model (when cheap), its predictions and the label-quality scores up to the current
+    labels. Raises TrainingCancelled when cancelled; HarappError when nothing can be scored."""
+    started = time.perf_counter()
+    reporter = Reporter(progress, cancel)
+    active = project.active_model()
+    config: TrainConfig | None = None
+    notes: list[str] = []
+    retrained, predicted = False, 0
+    if active is not None:
+        try:
+            ckpt = load_checkpoint(active.path)
+        except HarappError as exc:
+            notes.append(f"the active model cannot be read ({exc}); scores use harapp's default model")
+        else:
+            config = TrainConfig.from_dict({**ckpt.config.to_dict(), "device": device})
+            if config.mode not in FROZEN_BACKBONE_MODES:
+                notes.append(f"the active model ({config.mode}) retrains only when you ask: it takes minutes")
+            elif ckpt.label_revision != project.label_revision():
+                retrained, predicted = _retrain(project, active, config, reporter)
+    review = review_labels(project, config, reporter=reporter)
+    if review.note:
+        notes.append(review.note)
+    model_id = active.id if active is not None else None
+    return Refresh(model_id, retrained, predicted, review, time.perf_counter() - started, "; ".join(notes))
+
+
+def _retrain(
+    project: CurationProject, active: ModelRecord, config: TrainConfig, reporter: Reporter
+) -> tuple[bool, int]:
+    out = new_checkpoint_path(project.path, config.model_kind, f"{config.mode}-{REFRESH_TAG}")
+    result = train(config, project.snapshot(), out, project=project, replace_model=active.id, reporter=reporter)
+    if result.cancelled or result.model_id != active.id:
+        return False, 0
+    old = active.path
+    if old != out and REFRESH_TAG in old.name:
+        try:
+            old.unlink(missing_ok=True)  # a checkpoint an earlier refresh wrote: nothing else points at it
+        except OSError as exc:
+            log.info("could not delete the superseded checkpoint %s: %s", old, exc)
+    return True, len(result.predictions.predictions) if result.predictions is not None else 0
