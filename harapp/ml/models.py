@@ -67,6 +67,11 @@ class LinearHead(nn.Module):
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("temperature", torch.ones(()))
         self.linear = nn.Linear(dim, num_classes)
+        # Zeros, not nn.Linear's random start: a probe's penalty pulls the weights towards where they start,
+        # and towards a random classifier it would pull the fit away from the data (a prompt head is set
+        # to its zero-shot classifier right after).
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear((features - self.shift) / self.scale)
