@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # the metrics (and so the GUI's Results) read this module without loading torch
+    import torch
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -22,6 +23,9 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     """The temperature that minimises the negative log-likelihood of held-out logits; 1.0 without data."""
+    import torch
+    import torch.nn.functional as F
+
     if len(targets) == 0:
         return 1.0
     logits = logits.detach().float()

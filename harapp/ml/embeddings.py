@@ -126,11 +126,13 @@ def _whole_vectors(
     cached = store.get_embeddings(key, sorted(set(ids))) if store is not None else {}
     by_id = {i: torch.from_numpy(np.frombuffer(blob, dtype=np.float32).copy()) for i, blob in cached.items()}
     missing = list({it.image_id: it for it in items if it.image_id not in by_id}.values())
-    fresh = compute_view_features(
-        built, missing, [NOBODY] * len(missing), "whole", device, config.batch_size, reporter, config.loader_workers
-    )
-    for item, vector in zip(missing, fresh, strict=True):
-        by_id[item.image_id] = vector
+    if missing:
+        fresh = compute_view_features(
+            built, missing, [NOBODY] * len(missing), "whole", device, config.batch_size, reporter,
+            config.loader_workers,
+        )  # fmt: skip
+        for item, vector in zip(missing, fresh, strict=True):
+            by_id[item.image_id] = vector
     if store is not None and missing:
         store.put_embeddings(key, {it.image_id: by_id[it.image_id].numpy().tobytes() for it in missing})
     dim = built.model.backbone_dim

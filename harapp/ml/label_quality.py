@@ -3,7 +3,8 @@
 Every labelled image (and labelled person) gets class probabilities from a linear probe that never saw it
 (k-fold on cached features: seconds, no photo decoded once the cache is warm); cleanlab turns them into a
 label-quality score. Scoring a label with the model that learned it barely beats a random order; the
-out-of-fold step is what makes the ranking useful (bench/README.md, "Label noise").
+out-of-fold step is what makes the ranking useful, and a second round without the worst-looking labels
+makes it better still (bench/README.md, "Label noise").
 Unlabelled images (including those whose captions disagree) are queued by the margin between the probe's
 two likeliest classes: a label helps most where the model is least sure.
 """
@@ -25,7 +26,7 @@ from harapp.core.types import LabelledItem, LabelQuality, LabelSnapshot
 from harapp.ml.config import TrainConfig
 from harapp.ml.device import resolve_device
 from harapp.ml.embeddings import cached_features
-from harapp.ml.head import ProbeFit, fit_probe
+from harapp.ml.head import L2_GRID, ProbeFit, fit_probe
 from harapp.ml.kinds import KINDS, get_kind
 from harapp.ml.models import LinearHead, build_model, calibrated_probabilities
 from harapp.ml.people import VectorStore, resolve_people
@@ -35,6 +36,8 @@ from harapp.ml.views import describe_views
 ScoreMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
 SCORE_METHOD: ScoreMethod = "self_confidence"
 """cleanlab's ranking method; chosen on the label-noise benchmark (bench/label_noise_bench.py)."""
+PRUNE_FRACTION = 0.1
+"""Share of the labels that look worst, left out of the second round of scoring (see score_labelled)."""
 FOLD_SEEDS: tuple[int, ...] = (0, 1, 2)
 """Out-of-fold probabilities are averaged over these fold assignments: a label's score then depends less
 on which images happened to share its fold (measured on the label-noise benchmark)."""
@@ -152,20 +155,54 @@ def score_labelled(
     reporter: Reporter,
     method: ScoreMethod = SCORE_METHOD,
     fold_seeds: Sequence[int] = FOLD_SEEDS,
+    prune: float = PRUNE_FRACTION,
 ) -> tuple[ProbeFit, torch.Tensor, np.ndarray]:
-    """Fit `head` on the labelled vectors; their out-of-fold probabilities (averaged over fold assignments)
-    and cleanlab's label-quality score of each (low: the label is probably wrong)."""
+    """Each labelled vector's out-of-fold class probabilities and cleanlab's label-quality score of it (low:
+    the label is probably wrong); `head` ends fitted on the labels that look right, for the label-next queue.
+
+    Two rounds: the first scores every label; the second leaves out the `prune` share that looks worst, so
+    wrong labels no longer teach the models that judge the others, and scores everything again (the left-out
+    vectors by a probe fitted on all the kept ones). The loss is not class-balanced here: a wrong label into
+    a rare class should look as unlikely as it is.
+    """
+    start_head = copy.deepcopy(head)
+    first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, None)
+    if prune <= 0 or not first.folds:
+        reporter.start_phase("scoring")
+        return first, probs, _label_scores(targets.numpy(), probs.numpy(), method)
+    scores = _label_scores(targets.numpy(), probs.numpy(), method)
+    keep = torch.ones(len(targets), dtype=torch.bool)
+    keep[torch.from_numpy(np.argsort(scores, kind="stable")[: int(prune * len(targets))].copy())] = False
+    head.load_state_dict(start_head.state_dict())
+    second, kept_probs = _out_of_fold(head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,))
+    probs = probs.clone()
+    probs[keep] = kept_probs
+    with torch.no_grad():
+        probs[~keep] = calibrated_probabilities(head(features[~keep]), head.temperature)
+    reporter.start_phase("scoring")
+    return second, probs, _label_scores(targets.numpy(), probs.numpy(), method)
+
+
+def _out_of_fold(
+    head: LinearHead,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    reporter: Reporter,
+    fold_seeds: Sequence[int],
+    grid: tuple[float, ...] | None,
+) -> tuple[ProbeFit, torch.Tensor]:
+    """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors."""
     start_head = copy.deepcopy(head)
     seeds = tuple(fold_seeds) or (0,)
-    probe = fit_probe(head, features, targets, reporter, seed=seeds[0])
+    probe = fit_probe(head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0])
     oofs = [probe.oof_probabilities]
     for seed in seeds[1:] if probe.folds else ():
         # Other fold assignments at the strength the first one chose: the average is steadier, for a few fits.
-        again = fit_probe(copy.deepcopy(start_head), features, targets, reporter, grid=(probe.l2,), seed=seed)
+        again = fit_probe(
+            copy.deepcopy(start_head), features, targets, reporter, balanced=False, grid=(probe.l2,), seed=seed
+        )
         oofs.append(again.oof_probabilities)
-    oof = torch.stack(oofs).mean(0)
-    reporter.start_phase("scoring")
-    return probe, oof, _label_scores(targets.numpy(), oof.numpy(), method)
+    return probe, torch.stack(oofs).mean(0)
 
 
 def _label_scores(labels: np.ndarray, probabilities: np.ndarray, method: ScoreMethod) -> np.ndarray:

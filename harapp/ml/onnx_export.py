@@ -92,7 +92,7 @@ def export_onnx(checkpoint: Checkpoint | Path | str, out: Path) -> Path:
     return out
 
 
-def _export_bytes(wrapper: nn.Module, example: tuple[torch.Tensor, ...], names: list[str]) -> bytes:
+def _export_bytes(wrapper: nn.Module, example: tuple[torch.Tensor, ...], names: Sequence[str]) -> bytes:
     import io
 
     buffer = io.BytesIO()
@@ -100,8 +100,9 @@ def _export_bytes(wrapper: nn.Module, example: tuple[torch.Tensor, ...], names: 
         # The tracer warns about Python ints taken from tensor shapes (the number of views, the batch size
         # it splits by): they are fixed per model, and the batch axis is declared dynamic below.
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper, example, buffer, input_names=names, output_names=[OUTPUT], opset_version=OPSET,
+        torch.onnx.export(  # the legacy exporter writes to file objects too; its stub names paths only
+            wrapper, example, buffer,  # type: ignore[arg-type]
+            input_names=list(names), output_names=[OUTPUT], opset_version=OPSET,
             dynamic_axes={name: {0: "batch"} for name in [*names, OUTPUT]}, dynamo=False,
         )  # fmt: skip
     return buffer.getvalue()
