@@ -38,6 +38,10 @@ class ImportReport:
     per_class: dict[str, int] = field(default_factory=dict)
     source_id: int | None = None
     source_ids: tuple[int, ...] = ()
+    orphan_annotations: int = 0
+    """Annotations skipped because they name an image id missing from their file's 'images'."""
+    named: int = 0
+    """Images the annotation files name (in scope or not, on disk or not)."""
 
 
 @dataclass
@@ -51,6 +55,7 @@ class _Totals:
     missing_examples: list[str] = field(default_factory=list)
     per_class: dict[str, int] = field(default_factory=dict)
     source_ids: list[int] = field(default_factory=list)
+    named: int = 0
 
 
 def _annotation_files(root: Path) -> list[Path]:
@@ -82,7 +87,7 @@ def _groups(root: Path | None, images_dir: Path | None, files: list[CocoFile]) -
     if root is None:
         # Our own export records where its images are; otherwise images sit beside the JSON file.
         meta = files[0].data.get("harapp")
-        hint = meta.get("images_dir") if isinstance(meta, dict) else None
+        hint = meta.get("images_dir") if isinstance(meta, dict) else None  # validated: text or None
         folder = Path(hint) if hint else files[0].path.parent
         if not folder.is_dir():
             raise DatasetError(f"{files[0].path}: its images folder {folder} was not found; pass images_dir")
@@ -297,7 +302,8 @@ def _import_group(
     on_disk = _files_on_disk(images_dir)
 
     def present(name: str) -> bool:
-        return name in on_disk if "/" not in name else (images_dir / name).is_file()
+        # os.path.isfile, not Path.is_file: a name too long for the file system is absent, not an OSError.
+        return name in on_disk if "/" not in name else os.path.isfile(images_dir / name)
 
     def in_scope(image_id: int, texts: list[str]) -> bool:
         if all_images:
@@ -320,9 +326,9 @@ def _import_group(
                 totals.missing_examples.append(entry["file_name"])
         else:
             texts = [a["caption"] for a in captions.get(image_id, ())]
-            if not texts and isinstance(entry.get("captions"), list):
-                # Our own export carries the captions in the image entry.
-                texts = [c for c in entry["captions"] if isinstance(c, str)]
+            if not texts and entry.get("captions"):
+                # Our own export carries the captions in the image entry (validated: a list of texts).
+                texts = list(entry["captions"])
             if in_scope(image_id, texts):
                 writer.add(source_id, entry, texts, persons.get(image_id, []))
             else:
@@ -331,6 +337,7 @@ def _import_group(
             progress("importing", done, len(todo))
     writer.flush()
     totals.missing += missing
+    totals.named += len(images)
     details = project.sources()
     mine = next(s["details"] for s in details if s["id"] == source_id)
     project.update_source_details(source_id, {**mine, "missing": missing, "images": len(images)})
@@ -369,7 +376,7 @@ def import_coco(
         name
         for f in files
         if isinstance(f.data.get("harapp"), dict)
-        for name in f.data["harapp"].get("classes", [])
+        for name in f.data["harapp"].get("classes") or []
         if isinstance(name, str)
     ]
     # A harapp export lists exactly the images it labelled, persons or not.
@@ -395,4 +402,6 @@ def import_coco(
         per_class=dict(sorted(totals.per_class.items())),
         source_id=totals.source_ids[0] if totals.source_ids else None,
         source_ids=tuple(totals.source_ids),
+        orphan_annotations=sum(f.orphans for f in files),
+        named=totals.named,
     )
