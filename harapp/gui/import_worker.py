@@ -83,8 +83,8 @@ def summarise(
     report: ImportReport | FolderImportReport | None, project: Project, project_path: Path, created: bool
 ) -> ImportSummary:
     """The importer's report in the summary's terms; the demo has no report, so the project's counts stand in."""
-    stats = project.stats()
-    common = {"project_path": project_path, "created": created, "images": int(stats["images"])}
+    stats = project.stats(check_files=False)
+    common = {"project_path": project_path, "created": created, "images": stats.images}
     if isinstance(report, ImportReport):
         per_class = ", ".join(f"{name} {n}" for name, n in sorted(report.per_class.items())) or "none"
         return ImportSummary(
@@ -111,10 +111,10 @@ def summarise(
         )
     return ImportSummary(
         **common,
-        imported=int(stats["images"]),
-        labelled=int(stats["labelled"]),
-        uncertain=int(stats["uncertain"]),
-        missing=int(stats["missing_files"]),
+        imported=stats.images,
+        labelled=stats.labelled,
+        uncertain=stats.uncertain,
+        missing=stats.not_found_at_import,
     )
 
 
