@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,10 +75,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.project = None
     handler = getattr(args, "handler", _run_gui)
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is reported below rather than at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except HarappError as exc:
-        print(f"harapp: error: {exc}", file=sys.stderr)
-        return 1
+        return _error(str(exc))
     except KeyboardInterrupt:
         print("harapp: interrupted", file=sys.stderr)
         return 130
+    except sqlite3.DatabaseError as exc:
+        return _error(_database_error(args, exc))
+    except OSError as exc:
+        # The last line of defence: a file that cannot be read or written is the user's to fix, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}")
+
+
+def _error(message: str) -> int:
+    with contextlib.suppress(BrokenPipeError):
+        print(f"harapp: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`harapp stats P | head -1`): stop quietly, as `cat` would.
+
+    Python would otherwise report the broken pipe again when it flushes stdout at exit, so stdout is pointed
+    at /dev/null first (the recipe of Python's signal module documentation)."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
+
+
+def _database_error(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str:
+    from harapp.core import store_health
+
+    project = getattr(args, "project", None)
+    if store_health.is_damage(exc):
+        if project is not None:
+            store_health.forget(Path(project))
+            return str(store_health.damaged(Path(project), str(exc)))
+        return f"a project file is damaged ({exc}); `harapp repair PROJECT` copies what is readable"
+    return f"{project or 'the project'}: cannot read or write the project file ({exc})"

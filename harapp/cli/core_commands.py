@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harapp.cli.progress import stage_bars
-from harapp.core.errors import HarappError
+from harapp.core.errors import HarappError, MissingFilesError
 from harapp.core.store import Project
+from harapp.core.types import ProjectStats
+
+if TYPE_CHECKING:
+    from harapp.core.coco_import import ImportReport
+    from harapp.core.folder_import import FolderImportReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     label = subparsers.add_parser("label", help="set the label of an image (id, COCO id or file name)")
     label.add_argument("project", type=Path)
-    label.add_argument("image")
+    label.add_argument("image", help="#ID (the project's id), coco:ID, a file name or a path")
     label.add_argument("cls", metavar="CLASS", help="class name, or 'none' to clear the label")
     label.add_argument("--person", type=int, help="label this person (id from `harapp show`) instead")
     label.set_defaults(handler=cmd_label)
 
     show = subparsers.add_parser("show", help="an image's captions, votes, persons, label and history")
     show.add_argument("project", type=Path)
-    show.add_argument("image")
+    show.add_argument("image", help="#ID (the project's id), coco:ID, a file name or a path")
     show.set_defaults(handler=cmd_show)
 
     classes = subparsers.add_parser("classes", help="list, add, rename or merge classes; undo the last change")
@@ -71,6 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--format", "-f", choices=("csv", "coco", "folders"), required=True)
     export.add_argument("out", type=Path)
     export.add_argument("--copy", action="store_true", help="folders: copy images instead of linking")
+    export.add_argument(
+        "--skip-missing", action="store_true", help="leave out images whose photo is gone from disk (default: refuse)"
+    )
     export.set_defaults(handler=cmd_export)
 
     undo = subparsers.add_parser("undo", help="undo the last label change (or bulk change)")
@@ -78,28 +87,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     undo.set_defaults(handler=cmd_undo)
 
 
+def open_project(path: Path, readonly: bool = False) -> Project:
+    """Project.open, saying so on stderr when the project could only be opened read-only."""
+    project = Project.open(path, readonly=readonly)
+    if project.readonly_reason is not None:
+        print(f"harapp: note: {path} is open read-only: {project.readonly_reason}", file=sys.stderr)
+    return project
+
+
 def _open(path: Path) -> Project:
-    return Project.open(path)
+    return open_project(path)
 
 
-def _print_stats(stats: dict[str, Any], as_json: bool = False) -> None:
+def _print_stats(stats: ProjectStats, as_json: bool = False) -> None:
     if as_json:
-        print(json.dumps(stats, indent=2))
+        print(json.dumps(stats.to_dict(), indent=2))
         return
-    images = stats["images"]
-    share = 100.0 * stats["labelled"] / images if images else 0.0
+    images = stats.images
+    share = 100.0 * stats.labelled / images if images else 0.0
     print(f"images      {images}")
-    print(f"labelled    {stats['labelled']} ({share:.0f}%)")
-    print(f"uncertain   {stats['uncertain']} (caption votes but no agreed label)")
-    print(f"unlabelled  {stats['unlabelled']}")
-    print(f"persons     {stats['persons']} ({stats['person_labels']} labelled)")
-    if stats.get("missing_files"):
-        print(f"missing     {stats['missing_files']} image files named by the annotations are not on disk")
+    print(f"labelled    {stats.labelled} ({share:.0f}%)")
+    print(f"uncertain   {stats.uncertain} (caption votes but no agreed label)")
+    print(f"unlabelled  {stats.unlabelled}")
+    print(f"persons     {stats.persons} ({stats.person_labels} labelled)")
+    if stats.not_found_at_import:
+        found = stats.named_by_annotations - stats.not_found_at_import
+        print(f"imported    annotations name {stats.named_by_annotations:,} images; {found:,} found on disk")
+    if stats.missing:
+        print(f"missing     {stats.missing} of {images} photos are gone from disk since the import, e.g.")
+        for path in stats.missing_examples:
+            print(f"              {path}")
+        print("            (moved folder? the app's File > Locate folder... points the project at its new place)")
     print("per class:")
-    for name, count in stats["per_class"].items():
+    for name, count in stats.per_class.items():
         print(f"  {name:<20} {count:>6}")
     print("per source:")
-    for name, count in stats["per_source"].items():
+    for name, count in stats.per_source.items():
         print(f"  {name:<20} {count:>6}")
 
 
@@ -109,8 +132,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     project_path = Path(args.dir) / "demo.harapp"
     if project_path.exists():
         raise HarappError(f"{project_path} already exists; choose an empty folder")
-    with stage_bars() as bars:
-        create_demo_project(args.dir, n_images=args.images, seed=args.seed, progress=bars)
+    try:
+        with stage_bars() as bars:
+            create_demo_project(args.dir, n_images=args.images, seed=args.seed, progress=bars)
+    except OSError as exc:
+        where = exc.filename or args.dir
+        raise HarappError(f"{where}: cannot write the demo there ({exc.strerror or exc})") from exc
     print(f"demo dataset: {Path(args.dir) / 'dataset'}")
     print(f"project:      {project_path}")
     with Project.open(project_path) as project:
@@ -130,19 +157,36 @@ def print_demo_stats() -> int:
     return 0
 
 
-def _report_import(report: Any) -> None:
-    for key, value in vars(report).items():
-        if key in ("per_class", "source_id"):
-            continue
-        if isinstance(value, (list, tuple)):
-            if value:
-                print(f"{key}: {len(value)}")
-                for item in value[:10]:
-                    print(f"  {item}")
-                if len(value) > 10:
-                    print(f"  ... and {len(value) - 10} more")
-        else:
-            print(f"{key}: {value}")
+def _examples(items: tuple[str, ...], total: int) -> str:
+    shown = ", ".join(items[:3])
+    return f" (e.g. {shown}{', ...' if total > 3 else ''})" if shown else ""
+
+
+def _report_coco_import(report: ImportReport) -> None:
+    """The import's numbers in words (not its field names)."""
+    print(f"imported {report.images:,} images: {report.labelled:,} labelled from their captions, "
+          f"{report.uncertain:,} uncertain (captions disagree or are too few)")  # fmt: skip
+    if report.per_class:
+        print("  labels per class: " + ", ".join(f"{name} {n:,}" for name, n in report.per_class.items()))
+    print(f"  {report.persons:,} person boxes")
+    if report.missing:
+        found = report.named - report.missing
+        print(f"annotations name {report.named:,} images; {found:,} found on disk"
+              + _examples(report.missing_examples, report.missing).replace("(e.g.", "(not found: e.g.", 1))  # fmt: skip
+    if report.skipped_no_person:
+        print(f"left out {report.skipped_no_person:,} images without a person (--all-images imports them)")
+    if report.orphan_annotations:
+        print(f"skipped {report.orphan_annotations:,} annotations that name an image their file does not list")
+
+
+def _report_folder_import(report: FolderImportReport) -> None:
+    print(f"imported {report.images:,} images, {report.labelled:,} labelled by their folder's name")
+    if report.skipped:
+        print(f"skipped {len(report.skipped):,} files:")
+        for name, why in report.skipped[:10]:
+            print(f"  {name}: {why}")
+        if len(report.skipped) > 10:
+            print(f"  ... and {len(report.skipped) - 10:,} more")
 
 
 def cmd_import_coco(args: argparse.Namespace) -> int:
@@ -169,7 +213,7 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(args.project) + suffix).unlink(missing_ok=True)
         raise
-    _report_import(report)
+    _report_coco_import(report)
     print()
     _print_stats(project.stats())
     project.close()
@@ -181,19 +225,19 @@ def cmd_import_folder(args: argparse.Namespace) -> int:
 
     with Project.open_or_create(args.project) as project, stage_bars() as bars:
         report = import_folder(project, args.dir, layout=args.layout, progress=bars)
-    _report_import(report)
+    _report_folder_import(report)
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with Project.open(args.project, readonly=True) as project:
+    with open_project(args.project, readonly=True) as project:
         _print_stats(project.stats(), args.json)
     return 0
 
 
 def cmd_label(args: argparse.Namespace) -> int:
     with _open(args.project) as project:
-        image_id = project.find_image(args.image)
+        image_id = _resolve(project, args.image)
         name = None if args.cls.lower() == "none" else args.cls
         entry = project.set_label(image_id, name, "human", person_id=args.person)
         record = project.image(image_id)
@@ -205,10 +249,19 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve(project: Project, ref: str) -> int:
+    match = project.resolve_image(ref)
+    if match.note:
+        print(f"harapp: {match.note}", file=sys.stderr)
+    return match.image_id
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    with Project.open(args.project, readonly=True) as project:
-        record = project.image(project.find_image(args.image))
-        print(f"image {record.id}: {record.path} ({record.width}x{record.height}, COCO id {record.coco_id})")
+    with open_project(args.project, readonly=True) as project:
+        record = project.image(_resolve(project, args.image))
+        print(f"image #{record.id}: {record.path} ({record.width}x{record.height}, COCO id {record.coco_id})")
+        if not os.path.isfile(record.path):
+            print("file: MISSING on disk (deleted, or its folder moved: the app's File > Locate folder... fixes that)")
         label = record.label
         print(f"label: {label.class_name} ({label.source})" if label else "label: none")
         print(f"caption votes: {json.dumps(record.votes)}" + ("  [uncertain]" if record.uncertain else ""))
@@ -234,7 +287,7 @@ def cmd_classes(args: argparse.Namespace) -> int:
             project.merge_classes(args.names, args.into)
         elif args.op == "undo":
             print(project.undo_class_op())
-        counts = project.stats()["per_class"]
+        counts = project.stats(check_files=False).per_class
         for info in project.classes():
             print(
                 f"{info.position + 1}. {info.name:<20} {counts.get(info.name, 0):>6} labels"
@@ -246,14 +299,19 @@ def cmd_classes(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from harapp.core import export
 
-    with Project.open(args.project, readonly=True) as project:
-        if args.format == "csv":
-            export.export_csv(project, args.out)
-        elif args.format == "coco":
-            export.export_coco(project, args.out)
-        else:
-            export.export_folders(project, args.out, link=not args.copy)
-    print(f"exported {args.format} to {args.out}")
+    with open_project(args.project, readonly=True) as project:
+        try:
+            if args.format == "csv":
+                count = export.export_csv(project, args.out, skip_missing=args.skip_missing)
+            elif args.format == "coco":
+                count = export.export_coco(project, args.out, skip_missing=args.skip_missing)
+            else:
+                count = export.export_folders(project, args.out, link=not args.copy, skip_missing=args.skip_missing)
+        except MissingFilesError as exc:
+            raise MissingFilesError(f"{exc}\n(--skip-missing exports the others)", exc.missing) from exc
+        gone = project.stats(check_files=False).images - count if args.skip_missing and args.format != "folders" else 0
+    left_out = f"; {gone} images with missing photos left out" if gone else ""
+    print(f"exported {count} images as {args.format} to {args.out}{left_out}")
     return 0
 
 

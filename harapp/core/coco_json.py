@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from pycocotools.coco import COCO
 
@@ -106,7 +106,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     # SQLite stores ids as signed 64-bit integers; bool is an int to Python but never an id.
     return isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64
 
@@ -122,7 +122,7 @@ def _is_number(value: Any, low: float = -MAX_SIDE, high: float = MAX_SIDE) -> bo
     return math.isfinite(number) and low <= number <= high
 
 
-def _is_text(value: Any) -> bool:
+def _is_text(value: Any) -> TypeGuard[str]:
     """A str that SQLite can store: JSON escapes can spell lone surrogates, which UTF-8 cannot encode."""
     if not isinstance(value, str):
         return False
@@ -219,7 +219,10 @@ def _check_box(check: _Checker, where: str, box: Any) -> None:
         or not all(_is_number(v, 0, MAX_SIDE) for v in box[2:])
     ):
         check.fail(
-            where, "bbox", f"must be [x, y, width, height]: finite numbers, width and height from 0 to {MAX_SIDE:,}", box
+            where,
+            "bbox",
+            f"must be [x, y, width, height]: finite numbers, width and height from 0 to {MAX_SIDE:,}",
+            box,
         )
 
 

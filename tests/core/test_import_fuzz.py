@@ -33,10 +33,12 @@ from tests.core.cocofiles import PERSON_CATEGORY, Img, image_entry, person, writ
 EXAMPLES = int(os.environ.get("HARAPP_FUZZ_EXAMPLES", "1000"))
 COUNT_ONLY = bool(os.environ.get("HARAPP_FUZZ_COUNT"))
 
+# Keys the importer reads (and a few it does not), for the mutations that add a key to an object.
 FIELDS = (
-    "id image_id file_name width height caption captions bbox area keypoints category_id iscrowd activity label "
-    "source votes confidence harapp images_dir classes categories name images annotations"
-).split()
+    "id", "image_id", "file_name", "width", "height", "caption", "captions", "bbox", "area", "keypoints",
+    "category_id", "iscrowd", "activity", "label", "source", "votes", "confidence", "harapp", "images_dir",
+    "classes", "categories", "name", "images", "annotations",
+)  # fmt: skip
 
 NASTY = st.one_of(
     st.none(),
