@@ -60,7 +60,7 @@ class _Totals:
 
 def _annotation_files(root: Path) -> list[Path]:
     folder = root / "annotations"
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         raise DatasetError(f"{root}: not a COCO folder (no 'annotations' folder inside)")
     files = sorted(p for p in folder.glob("*.json") if p.name.startswith(_ANNOTATION_PREFIXES))
     if not files:
@@ -72,7 +72,7 @@ def _images_dir_for(root: Path, split: str | None) -> Path:
     candidates = [root / split] if split else []
     candidates += [root / "images", root / "val2017", root / "train2017"]
     for candidate in candidates:
-        if candidate.is_dir():
+        if os.path.isdir(candidate):
             return candidate
     looked = ", ".join(c.name for c in candidates)
     raise DatasetError(f"{root}: no images folder found (looked for {looked})")
@@ -81,7 +81,7 @@ def _images_dir_for(root: Path, split: str | None) -> Path:
 def _groups(root: Path | None, images_dir: Path | None, files: list[CocoFile]) -> list[tuple[Path, list[CocoFile]]]:
     """Pair annotation files with the images folder they describe (a COCO root may hold train and val)."""
     if images_dir is not None:
-        if not images_dir.is_dir():
+        if not os.path.isdir(images_dir):
             raise DatasetError(f"{images_dir}: images folder not found")
         return [(images_dir, files)]
     if root is None:
@@ -89,7 +89,8 @@ def _groups(root: Path | None, images_dir: Path | None, files: list[CocoFile]) -
         meta = files[0].data.get("harapp")
         hint = meta.get("images_dir") if isinstance(meta, dict) else None  # validated: text or None
         folder = Path(hint) if hint else files[0].path.parent
-        if not folder.is_dir():
+        # os.path.isdir, not Path.is_dir: a hint too long for the file system is "not found", not an OSError.
+        if not os.path.isdir(folder):
             raise DatasetError(f"{files[0].path}: its images folder {folder} was not found; pass images_dir")
         return [(folder, files)]
     by_split: dict[str | None, list[CocoFile]] = {}
@@ -361,7 +362,7 @@ def import_coco(
     images_dir = Path(images_dir) if images_dir is not None else None
     if root is None and images_dir is None and not annotation_files:
         raise DatasetError("nothing to import: give a COCO folder, or an images folder and annotation files")
-    if root is not None and not root.is_dir():
+    if root is not None and not os.path.isdir(root):
         raise DatasetError(f"{root}: COCO folder not found")
     paths = [Path(p) for p in annotation_files] or _annotation_files(root)  # type: ignore[arg-type]
     files: list[CocoFile] = []

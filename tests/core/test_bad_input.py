@@ -326,3 +326,12 @@ def test_project_file_that_is_not_a_harapp_project(tmp_path: Path, kind: str) ->
         Project.open(path)
     assert str(path) in str(info.value) and "not a harapp project" in str(info.value)
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("hint", ["x" * 5000, "/nonexistent/" + "y" * 300, "relative/nowhere"])
+def test_export_images_dir_hint_that_names_no_folder(project: Project, root: Path, hint: str) -> None:
+    """Found by the fuzz: a path too long for the file system raised OSError from Path.is_dir."""
+    _edit(_captions(root), lambda d: d.update(harapp={"images_dir": hint}))
+    with pytest.raises(DatasetError, match="images folder .* was not found") as info:
+        import_coco(project, annotation_files=[_captions(root)])
+    assert str(_captions(root)) in str(info.value)
