@@ -59,6 +59,11 @@ def _run_gui(args: argparse.Namespace) -> int:
 
             return print_demo_stats()
         return 2
+    from harapp.core.paths import cache_dir, config_dir, data_dir
+
+    # The window keeps its state beside settings.json and thumbnails in the cache: say at once when one of
+    # these folders cannot be used (HARAPP_CONFIG_DIR naming a file, say), not in a traceback from Qt code.
+    config_dir(), cache_dir(), data_dir()
     from harapp.gui.app import run_gui
 
     return run_gui(args.project, demo=args.demo)
