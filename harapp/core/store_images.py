@@ -54,6 +54,19 @@ class ImagesMixin(BulkMixin):
         # Plain strings (roots are stored resolved, rel_paths as POSIX relative paths): see missing_files.absent.
         return find_missing((image_id, os.path.join(root, rel)) for image_id, root, rel in rows)
 
+    def missing_by_source(self) -> dict[int, tuple[int, int]]:
+        """Source id -> (photos missing on disk, photos), for every import source of the project."""
+        rows = self._conn.execute(
+            "SELECT s.id, s.root, i.rel_path FROM sources s LEFT JOIN images i ON i.source_id = s.id ORDER BY s.id"
+        ).fetchall()
+        with_images = [(sid, os.path.join(root, rel)) for sid, root, rel in rows if rel is not None]
+        flags = absent([path for _, path in with_images])
+        counts: dict[int, tuple[int, int]] = {sid: (0, 0) for sid, _, _ in rows}
+        for (sid, _), gone in zip(with_images, flags, strict=True):
+            missing, total = counts[sid]
+            counts[sid] = (missing + gone, total + 1)
+        return counts
+
     def source_files_under(self, source_id: int, root: Path) -> tuple[int, int]:
         """How many of a source's photos exist under another folder: (found, total), before re-rooting it."""
         rels = [r[0] for r in self._conn.execute("SELECT rel_path FROM images WHERE source_id = ?", (source_id,))]
