@@ -82,6 +82,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     export.set_defaults(handler=cmd_export)
 
+    repair = subparsers.add_parser(
+        "repair", help="copy what is readable of a damaged project into a new project file (the damaged one is kept)"
+    )
+    repair.add_argument("project", type=Path)
+    repair.add_argument("--out", type=Path, default=None, help="the new file (default: NAME.repaired.harapp)")
+    repair.set_defaults(handler=cmd_repair)
+
     undo = subparsers.add_parser("undo", help="undo the last label change (or bulk change)")
     undo.add_argument("project", type=Path)
     undo.set_defaults(handler=cmd_undo)
@@ -323,4 +330,22 @@ def cmd_undo(args: argparse.Namespace) -> int:
         return 1
     for entry in undone:
         print(f"image {entry.image_id}: {entry.old_class or 'unlabelled'} -> {entry.new_class or 'unlabelled'}")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from harapp.core.repair import repair_project
+
+    with stage_bars() as bars:
+        report = repair_project(args.project, args.out, progress=bars)
+    print(f"repaired copy: {report.target}")
+    for table in report.tables:
+        lost = []
+        if table.unreadable:
+            lost.append(f"{table.unreadable:,} unreadable")
+        if table.rejected:
+            lost.append(f"{table.rejected:,} refused (they refer to lost rows or hold garbage)")
+        print(f"  {table.table:<12} {table.copied:>8,} rows copied" + (f"; {', '.join(lost)}" if lost else ""))
+    verdict = "nothing was lost" if not report.lost else "some rows were lost (see above)"
+    print(f"{verdict}. {report.source} is unchanged: open the copy, check it, then use it in its place.")
     return 0
