@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -78,8 +79,13 @@ class Project(ImagesMixin, ModelsMixin):
         """Open a project; read-only when asked, or when its file or folder is not writable (`readonly_reason`
         says why). A file harapp did not last leave healthy gets a quick_check first (see store_health)."""
         path = Path(path)
-        if not path.is_file():
-            raise ProjectError(f"{path}: no such project file")
+        try:
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise ProjectError(f"{path}: not a project file (a folder or a device)")
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ProjectError(f"{path}: no such project file") from exc
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot read the project file ({exc.strerror or exc})") from exc
         try:
             with path.open("rb") as handle:
                 head = handle.read(len(SQLITE_MAGIC))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harapp.core import paths
-from harapp.core.errors import HarappError
 from harapp.core.atomic import atomic_write_text
+from harapp.core.errors import HarappError
 
 
 def test_folders_follow_the_environment(isolated_user_dirs: Path) -> None:
