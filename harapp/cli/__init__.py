@@ -75,16 +75,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `harapp my.harapp` opens that project in the app.
         argv.insert(0, "gui")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args.project = None
-    handler = getattr(args, "handler", _run_gui)
+    args = argparse.Namespace()
     try:
+        args = parser.parse_args(argv)  # --help and --version print here
+        if args.command is None:
+            args.project = None
+        handler = getattr(args, "handler", _run_gui)
         code = int(handler(args) or 0)
         sys.stdout.flush()  # here, so a closed pipe is reported below rather than at interpreter exit
         return code
     except BrokenPipeError:
         return _stdout_closed()
+    except SystemExit:
+        # argparse's --help, --version and usage errors: flush before exit, while a closed pipe can be handled.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _stdout_closed()
+        raise
     except HarappError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
