@@ -137,6 +137,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"harapp: tidied up after earlier runs: {len(removed)} stale temporary files deleted, "
                   f"{len(adopted)} unregistered checkpoints registered", file=sys.stderr)  # fmt: skip
         snapshot, missing = without_missing(project.snapshot())
+        if missing.count and not snapshot.items:
+            raise HarappError(f"Nothing to train on: {missing.describe(3)}.")
         if missing.count:
             print(f"harapp: {missing.describe(3)}; training without them", file=sys.stderr)
         print(
