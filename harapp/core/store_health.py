@@ -20,7 +20,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-from harapp.core.atomic import atomic_write_text
 from harapp.core.errors import ProjectDamagedError
 
 SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 3, 8, 10, 11, 14, 26
@@ -110,6 +109,14 @@ def known_healthy(path: Path) -> bool:
     return fingerprint is not None and _load().get(str(Path(path).resolve())) == fingerprint
 
 
+def _save(records: dict[str, list[int]]) -> None:
+    # Written beside and renamed, but not fsynced: a record lost in a crash only costs one more quick_check.
+    target = _records_file()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(records), encoding="utf-8")
+    os.replace(tmp, target)
+
+
 def remember_healthy(path: Path) -> None:
     """Record the file's fingerprint after a clean close; best effort (a cache folder may be read-only)."""
     fingerprint = _fingerprint(path)
@@ -118,10 +125,11 @@ def remember_healthy(path: Path) -> None:
     try:
         records = _load()
         key = str(Path(path).resolve())
+        if records.get(key) == fingerprint:
+            return  # a read-only session: nothing changed
         records.pop(key, None)
         records[key] = fingerprint
-        kept = dict(list(records.items())[-MAX_REMEMBERED:])
-        atomic_write_text(_records_file(), json.dumps(kept))
+        _save(dict(list(records.items())[-MAX_REMEMBERED:]))
     except OSError:
         return
 
@@ -131,6 +139,6 @@ def forget(path: Path) -> None:
     try:
         records = _load()
         if records.pop(str(Path(path).resolve()), None) is not None:
-            atomic_write_text(_records_file(), json.dumps(records))
+            _save(records)
     except OSError:
         return
