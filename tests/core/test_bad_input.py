@@ -335,3 +335,18 @@ def test_export_images_dir_hint_that_names_no_folder(project: Project, root: Pat
     with pytest.raises(DatasetError, match="images folder .* was not found") as info:
         import_coco(project, annotation_files=[_captions(root)])
     assert str(_captions(root)) in str(info.value)
+
+
+def test_real_subset_made_by_filtering_images(project: Project, tmp_path: Path, coco_har: Path) -> None:
+    """The real captions file trimmed to the 598 photos on disk by filtering 'images' only, as pycocotools
+    users do: the other 4,402 images' captions stay behind, are skipped and counted, and the rest imports."""
+    doc = json.loads((coco_har / "annotations" / "captions_val2017.json").read_text(encoding="utf-8"))
+    on_disk = {p.name for p in (coco_har / "val2017").iterdir()}
+    doc["images"] = [im for im in doc["images"] if im["file_name"] in on_disk]
+    kept_ids = {im["id"] for im in doc["images"]}
+    orphans = sum(1 for a in doc["annotations"] if a["image_id"] not in kept_ids)
+    subset = write_json(tmp_path / "captions_subset.json", doc)
+    persons = coco_har / "annotations" / "instances_val2017_persons.json"
+    report = import_coco(project, images_dir=coco_har / "val2017", annotation_files=[subset, persons])
+    assert orphans > 20_000 and report.orphan_annotations == orphans
+    assert report.images == 598 and report.missing == 0 and report.labelled > 400
