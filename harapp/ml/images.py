@@ -31,7 +31,6 @@ _ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 """EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose)."""
-_NO_REDUCE = ("P", "1", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 def _strips(height: int, width: int) -> range:
@@ -65,15 +64,11 @@ def _on_white(img: Image.Image) -> Image.Image:
     return out
 
 
-def _to_rgb(img: Image.Image, min_side: int | None = None) -> Image.Image:
+def _to_rgb(img: Image.Image) -> Image.Image:
+    # No box-average reduce here for min_side, though it would save memory and time: an image read by path
+    # would then differ from the same image handed over in memory, and predictions with it (issue 10).
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         img = _deep_to_l(img)
-    if min_side and img.mode not in _NO_REDUCE:
-        # Box-average the image down by a whole factor that keeps its short side >= min_side: every later
-        # step then handles a fraction of the pixels (the JPEG decoder's draft does this while decoding).
-        factor = min(img.size) // min_side
-        if factor >= 2:
-            img = img.reduce(factor)
     if _has_alpha(img):
         return _on_white(img)
     return img if img.mode == "RGB" else img.convert("RGB")
@@ -94,8 +89,8 @@ def load_image(path: Path | str, max_pixels: int = MAX_PIXELS, min_side: int | N
     """Open an image file as RGB, upright per EXIF, first frame only; ImageFileError otherwise.
 
     min_side: the caller will shrink the image so its short side is about this many pixels; a JPEG is then
-    decoded at a reduced scale (1/2, 1/4, 1/8) and any other image reduced by a whole factor that still
-    keeps at least that many, several times faster and in a fraction of the memory.
+    decoded at a reduced scale (1/2, 1/4, 1/8) and a JPEG 2000 with fewer resolution levels, keeping at least
+    that many, several times faster and in a fraction of the memory (other decoders cannot skip pixels).
     Memory: any image accepted costs at most about 1 GB at its peak (see FORMAT_MAX_PIXELS, STRIP_PIXELS).
     """
     path = Path(path)
@@ -113,7 +108,7 @@ def load_image(path: Path | str, max_pixels: int = MAX_PIXELS, min_side: int | N
                 img.reduce = min(levels, 5)  # type: ignore[assignment,method-assign]
             img.load()
             method = _ORIENTATION.get(img.getexif().get(0x0112, 1))
-            out = _to_rgb(img, min_side)
+            out = _to_rgb(img)
             if out is img:
                 # No conversion was needed, but the result must outlive the file (close() drops the pixels
                 # of a multi-frame file's image): detach it when Pillow still holds the file open.

@@ -87,3 +87,33 @@ def test_the_app_starts_with_settings_of_the_wrong_type(qtbot, recent: object) -
     window = _window(qtbot)
     assert window.stack.currentWidget() is window.welcome
     window.close()
+
+
+def test_opening_a_project_registers_what_killed_runs_left(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import time
+
+    from harapp.core.paths import models_dir_for
+    from harapp.ml.config import TrainConfig
+    from harapp.ml.trainer import train
+    from tests.ml.conftest import draw_shapes, project_from_items
+
+    root = tmp_path / "imgs"
+    path = tmp_path / "p.harapp"
+    project = project_from_items(path, draw_shapes(root, 24), root)
+    snapshot = project.snapshot()
+    project.close()
+    models = models_dir_for(path)
+    finished = models / "cnn-scratch-scratch-killed-before-registering.pt"
+    config = TrainConfig(model_kind="cnn-scratch", mode="scratch", image_size=32, epochs=1, batch_size=8, device="cpu")
+    train(config, snapshot, finished)  # no project: as if the run died before it registered the model
+    stale = models / f".{finished.name}.x1y2z3.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    window = _window(qtbot, path)
+    assert window.project is not None
+    assert [m.path.name for m in window.project.models()] == [finished.name]
+    assert window.training_panel.models_table.model_ids() == [window.project.models()[0].id]
+    assert not stale.exists()
+    window.close()
