@@ -38,9 +38,10 @@ sys.exit(harapp.cli.main(sys.argv[1:]))
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture
-def run_as_other_user(tmp_path: Path) -> Run:
+@pytest.fixture(scope="module")
+def run_as_other_user(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """harapp's CLI as a user without write permission on root's files (ourselves when we are not root)."""
+    tmp_path = tmp_path_factory.mktemp("runner")
     script = tmp_path / "runner.py"
     script.write_text(RUNNER, encoding="utf-8")
     home = tmp_path / "home"
