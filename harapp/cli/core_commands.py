@@ -316,7 +316,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                 count = export.export_folders(project, args.out, link=not args.copy, skip_missing=args.skip_missing)
         except MissingFilesError as exc:
             raise MissingFilesError(f"{exc}\n(--skip-missing exports the others)", exc.missing) from exc
-        gone = project.stats(check_files=False).images - count if args.skip_missing and args.format != "folders" else 0
+        stats = project.stats(check_files=False)
+        wanted = stats.labelled if args.format == "folders" else stats.images  # a tree holds labelled images only
+        gone = wanted - count if args.skip_missing else 0
     left_out = f"; {gone} images with missing photos left out" if gone else ""
     print(f"exported {count} images as {args.format} to {args.out}{left_out}")
     return 0
