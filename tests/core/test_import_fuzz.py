@@ -147,14 +147,14 @@ class _Fuzz:
             self.captions: _captions_doc(images, self.root / "val2017"),
             self.instances: _instances_doc(images),
         }
+        for path, doc in self.bases.items():
+            write_json(path, doc)
         self.project = Project.create(folder / "fuzz.harapp")
         self.failures: Counter[str] = Counter()
         self.examples = 0
 
     def run(self, target: Path, raw: bytes, by_root: bool) -> None:
-        for path, doc in self.bases.items():
-            write_json(path, doc)
-        target.write_bytes(raw)
+        target.write_bytes(raw)  # the other file keeps its valid base content
         before = (self.project.label_revision(), self.project.count_images(), len(self.project.sources()))
         self.examples += 1
         try:

@@ -163,11 +163,11 @@ def test_predict_json_gives_each_image_its_own_latency(
     _, ckpt = trained
     small = tmp_path / "small.png"
     Image.new("RGB", (32, 32), (200, 10, 10)).save(small)
-    large = tmp_path / "large.png"
-    Image.effect_noise((3000, 2000), 60).convert("RGB").save(large)  # decoding alone takes a while
+    large = tmp_path / "large.bmp"
+    Image.effect_noise((2400, 1600), 60).convert("RGB").save(large)  # quick to write, reading 11 MB takes a while
     assert main(["predict", str(ckpt), str(small), str(large), "--json"]) == 0
     rows = {Path(r["source"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert rows["large.png"]["latency_ms"] > rows["small.png"]["latency_ms"]
+    assert rows["large.bmp"]["latency_ms"] > rows["small.png"]["latency_ms"]
 
 
 # -- leftovers of killed runs ----------------------------------------------------------------------------------
