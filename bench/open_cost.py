@@ -58,7 +58,7 @@ def main() -> None:
         }
     print(f"{path}: {images:,} images, {path.stat().st_size / 1e6:.0f} MB (best of {args.repeat}, warm cache)")
     for name, ms in figures.items():
-        print(f"  {name:<58} {ms:8.0f} ms")
+        print(f"  {name:<58} {ms:8.1f} ms")
 
 
 if __name__ == "__main__":
