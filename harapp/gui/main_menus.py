@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from harapp.core.paths import load_settings
+from harapp.gui import locate_folder
 
 if TYPE_CHECKING:
     from harapp.gui.main_window import MainWindow
@@ -46,6 +47,11 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     _action(file_menu, "Import &COCO…", lambda: window.import_dialog("coco"), tip="Import a COCO download")
     _action(file_menu, "Import &folder…", lambda: window.import_dialog("folder"), tip="Import a folder of images")
     _action(file_menu, "Create &demo project (offline)", window.create_demo, tip="Generated photos, no download")
+    _action(
+        file_menu, "&Locate folder…", lambda: locate_folder.open_dialog(window),
+        tip="Point an import whose photos were moved at the folder they are in now",
+    )  # fmt: skip
+    locate_folder.attach(window)
     file_menu.addSeparator()
     actions["close"] = _action(file_menu, "&Close project", window.close_project, QKeySequence.StandardKey.Close)
     _action(file_menu, "&Quit", window.close, "Ctrl+Q")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from harapp.core.errors import HarappError
+from harapp.core.missing_files import without_missing
 from harapp.core.types import LabelSnapshot
 from harapp.ml.checkpoint import save_checkpoint
 from harapp.ml.config import TrainConfig
@@ -235,6 +238,11 @@ def train(
     Cancellation never raises: the result says cancelled and points to the last checkpoint this run wrote.
     """
     config = config.validate()
+    # Photos deleted or moved since the import are left out (the CLI says how many before it starts), so a
+    # run does not stop at the first one it meets.
+    snapshot, missing = without_missing(snapshot)
+    if missing.count and not snapshot.items:
+        raise HarappError(f"Nothing to train on: {missing.describe(3)}.")
     _check_snapshot(snapshot, config)
     device = resolve_device(config.device)
     reporter = Reporter(progress, cancel)
@@ -242,6 +250,10 @@ def train(
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     written: list[Path] = []
     history: list[dict[str, Any]] = []
+    if missing.count:
+        history.append(
+            {"event": "missing-files", "count": missing.count, "examples": [str(p) for p in missing.paths[:5]]}
+        )
 
     def save(built: BuiltModel, metrics: Metrics | None, split_name: str, complete: bool, extra: dict) -> Path:
         path = save_checkpoint(
@@ -254,7 +266,9 @@ def train(
 
     def improved(built: BuiltModel, epoch: int, score: float) -> None:
         # A good mid-run checkpoint, so a cancel or crash later still leaves a usable model.
-        save(built, None, "val", False, {"epoch": epoch, "val_accuracy": score})
+        # The writer's pid and host let adopt_leftovers tell a run in progress from one that was killed.
+        writer = {"writer_pid": os.getpid(), "writer_host": socket.gethostname()}
+        save(built, None, "val", False, {"epoch": epoch, "val_accuracy": score, **writer})
 
     try:
         cv: list[dict[str, Any]] = []

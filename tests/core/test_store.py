@@ -76,7 +76,7 @@ def test_unknown_class_image_or_person_is_a_clear_error(tmp_path: Path) -> None:
         project.set_label(999, "walking")
     with pytest.raises(LabelError, match="no person"):
         project.set_label(ids[0], "walking", person_id=12345)
-    assert project.stats()["labelled"] == 0
+    assert project.stats().labelled == 0
 
 
 def test_person_labels_are_separate_from_the_image_label(tmp_path: Path) -> None:
@@ -128,9 +128,11 @@ def test_stats_counts_classes_sources_and_uncertain(tmp_path: Path) -> None:
     project.upsert_image(source, "c.jpg", 1, 1)
     project.set_label(b, "walking", "caption", votes={"walking": 3})
     stats = project.stats()
-    assert stats["images"] == 3 and stats["labelled"] == 1 and stats["uncertain"] == 1
-    assert stats["per_class"]["walking"] == 1 and stats["per_source"]["caption"] == 1
-    assert stats["missing_files"] == 3
+    assert stats.images == 3 and stats.labelled == 1 and stats.uncertain == 1
+    assert stats.per_class["walking"] == 1 and stats.per_source["caption"] == 1
+    assert stats.not_found_at_import == 3
+    assert stats.missing == 3  # a.jpg, b.jpg and c.jpg were never written to tmp_path
+    assert project.stats(check_files=False).missing is None
     assert project.image(a).uncertain and not project.image(b).uncertain
 
 

@@ -40,11 +40,11 @@ def test_coco_import_summary(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
     summary = dialog.summary
     with Project.open(target, readonly=True) as project:
         stats = project.stats()
-    assert summary.images == stats["images"] == 12
-    assert (summary.labelled, summary.uncertain) == (stats["labelled"], stats["uncertain"])
+    assert summary.images == stats.images == 12
+    assert (summary.labelled, summary.uncertain) == (stats.labelled, stats.uncertain)
     assert summary.missing == 0
     text = dialog.report_view.toPlainText()
-    assert "Imported 12 images" in text and f"Labelled from captions: {stats['labelled']}" in text
+    assert "Imported 12 images" in text and f"Labelled from captions: {stats.labelled}" in text
     assert "Missing files" in text
     assert dialog.progress.value() == dialog.progress.maximum()
 
