@@ -189,7 +189,7 @@ def test_import_summary_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "Imported 4 images into p.harapp: 3 labelled from their captions, 1 uncertain" in out
     assert "The annotations name 10 images; 5 of them are on disk (not found: e.g. 000000000106.jpg" in out
-    assert "left out 1 images without a person (--all-images imports them)" in out
+    assert "Left out 1 images without a person (--all-images imports them)" in out
     assert "imported    annotations name 10 images; 5 found on disk" in out  # the stats that follow
     for raw in ("source_ids", "missing_examples", "skipped_no_person", "orphan", ": ("):
         assert raw not in out
