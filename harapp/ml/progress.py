@@ -21,7 +21,7 @@ class TrainProgress:
     images_per_second: float
     eta_seconds: float | None
     fraction: float
-    phase: str  # "embedding" | "training" | "evaluating"
+    phase: str  # "embedding" | "warm-up" (a fine-tune's head fit before its epochs) | "training" | "evaluating"
 
 
 class Reporter:

@@ -145,7 +145,7 @@ def _probe_first(
     ty = torch.tensor([it.class_index for it in split.train])
     weight = class_weights(split.train, len(head.linear.bias)) if config.balanced_loss else None
     # No val vectors: val must stay unseen for early stopping in the fine-tuning that follows.
-    history = train_head(head, feats, ty, feats[:0], ty[:0], weight, reporter)
+    history = train_head(head, feats, ty, feats[:0], ty[:0], weight, reporter, phase="warm-up")
     built.model.head.to(device)
     return computed, [{**h, "stage": "linear-probe"} for h in history]
 
