@@ -55,20 +55,30 @@ class ImportSummary:
     missing_examples: tuple[str, ...] = ()
     details: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Every other number the importer reported, as (name, text) pairs, for the summary view."""
+    named: int | None = None
+    """Images the annotation files name (COCO), whether or not they are on disk."""
 
     def text(self) -> str:
-        lines = [
-            f"Imported {self.imported} images into {self.project_path.name} ({self.images} in the project).",
-            f"Labelled from captions: {self.labelled}",
-            f"Uncertain (captions disagree or too few): {self.uncertain}",
-            f"Missing files (named by the annotations, not on disk): {self.missing}",
+        lines = [f"Imported {self.imported:,} images into {self.project_path.name} ({self.images:,} in the project)."]
+        if self.named is not None and self.missing:
+            # A subset download is normal: say how much of the dataset is here, not that thousands are "missing".
+            on_disk = self.named - self.missing
+            lines.append(
+                f"The annotations name {self.named:,} images; {on_disk:,} of them are on disk "
+                "(the others are skipped; import again after downloading more)."
+            )
+        elif self.missing:
+            lines.append(f"Files the project names that are not on disk: {self.missing:,}")
+        lines += [
+            f"Labelled from captions: {self.labelled:,}",
+            f"Uncertain (captions disagree or too few): {self.uncertain:,}",
         ]
-        lines += [f"{name.capitalize()}: {value}" for name, value in self.details]
+        lines += [f"{name[:1].upper()}{name[1:]}: {value}" for name, value in self.details]
         if self.missing_examples:
-            lines.append("Missing files, for example:")
+            lines.append("Not on disk, for example:")
             lines += [f"  {m}" for m in self.missing_examples]
             if self.missing > len(self.missing_examples):
-                lines.append(f"  … and {self.missing - len(self.missing_examples)} more")
+                lines.append(f"  … and {self.missing - len(self.missing_examples):,} more")
         return "\n".join(lines)
 
 
@@ -94,6 +104,7 @@ def summarise(
             uncertain=report.uncertain,
             missing=report.missing,
             missing_examples=tuple(report.missing_examples[:5]),
+            named=report.images + report.missing + report.skipped_no_person,
             details=(
                 ("labels per class", per_class),
                 ("persons", str(report.persons)),

@@ -18,12 +18,10 @@ from PySide6.QtGui import (
     QDropEvent,
     QFontMetrics,
     QImage,
-    QKeySequence,
     QPainter,
     QPaintEvent,
     QPalette,
     QPixmap,
-    QShortcut,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -40,7 +38,9 @@ from PySide6.QtWidgets import (
 
 from harapp.core.store import Project
 from harapp.gui.chart import ErrorTextStyle, is_dark
+from harapp.gui.elided_label import ElidedLabel
 from harapp.gui.icons import icon
+from harapp.gui.models_table import model_caption
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.workers import JobHandle, start_worker
 
@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 MAX_INPUTS = 500
-NO_MODEL_TEXT = "Train a model first: no active model to predict with (see the Training panel)."
+ROW_MAX_WIDTH = 760
+"""Rows stop growing here: on a wide screen a bar across the whole window is harder to read, not easier."""
+NO_MODEL_TEXT = "Train a model first: no active model to predict with (see Train, Ctrl+2)."
 DROP_HINT = "Drop photos or folders here\npaste an image with Ctrl+V, or click Open…"
 
 
@@ -90,7 +92,7 @@ class ProbabilityBars(QWidget):
         return QSize(320, max(1, len(self._values)) * self._line_height())
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(200, max(1, len(self._values)) * self._line_height())
+        return QSize(160, max(1, len(self._values)) * self._line_height())
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         painter = QPainter(self)
@@ -131,10 +133,11 @@ class PredictionRow(QFrame):
         self.source = source
         self.error: str | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMaximumWidth(ROW_MAX_WIDTH)
         self.thumb = QLabel(self)
         self.thumb.setFixedSize(THUMB_SIZE, THUMB_SIZE)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name_label = QLabel(Path(source).name or source, self)
+        self.name_label = ElidedLabel(Path(source).name or source, self)
         self.name_label.setToolTip(source)
         self.result_label = QLabel("Predicting…", self)
         font = self.result_label.font()
@@ -196,8 +199,8 @@ class PredictionPanel(QWidget):
         self._next_index = 0  # never reused, so a job still running after Clear cannot fill a new row
         self.jobs: list[JobHandle] = []
         self.setAcceptDrops(True)
-        self.status_label = QLabel(self)
-        self.status_label.setWordWrap(True)
+        # One line, elided, with the whole text as its tooltip: a long model name must not wrap over three lines.
+        self.status_label = ElidedLabel("", self)
         self.open_button = QPushButton("&Open…", self)
         self.open_button.setToolTip("Choose photos to classify (you can also drop them here or paste with Ctrl+V)")
         self.open_button.setIcon(icon("open"))
@@ -221,14 +224,13 @@ class PredictionPanel(QWidget):
         self._rows_layout.addStretch(1)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
         self.scroll.setWidget(self._rows_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(header)
         layout.addWidget(self.scroll, 1)
-        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
-        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        paste.activated.connect(self.paste)
+        # Ctrl+V is the main window's Edit menu action (window-wide); a shortcut here too would make it ambiguous.
         self._update_status()
 
     # -- model -----------------------------------------------------------------------------------------
@@ -239,7 +241,7 @@ class PredictionPanel(QWidget):
         if active is None:
             self.set_checkpoint(None)
         else:
-            self.set_checkpoint(active.path, f"{active.name} (v{active.id})" if active.name else None)
+            self.set_checkpoint(active.path, model_caption(active))
 
     def refresh_model(self, _model_id: int | None = None) -> None:
         """Re-read the project's active model (connect to TrainingPanel.active_model_changed)."""
@@ -269,16 +271,17 @@ class PredictionPanel(QWidget):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
-        if self._take_mime(event.mimeData()):
+        if self.take_mime(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def paste(self) -> None:
-        if not self._take_mime(QApplication.clipboard().mimeData()):
+        if not self.take_mime(QApplication.clipboard().mimeData()):
             self._update_status("The clipboard holds no image or file.")
 
-    def _take_mime(self, mime: QMimeData) -> bool:
+    def take_mime(self, mime: QMimeData) -> bool:
+        """Predict the files or the image a drop or the clipboard carries; False when it holds neither."""
         if mime is None:
             return False
         local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []

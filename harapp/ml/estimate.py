@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -231,13 +232,27 @@ def save_speed(kind: str, image_size: int, device: str, speed: Speed) -> None:
         atomic_write_text(_speed_file(), json.dumps(data, indent=1, sort_keys=True))
 
 
-def measure_speed(kind: str, image_size: int, device: str = "auto", batch: int = PROBE_BATCH) -> Speed:
-    """Time the probe on this machine (seconds: a few batches) and cache the result. Imports torch."""
+def measure_speed(
+    kind: str,
+    image_size: int,
+    device: str = "auto",
+    batch: int = PROBE_BATCH,
+    cancel: threading.Event | None = None,
+) -> Speed:
+    """Time the probe on this machine (seconds: a few batches) and cache the result. Imports torch.
+
+    ``cancel`` is checked between the probe's stages (TrainingCancelled): a closing window waits a second, not
+    the whole probe."""
     import torch
     from PIL import Image
 
     from harapp.core.types import LabelledItem
-    from harapp.ml.config import TrainConfig
+    from harapp.ml.config import TrainConfig, TrainingCancelled
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled()
+
     from harapp.ml.data import SnapshotDataset, decode_side, eval_transform
     from harapp.ml.device import autocast, describe_device, loader_workers, resolve_device
     from harapp.ml.models import build_model
@@ -250,6 +265,7 @@ def measure_speed(kind: str, image_size: int, device: str = "auto", batch: int =
     built = build_model(config, ("a", "b"), init_head=False)
     build_seconds = time.perf_counter() - started
     model = built.model.to(target)
+    check()
 
     with tempfile.TemporaryDirectory(prefix="harapp-speed-") as folder:
         photo = Path(folder) / "probe.jpg"
@@ -263,17 +279,20 @@ def measure_speed(kind: str, image_size: int, device: str = "auto", batch: int =
             data[0]
         decode_seconds = (time.perf_counter() - started) / 3
 
+    check()
     side = built.preprocess.image_size
     x = torch.randn(batch, 3, side, side, device=target)
     y = torch.zeros(batch, dtype=torch.long, device=target)
 
     def timed(step: object, repeats: int = 2) -> float:
         step()  # type: ignore[operator]  # warm-up: allocations, kernel selection
+        check()
         if target.type == "cuda":
             torch.cuda.synchronize(target)
         begin = time.perf_counter()
         for _ in range(repeats):
             step()  # type: ignore[operator]
+            check()
         if target.type == "cuda":
             torch.cuda.synchronize(target)
         return (time.perf_counter() - begin) / repeats

@@ -241,3 +241,15 @@ def test_undo_last_passes_over_merges_and_changes_already_undone(tmp_path: Path)
     assert [(e.image_id, e.new_class) for e in project.undo_last()] == [(ids[0], None)]
     assert project.undo_last() == []
     assert "still" in project.class_names()  # the merge stays; `classes undo` is its undo
+
+
+def test_embedding_count_by_kind(tmp_path: Path) -> None:
+    with Project.create(tmp_path / "p.harapp") as project:
+        source = project.add_source("folder", tmp_path, {})
+        ids = [project.upsert_image(source, f"{i}.jpg", 4, 4) for i in range(3)]
+        assert project.embedding_count("resnet18:") == 0
+        project.put_embeddings("resnet18:aaa", {ids[0]: b"1", ids[1]: b"2"})
+        project.put_embeddings("resnet18:bbb", {ids[2]: b"3"})
+        project.put_embeddings("resnet50:ccc", {i: b"4" for i in ids})
+        assert project.embedding_count("resnet18:") == 2  # the fullest key of that kind
+        assert project.embedding_count("clip:") == 0

@@ -1,0 +1,77 @@
+"""The GUI side of time estimates: measure this machine's speed in a worker, once per kind, size and device.
+
+The measurement imports torch and runs a few batches (seconds), so it never runs on the GUI thread and never
+while a training run is using the cores; the figures are cached on disk by harapp.ml.estimate, so later starts
+and later form changes answer at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+from harapp.gui.workers import JobHandle, run_callable, start_worker
+from harapp.ml import estimate
+from harapp.ml.estimate import Speed
+
+log = logging.getLogger(__name__)
+
+
+class SpeedMeter(QObject):
+    speed_ready = Signal(str, int, object)
+    """kind, image size, Speed: a measurement arrived (or was in the cache)."""
+    measuring = Signal(str, int)
+    failed = Signal(str, int, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.device = "auto"
+        self.job: JobHandle | None = None
+        self._wanted: tuple[str, int] | None = None
+        self._failed: set[tuple[str, int]] = set()
+
+    def speed(self, kind: str, image_size: int) -> Speed | None:
+        """The cached figures, or None (then :meth:`request` measures them)."""
+        return estimate.load_speed(kind, image_size, self.device)
+
+    def request(self, kind: str, image_size: int) -> Speed | None:
+        """The figures now when cached; otherwise start (or queue) a measurement and return None."""
+        cached = self.speed(kind, image_size)
+        if cached is not None:
+            return cached
+        if (kind, image_size) in self._failed:
+            return None
+        self._wanted = (kind, image_size)
+        self._start_next()
+        return None
+
+    def busy(self) -> bool:
+        return self.job is not None and self.job.is_running()
+
+    def _start_next(self) -> None:
+        if self.busy() or self._wanted is None:
+            return
+        kind, size = self._wanted
+        self._wanted = None
+        device = self.device
+        self.measuring.emit(kind, size)
+
+        def measure(cancel: threading.Event) -> Speed:
+            return estimate.measure_speed(kind, size, device, cancel=cancel)
+
+        job = start_worker(run_callable(measure), name="harapp-speed", parent=self)
+        job.finished.connect(lambda speed: self.speed_ready.emit(kind, size, speed))
+        job.failed.connect(lambda message: self._on_failed(kind, size, message))
+        job.done.connect(self._start_next)  # the form may have changed while this one ran
+        self.job = job
+
+    def _on_failed(self, kind: str, size: int, message: str) -> None:
+        log.warning("could not measure the speed of %s at %s px: %s", kind, size, message)
+        self._failed.add((kind, size))
+        self.failed.emit(kind, size, message)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        self._wanted = None
+        return self.job.cancel_and_wait(timeout_ms) if self.busy() and self.job is not None else True
