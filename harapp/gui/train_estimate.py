@@ -30,6 +30,7 @@ class SpeedMeter(QObject):
         self.device = "auto"
         self.job: JobHandle | None = None
         self._wanted: tuple[str, int] | None = None
+        self._measuring: tuple[str, int] | None = None
         self._failed: set[tuple[str, int]] = set()
 
     def speed(self, kind: str, image_size: int) -> Speed | None:
@@ -41,7 +42,7 @@ class SpeedMeter(QObject):
         cached = self.speed(kind, image_size)
         if cached is not None:
             return cached
-        if (kind, image_size) in self._failed:
+        if (kind, image_size) in self._failed or (kind, image_size) == self._measuring:
             return None
         self._wanted = (kind, image_size)
         self._start_next()
@@ -51,10 +52,16 @@ class SpeedMeter(QObject):
         return self.job is not None and self.job.is_running()
 
     def _start_next(self) -> None:
-        if self.busy() or self._wanted is None:
+        if self.busy():
+            return
+        self._measuring = None
+        if self._wanted is None:
             return
         kind, size = self._wanted
         self._wanted = None
+        if self.speed(kind, size) is not None:  # measured meanwhile
+            return
+        self._measuring = (kind, size)
         device = self.device
         self.measuring.emit(kind, size)
 

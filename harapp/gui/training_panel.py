@@ -443,8 +443,8 @@ class TrainingPanel(QWidget):
             self.chart.set_accuracy(x, p.val_accuracy)
 
     def _show_status(self, status: RunStatus) -> None:
-        self.progress_bar.setValue(int(1000 * status.fraction))
         self.progress_bar.setFormat(f"{status.phase_label} · %p%")
+        self.progress_bar.setValue(int(1000 * status.fraction))
         left = f"about {format_duration(status.eta_seconds)} left" if status.eta_seconds else ""
         parts = [p for p in (status.detail, left) if p]
         self.status_label.setText(f"<b>{status.headline()}</b><br>{' · '.join(parts)}")

@@ -119,7 +119,7 @@ def _run_split(
         computed, history = _probe_first(built, config, split, device, reporter, store)
     history += fit(built, split, config, device, loss_fn, reporter, improved)
     reporter.start_phase("evaluating")
-    targets, preds = predict_items(built, split.test, config, device, reporter)
+    targets, preds = predict_items(built, split.test, config, device, reporter, report=True)
     metrics = compute_metrics(targets, preds, names, [it.image_id for it in split.test])
     return _RunOutput(built, metrics, history, computed)
 
