@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -102,6 +102,10 @@ class ClassEditor(QDialog):
         self.rename_button.clicked.connect(self._ask_rename)
         self.merge_button.clicked.connect(self._ask_merge)
         self.undo_button.clicked.connect(self.undo)
+        undo_key = QAction(self)  # Ctrl+Z while the dialog is in front: the window's shortcut cannot reach here
+        undo_key.setShortcut(QKeySequence.StandardKey.Undo)
+        undo_key.triggered.connect(self.undo)
+        self.addAction(undo_key)
         self.message = QLabel("", self)
         self.message.setWordWrap(True)
         buttons = QVBoxLayout()

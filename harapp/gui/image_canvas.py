@@ -33,20 +33,26 @@ SELECTED_BOX = QColor("#00E5FF")
 
 
 def place_tags(
-    boxes: Sequence[QRectF], texts: Sequence[tuple[str, str]], metrics: QFontMetrics, bounds: QRectF
+    boxes: Sequence[QRectF],
+    texts: Sequence[tuple[str, str]],
+    metrics: QFontMetrics,
+    bounds: QRectF,
+    keep_full: int = 1,
 ) -> list[tuple[QRectF, str]]:
     """A caption rectangle per box that overlaps no other caption, in the order given (put the most important
     first). ``texts`` holds (full, short) per box: '2 sitting' and '2'. The full caption is used where it fits
-    the box's width; each tries above the box, inside its top, below it, inside its bottom, then the same with
-    the short caption; with no free place left, the short caption goes inside the box's top-left corner."""
+    the box's width (the first ``keep_full`` boxes try it whatever their width); each tries above the box,
+    inside its top, below it, inside its bottom, then the same with the short caption; with no free place
+    left, the short caption goes inside the box's top-left corner."""
     height = metrics.height() + 2
     placed: list[tuple[QRectF, str]] = []
 
     def fits(rect: QRectF) -> bool:
         return bounds.contains(rect) and not any(rect.intersects(other) for other, _ in placed)
 
-    for box, (full, short) in zip(boxes, texts, strict=True):
-        choices = [short] if metrics.horizontalAdvance(full) + 8 > box.width() + 24 else [full, short]
+    for index, (box, (full, short)) in enumerate(zip(boxes, texts, strict=True)):
+        narrow = metrics.horizontalAdvance(full) + 8 > box.width() + 24
+        choices = [short] if narrow and index >= keep_full else [full, short]
         chosen: QRectF | None = None
         for text in choices:
             width = metrics.horizontalAdvance(text) + 8
@@ -198,7 +204,8 @@ class ImageCanvas(QWidget):
             label = self._labels.get(person.id)
             name = f" {label.class_name}" if label and label.class_name else ""
             texts.append((f"{number}{name}", str(number)))
-        rects = place_tags([self._box_rect(p) for _, p in order], texts, metrics, QRectF(self.rect()))
+        keep_full = 1 if self.selected_person is not None else 0
+        rects = place_tags([self._box_rect(p) for _, p in order], texts, metrics, QRectF(self.rect()), keep_full)
         return {person.id: rect for (_, person), rect in zip(order, rects, strict=True)}
 
     def tag_rects(self) -> dict[int, tuple[QRectF, str]]:
