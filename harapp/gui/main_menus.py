@@ -14,7 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from harapp.core.paths import load_settings
-from harapp.gui.modes import MODE_KEYS, MODE_TIPS, MODE_TITLES, Mode
+from harapp.gui.modes import MODE_ACTIONS, MODE_KEYS, MODE_TIPS, Mode
 
 if TYPE_CHECKING:
     from harapp.gui.main_window import MainWindow
@@ -82,13 +82,13 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["find"] = _action(edit_menu, "&Find in captions…", lambda: _find(window), QKeySequence.StandardKey.Find)
     edit_menu.addSeparator()
     actions["classes"] = _action(
-        edit_menu, "&Classes…", window.edit_classes, "Ctrl+Shift+C", "Add, rename or merge classes (with undo)"
+        edit_menu, "Edit &classes…", window.edit_classes, "Ctrl+Shift+C", "Add, rename or merge classes (with undo)"
     )
 
     view_menu = bar.addMenu("&View")
     for mode in Mode:
         actions[f"mode_{mode.name.lower()}"] = _action(
-            view_menu, MODE_TITLES[mode], lambda m=mode: window.set_mode(m), MODE_KEYS[mode], MODE_TIPS[mode]
+            view_menu, MODE_ACTIONS[mode], lambda m=mode: window.set_mode(m), MODE_KEYS[mode], MODE_TIPS[mode]
         )
     view_menu.addSeparator()
     keypoints = _action(

@@ -25,6 +25,7 @@ class Mode(IntEnum):
 
 
 MODE_TITLES = {Mode.LABEL: "&Label", Mode.TRAIN: "&Train", Mode.PREDICT: "&Predict"}
+MODE_ACTIONS = {Mode.LABEL: "Go to &Label", Mode.TRAIN: "Go to &Train", Mode.PREDICT: "Go to &Predict"}
 MODE_KEYS = {Mode.LABEL: "Ctrl+1", Mode.TRAIN: "Ctrl+2", Mode.PREDICT: "Ctrl+3"}
 MODE_TIPS = {
     Mode.LABEL: "Browse the photos and correct their labels with the keyboard",

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -50,6 +51,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".
 MAX_INPUTS = 500
 ROW_MAX_WIDTH = 760
 """Rows stop growing here: on a wide screen a bar across the whole window is harder to read, not easier."""
+COLUMN_WIDTH = 600
+"""A wide page shows the rows in columns of at least this width (two at 1366 px, three at 1920 px)."""
 NO_MODEL_TEXT = "Train a model first: no active model to predict with (see Train, Ctrl+2)."
 DROP_HINT = "Drop photos or folders here\npaste an image with Ctrl+V, or click Open…"
 
@@ -221,11 +224,16 @@ class PredictionPanel(QWidget):
         hint_font.setPointSizeF(hint_font.pointSizeF() * 1.2)
         self.hint_label.setFont(hint_font)
         self._rows_layout.addWidget(self.hint_label, 1)
+        self._grid = QGridLayout()
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._rows_layout.addLayout(self._grid)
         self._rows_layout.addStretch(1)
+        self._columns = 1
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
         self.scroll.setWidget(self._rows_box)
+        self.scroll.viewport().installEventFilter(self)  # re-flow the columns when the page's width changes
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(header)
@@ -323,8 +331,9 @@ class PredictionPanel(QWidget):
         self._next_index += len(inputs)
         for offset, item in enumerate(inputs):
             row = PredictionRow(item.name if isinstance(item, ImageInput) else str(item), self._rows_box)
-            self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
             self.rows.append(row)
+            count = len(self.rows) - 1
+            self._grid.addWidget(row, count // self._columns, count % self._columns)
             self._row_at[first + offset] = row
         self.hint_label.hide()
         worker = PredictWorker(self.checkpoint, inputs, device=self.device, first_index=first)
@@ -349,6 +358,20 @@ class PredictionPanel(QWidget):
             if row is not None and row.error is None and row.bars.isHidden():
                 row.show_error(message)
         self._update_status(message)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
+            columns = max(1, self.scroll.viewport().width() // COLUMN_WIDTH)
+            if columns != self._columns:
+                self._columns = columns
+                for row in self.rows:
+                    self._grid.removeWidget(row)
+                for index, row in enumerate(self.rows):
+                    self._grid.addWidget(row, index // columns, index % columns)
+        return super().eventFilter(watched, event)
+
+    def columns(self) -> int:
+        return self._columns
 
     def clear(self) -> None:
         for job in list(self.jobs):

@@ -69,6 +69,7 @@ class ResultsView(QWidget):
         self.metrics_label.setText(text)
         self.confusion.set_metrics(None)
         self.per_class.setRowCount(0)
+        self.per_class.hide()  # an empty table says nothing the matrix's own hint does not
 
     def show_metrics(self, metrics: Metrics, true_classes: Mapping[int, int] | None = None, caption: str = "") -> None:
         """Show a model's test metrics; ``caption`` names the model (e.g. 'v3 · EfficientNet-Lite0 linear probe')."""
@@ -81,6 +82,7 @@ class ResultsView(QWidget):
         )
         rows = [name for name in metrics.class_names if name in metrics.per_class]
         self.per_class.setRowCount(len(rows))
+        self.per_class.show()
         for row, name in enumerate(rows):
             figures = metrics.per_class[name]
             support = int(figures.get("support", 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -28,6 +29,8 @@ class SpeedMeter(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.device = "auto"
+        self.photos: tuple[Path, ...] = ()
+        """A few of the project's photos: decoding is timed on them (their content sets the pace)."""
         self.job: JobHandle | None = None
         self._wanted: tuple[str, int] | None = None
         self._measuring: tuple[str, int] | None = None
@@ -62,11 +65,11 @@ class SpeedMeter(QObject):
         if self.speed(kind, size) is not None:  # measured meanwhile
             return
         self._measuring = (kind, size)
-        device = self.device
+        device, photos = self.device, self.photos
         self.measuring.emit(kind, size)
 
         def measure(cancel: threading.Event) -> Speed:
-            return estimate.measure_speed(kind, size, device, cancel=cancel)
+            return estimate.measure_speed(kind, size, device, cancel=cancel, photos=photos)
 
         job = start_worker(run_callable(measure), name="harapp-speed", parent=self)
         job.finished.connect(lambda speed: self.speed_ready.emit(kind, size, speed))

@@ -173,8 +173,8 @@ class TrainingPanel(QWidget):
         right = QSplitter(Qt.Orientation.Vertical, self)
         right.addWidget(self.chart)
         right.addWidget(self.tabs)
-        right.setStretchFactor(0, 2)
-        right.setStretchFactor(1, 3)
+        right.setStretchFactor(0, 1)  # the chart while training, the results after: both need height
+        right.setStretchFactor(1, 1)
         right.setChildrenCollapsible(False)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -299,8 +299,9 @@ class TrainingPanel(QWidget):
         assert self.project is not None
         revision = self.project.label_revision()
         if self._counts is None or self._counts[0] != revision:  # counting reads every label: once per revision
-            labelled = len(self.project.snapshot().items)
-            self._counts = (revision, RunSize(labelled, self.project.count_images()))
+            items = self.project.snapshot().items
+            self._counts = (revision, RunSize(len(items), self.project.count_images()))
+            self.speed_meter.photos = tuple(item.path for item in items[:: max(1, len(items) // 3)][:3])
         base = self._counts[1]
         cached = self.project.embedding_count(f"{config.model_kind}:")
         return RunSize(
@@ -370,8 +371,11 @@ class TrainingPanel(QWidget):
         checkpoint = new_checkpoint_path(self.project.path, config.model_kind, config.mode)
         worker = TrainWorker(config, snapshot, checkpoint, project_path=self.project.path)
         measured = self.speed_meter.speed(config.model_kind, config.image_size) is not None
+        self.speed_meter.shutdown(0)  # a speed probe still running would compete with the run for the cores
         self.tracker = RunTracker(self._plan(config))
         self._planned_seconds = self.tracker.estimate.total_seconds if measured else None
+        if not measured:
+            self.estimate_label.setText("Started before this machine was measured: the time left follows the run.")
         self._prepare_chart(config)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("%p%")
@@ -474,11 +478,13 @@ class TrainingPanel(QWidget):
     def _end_run(self, text: str) -> None:
         tracker = self.tracker
         if tracker is not None and text.startswith("Training finished"):
-            self.progress_bar.setValue(1000)
             self.progress_bar.setFormat("done · %p%")
+            self.progress_bar.setValue(1000)
             planned = f" (estimated {format_duration(self._planned_seconds)})" if self._planned_seconds else ""
             text = f"{text} Took {format_duration(tracker.elapsed())}{planned}."
         self.status_label.setText(text)
+        # Where the time went, phase by phase, beside the estimate: one hover away.
+        self.status_label.setToolTip(tracker.breakdown() if tracker is not None else "")
         self.run_ended.emit(text.split(".")[0])
         self.tracker = None
 

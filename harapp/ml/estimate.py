@@ -16,13 +16,15 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from harapp.core.atomic import atomic_write_text
 from harapp.core.paths import cache_dir
 
-PROBE_BATCH = 8
+PROBE_BATCH = 4
 SPEED_FILE = "speed.json"
 LINEAR_PROBE_FIT_SECONDS = 1.0
 """L-BFGS on a few hundred cached vectors converges in well under a second (bench/README.md)."""
@@ -238,13 +240,14 @@ def measure_speed(
     device: str = "auto",
     batch: int = PROBE_BATCH,
     cancel: threading.Event | None = None,
+    photos: Sequence[Path] = (),
 ) -> Speed:
     """Time the probe on this machine (seconds: a few batches) and cache the result. Imports torch.
 
-    ``cancel`` is checked between the probe's stages (TrainingCancelled): a closing window waits a second, not
-    the whole probe."""
+    ``photos``: a few of the project's own photos to time decoding on (a generated one otherwise: how long a JPEG
+    takes to decode depends on its content). ``cancel`` is checked between the probe's stages
+    (TrainingCancelled): a closing window waits a second, not the whole probe."""
     import torch
-    from PIL import Image
 
     from harapp.core.types import LabelledItem
     from harapp.ml.config import TrainConfig, TrainingCancelled
@@ -268,23 +271,24 @@ def measure_speed(
     check()
 
     with tempfile.TemporaryDirectory(prefix="harapp-speed-") as folder:
-        photo = Path(folder) / "probe.jpg"
-        noise = Image.effect_noise((640, 480), 64).convert("RGB")
-        noise.save(photo, quality=90)
-        item = LabelledItem(1, photo, 0, (), 640, 480)
-        data = SnapshotDataset([item], eval_transform(built.preprocess), False, decode_side(built.preprocess, False))
+        sample = [Path(p) for p in photos if Path(p).is_file()][:3]
+        if not sample:
+            sample = [Path(folder) / "probe.jpg"]
+            _photo_like().save(sample[0], quality=90)
+        items = [LabelledItem(i, path, 0, (), 640, 480) for i, path in enumerate(sample)]
+        data = SnapshotDataset(items, eval_transform(built.preprocess), False, decode_side(built.preprocess, False))
         data[0]  # the first decode pays for lazy imports
         started = time.perf_counter()
-        for _ in range(3):
-            data[0]
-        decode_seconds = (time.perf_counter() - started) / 3
+        for index in range(len(items)):
+            data[index]
+        decode_seconds = (time.perf_counter() - started) / len(items)
 
     check()
     side = built.preprocess.image_size
     x = torch.randn(batch, 3, side, side, device=target)
     y = torch.zeros(batch, dtype=torch.long, device=target)
 
-    def timed(step: object, repeats: int = 2) -> float:
+    def timed(step: object, repeats: int = 1) -> float:
         step()  # type: ignore[operator]  # warm-up: allocations, kernel selection
         check()
         if target.type == "cuda":
@@ -303,7 +307,7 @@ def measure_speed(
         with torch.no_grad(), autocast(target):
             model.features(x)
 
-    forward_seconds = timed(forward)
+    forward_seconds = timed(forward, repeats=2)
     model.train()
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
@@ -326,3 +330,17 @@ def measure_speed(
     )
     save_speed(kind, image_size, device, speed)
     return speed
+
+
+def _photo_like() -> Any:
+    """A 640x480 picture with a photo's mix of smooth areas and detail (pure noise decodes many times slower than
+    a real photo, a flat image many times faster)."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    image = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for i in range(40):
+        x, y = (i * 97) % 600, (i * 53) % 440
+        draw.rectangle((x, y, x + 40 + i % 30, y + 30 + i % 20), fill=((i * 40) % 255, (i * 70) % 255, (i * 90) % 255))
+    noise = Image.effect_noise((640, 480), 24).convert("RGB")
+    return Image.blend(image, noise, 0.15).filter(ImageFilter.SMOOTH)

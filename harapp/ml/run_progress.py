@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harapp.ml.estimate import PHASE_LABELS, RunEstimate
+from harapp.ml.estimate import PHASE_LABELS, RunEstimate, format_duration
 from harapp.ml.mode_fields import fit_axis
 from harapp.ml.progress import TrainProgress
 
@@ -60,6 +60,8 @@ class RunTracker:
         self._planned_done = 0.0
         """Estimated seconds of the work done so far: the ETA compares it with the real time taken."""
         self._phase_index = 0
+        self._entered: dict[str, float] = {keys[0]: self.started} if keys else {}
+        """When each phase was first reported: the real time per phase, to compare with the estimate."""
 
     # -- feeding ----------------------------------------------------------------------------------------------
 
@@ -87,6 +89,7 @@ class RunTracker:
     def _update(self, key: str, phase_fraction: float, detail: str) -> RunStatus:
         if key in self._keys:
             index = self._keys.index(key)
+            self._entered.setdefault(key, self.clock())
             # A phase seen again (cross-validation folds run the phases once per fold) keeps the bar where it is.
             self._phase_index = max(self._phase_index, index)
             if index == self._phase_index:
@@ -103,6 +106,22 @@ class RunTracker:
             eta_seconds=self.eta_seconds(),
             detail=detail,
         )
+
+    def actual_seconds(self) -> dict[str, float]:
+        """Real seconds per phase so far (a phase lasts until the next one is first reported)."""
+        seen = sorted(self._entered.items(), key=lambda item: item[1])
+        ends = [at for _, at in seen[1:]] + [self.clock()]
+        return {key: end - at for (key, at), end in zip(seen, ends, strict=True)}
+
+    def breakdown(self) -> str:
+        """Each phase's real time beside its estimate, e.g. 'features: 1 min 30 s (estimated 40 s)'."""
+        actual = self.actual_seconds()
+        lines = []
+        for phase in self.estimate.phases:
+            if phase.key in actual:
+                took = format_duration(actual[phase.key])
+                lines.append(f"{phase.label}: {took} (estimated {format_duration(phase.seconds)})")
+        return "\n".join(lines)
 
     def eta_seconds(self) -> float | None:
         """Estimated seconds left: the plan's remaining share, scaled by the speed seen so far once it means

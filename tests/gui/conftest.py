@@ -37,7 +37,9 @@ def fake_speed_probe(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
     calls: list[tuple[str, int]] = []
 
-    def fake(kind: str, image_size: int, device: str = "auto", batch: int = 8, cancel=None) -> estimate.Speed:  # noqa: ANN001
+    def fake(
+        kind: str, image_size: int, device: str = "auto", batch: int = 4, cancel=None, photos=()
+    ) -> estimate.Speed:  # noqa: ANN001
         calls.append((kind, image_size))
         speed = estimate.Speed(**FAKE_SPEED)
         estimate.save_speed(kind, image_size, device, speed)

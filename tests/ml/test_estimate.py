@@ -94,6 +94,10 @@ def test_one_scale_across_a_fine_tune_never_goes_back() -> None:
     seen.append(tracker.finished())
     fractions = [s.fraction for s in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    took = tracker.actual_seconds()
+    assert list(took) == ["prepare", "features", "warm-up", "fit", "evaluation", "predictions"]
+    assert took["features"] == 10.0 and took["warm-up"] == 3.0 and took["fit"] == 27.0
+    assert "fit: 27 s (estimated" in tracker.breakdown()
     assert seen[-1].eta_seconds == 0
     assert all(s.eta_seconds is not None and s.eta_seconds >= 0 for s in seen)
 
