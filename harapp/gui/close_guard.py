@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 QUESTION = "Training is running — stop it and quit?"
@@ -22,7 +22,8 @@ DETAIL = (
 
 
 class StoppablePanel(Protocol):
-    idle: Signal
+    @property
+    def idle(self) -> SignalInstance: ...
 
     def is_busy(self) -> bool: ...
     def stop_for_quit(self) -> None: ...

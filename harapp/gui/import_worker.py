@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harapp.core.coco_import import ImportReport, import_coco
 from harapp.core.folder_import import FolderImportReport, import_folder
@@ -94,7 +95,7 @@ def summarise(
 ) -> ImportSummary:
     """The importer's report in the summary's terms; the demo has no report, so the project's counts stand in."""
     stats = project.stats()
-    common = {"project_path": project_path, "created": created, "images": int(stats["images"])}
+    common: dict[str, Any] = {"project_path": project_path, "created": created, "images": int(stats["images"])}
     if isinstance(report, ImportReport):
         per_class = ", ".join(f"{name} {n}" for name, n in sorted(report.per_class.items())) or "none"
         return ImportSummary(

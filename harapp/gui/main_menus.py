@@ -6,6 +6,7 @@ Every action is also added to the window itself, so its shortcut works in every 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,7 +59,7 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     edit_menu = bar.addMenu("&Edit")
     stack = workspace.labeling.undo_stack
     undo = stack.createUndoAction(window, "&Undo")
-    undo.setShortcuts([QKeySequence.StandardKey.Undo])
+    undo.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Undo))
     redo = stack.createRedoAction(window, "&Redo")
     redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
     edit_menu.addAction(undo)
@@ -88,7 +89,7 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     view_menu = bar.addMenu("&View")
     for mode in Mode:
         actions[f"mode_{mode.name.lower()}"] = _action(
-            view_menu, MODE_ACTIONS[mode], lambda m=mode: window.set_mode(m), MODE_KEYS[mode], MODE_TIPS[mode]
+            view_menu, MODE_ACTIONS[mode], functools.partial(window.set_mode, mode), MODE_KEYS[mode], MODE_TIPS[mode]
         )
     view_menu.addSeparator()
     keypoints = _action(

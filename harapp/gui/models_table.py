@@ -61,8 +61,9 @@ class ModelsTable(QWidget):
         self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.table.setWordWrap(False)
         for col, name in enumerate(COLUMNS):
-            if name in COLUMN_TIPS:
-                self.table.horizontalHeaderItem(col).setToolTip(COLUMN_TIPS[name])
+            header_item = self.table.horizontalHeaderItem(col)
+            if name in COLUMN_TIPS and header_item is not None:
+                header_item.setToolTip(COLUMN_TIPS[name])
         self.table.doubleClicked.connect(lambda _index: self._use_selected())
         self.table.itemSelectionChanged.connect(self._update_button)
         self.use_button = QPushButton("Use selected model", self)

@@ -99,8 +99,9 @@ class ResultsView(QWidget):
 
     def precision_recall(self) -> dict[str, tuple[str, str]]:
         """{class: (precision text, recall text)} as shown (tests)."""
-        out = {}
-        for row in range(self.per_class.rowCount()):
-            name = self.per_class.item(row, 0).text()
-            out[name] = (self.per_class.item(row, 1).text(), self.per_class.item(row, 2).text())
-        return out
+
+        def text(row: int, col: int) -> str:
+            item = self.per_class.item(row, col)
+            return item.text() if item is not None else ""
+
+        return {text(row, 0): (text(row, 1), text(row, 2)) for row in range(self.per_class.rowCount())}
