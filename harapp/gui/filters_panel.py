@@ -51,6 +51,7 @@ class FiltersPanel(QWidget):
         self.search.setPlaceholderText("Search captions or file names…")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Every word must appear in a caption or the file name (Ctrl+F)")
+        self.search.setAcceptDrops(False)  # a photo dropped here goes to the window (to predict), not into the text
         self.sort_box = QComboBox()
         for key, text in SORT_CHOICES:
             self.sort_box.addItem(text, key)
@@ -151,17 +152,19 @@ class FiltersPanel(QWidget):
             self._search_timer.stop()
             self.proxy.update_filter(text=self.search.text().strip())
 
-    def show_image_set(self, image_ids: Sequence[int], description: str) -> None:
-        """Restrict the gallery to some images, e.g. a confusion-matrix cell."""
+    def show_image_set(self, image_ids: Sequence[int], description: str, short: str | None = None) -> None:
+        """Restrict the gallery to some images, e.g. a confusion-matrix cell; ``short`` is what fits the column
+        ('running → sitting (3)'), the description its tooltip."""
         self.proxy.update_filter(image_ids=frozenset(int(i) for i in image_ids))
-        self._show_cell(description)
+        self._show_cell(short or description, description)
 
     def clear_image_set(self) -> None:
         self.proxy.update_filter(image_ids=None)
         self._show_cell(None)
 
-    def _show_cell(self, description: str | None) -> None:
+    def _show_cell(self, description: str | None, tooltip: str | None = None) -> None:
         self.cell_note.setText(f"Cell: {description}" if description else "")
+        self.cell_note.setToolTip(f"Confusion-matrix cell: {tooltip or description}" if description else "")
         self.cell_note.setVisible(bool(description))
         self.cell_clear.setVisible(bool(description))
 

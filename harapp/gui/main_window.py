@@ -292,7 +292,8 @@ class MainWindow(QMainWindow):
 
     def show_confusion_cell(self, true_class: str, predicted_class: str, image_ids: list) -> None:
         text = f"labelled {true_class}, predicted {predicted_class}: {len(image_ids)} images"
-        self.workspace.show_image_set([int(i) for i in image_ids], text)
+        short = f"{true_class} → {predicted_class} ({len(image_ids)})"
+        self.workspace.show_image_set([int(i) for i in image_ids], text, short)
         self.modes.set_mode(Mode.LABEL)
         self.show_status(f"Confusion-matrix cell: {text}")
 

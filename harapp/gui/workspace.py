@@ -112,8 +112,8 @@ class Workspace(QWidget):
         self.gallery.select_row(row)
         return True
 
-    def show_image_set(self, image_ids: Sequence[int], description: str) -> None:
-        self.filters.show_image_set(image_ids, description)
+    def show_image_set(self, image_ids: Sequence[int], description: str, short: str | None = None) -> None:
+        self.filters.show_image_set(image_ids, description, short)
         self._select_first()
 
     def _select_first(self) -> None:

@@ -98,6 +98,7 @@ def test_a_confusion_filter_takes_one_line(qtbot, window: MainWindow, curation) 
     note = window.workspace.filters.cell_note
     qtbot.waitUntil(note.isVisible)
     assert _one_line(note)
+    assert note.text() == "Cell: standing → walking (3)"
     assert "labelled standing, predicted walking: 3 images" in note.toolTip()
     assert window.workspace.proxy.visible_image_ids() == list(curation.ids[:3])
 
@@ -176,3 +177,12 @@ def test_recent_projects_show_count_date_and_thumbnail(qtbot, curation: Curation
     assert text.startswith("curation  —  12 images · changed 20") and str(curation.path.parent) in text
     qtbot.waitUntil(lambda: not recent.item(0).icon().isNull(), timeout=10_000)
     win.close()
+
+
+def test_the_image_view_shows_the_models_opinion(qtbot, window: MainWindow, curation) -> None:  # noqa: ANN001
+    opinion = window.workspace.inspector.opinion
+    assert "walking 90%" in opinion.text() and "disagrees" not in opinion.text()
+    window.workspace.select_image(curation.ids[1])  # labelled running; the model says sitting
+    assert "sitting 60%" in opinion.text() and "disagrees with the label" in opinion.text()
+    window.workspace.select_image(curation.ids[2])
+    assert "no prediction" in opinion.text()
