@@ -305,7 +305,13 @@ class TrainingPanel(QWidget):
         base = self._counts[1]
         cached = self.project.embedding_count(f"{config.model_kind}:")
         return RunSize(
-            base.labelled, base.project_images, config.epochs, cached, config.val_fraction, config.test_fraction
+            base.labelled,
+            base.project_images,
+            config.epochs,
+            config.batch_size,
+            cached,
+            config.val_fraction,
+            config.test_fraction,
         )
 
     def update_estimate(self) -> None:

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from typing import Any
 from harapp.core.atomic import atomic_write_text
 from harapp.core.paths import cache_dir
 
-PROBE_BATCH = 4
+PROBE_BATCH = 8
+"""The larger of the probe's two batch sizes (the other is 2)."""
 SPEED_FILE = "speed.json"
 LINEAR_PROBE_FIT_SECONDS = 1.0
 """L-BFGS on a few hundred cached vectors converges in well under a second (bench/README.md)."""
@@ -54,14 +55,19 @@ class Speed:
     """The device in words, e.g. 'CPU' or 'CUDA: NVIDIA H200'."""
     decode_workers: int = 0
     """Processes the data loader decodes photos in on this device (0: in the training thread itself)."""
+    forward_overhead: float = 0.0
+    """Seconds per batch on top of the per-image cost (launching the layers, Python): it is what makes a small
+    model at batch 32 many times faster per image than at batch 2."""
+    train_overhead: float = 0.0
     measured_at: str = ""
 
     @property
     def on_gpu(self) -> bool:
         return not self.device.lower().startswith("cpu")
 
-    def seconds_per_image(self, training: bool = False) -> float:
-        compute = 1.0 / max(1e-6, self.train_ips if training else self.forward_ips)
+    def seconds_per_image(self, training: bool = False, batch: int = 32) -> float:
+        overhead = (self.train_overhead if training else self.forward_overhead) / max(1, batch)
+        compute = 1.0 / max(1e-6, self.train_ips if training else self.forward_ips) + overhead
         if self.decode_workers > 0:  # decoding overlaps with the device: the slower of the two sets the pace
             return max(compute, self.decode_seconds / self.decode_workers)
         return self.decode_seconds + compute  # one thread decodes, then computes
@@ -74,6 +80,7 @@ class RunSize:
     labelled: int
     project_images: int
     epochs: int = 1
+    batch_size: int = 32
     cached_features: int = 0
     """Labelled images whose features of this kind are already in the project's cache."""
     val_fraction: float = 0.15
@@ -168,8 +175,9 @@ def _split(size: RunSize) -> tuple[int, int, int]:
 def estimate_run(kind: str, mode: str, size: RunSize, speed: Speed, pretrained: bool = True) -> RunEstimate:
     """Seconds per phase for a run of this kind and mode on this many images, at the measured speed."""
     train, val, test = _split(size)
-    per_forward = speed.seconds_per_image()
-    per_train = speed.seconds_per_image(training=True)
+    per_forward = speed.seconds_per_image(batch=size.batch_size)
+    per_train = speed.seconds_per_image(training=True, batch=size.batch_size)
+    per_predict = speed.seconds_per_image(batch=16)  # the project's photos are predicted 16 at a time
     epochs = max(1, size.epochs)
     phases: list[Phase] = []
     for key in run_phases(kind, mode, pretrained):
@@ -191,7 +199,7 @@ def estimate_run(kind: str, mode: str, size: RunSize, speed: Speed, pretrained: 
         elif key == "evaluation":
             phases.append(Phase(key, test * per_forward, f"{test} photos"))
         elif key == "predictions":
-            phases.append(Phase(key, size.project_images * per_forward, f"{size.project_images} photos"))
+            phases.append(Phase(key, size.project_images * per_predict, f"{size.project_images} photos"))
     return RunEstimate(tuple(phases), speed.device, mode, upper_bound=mode in ("scratch", "fine-tune"))
 
 
@@ -285,47 +293,60 @@ def measure_speed(
 
     check()
     side = built.preprocess.image_size
-    x = torch.randn(batch, 3, side, side, device=target)
-    y = torch.zeros(batch, dtype=torch.long, device=target)
+    small, large = 2, max(4, batch)
+    inputs = {n: torch.randn(n, 3, side, side, device=target) for n in (small, large)}
+    targets = {n: torch.zeros(n, dtype=torch.long, device=target) for n in (small, large)}
 
-    def timed(step: object, repeats: int = 1) -> float:
-        step()  # type: ignore[operator]  # warm-up: allocations, kernel selection
-        check()
-        if target.type == "cuda":
-            torch.cuda.synchronize(target)
-        begin = time.perf_counter()
+    def fastest(step: Callable[[int], object], n: int, repeats: int = 2) -> float:
+        """The quickest of a few timed calls: other programs' load only ever makes a call slower."""
+        step(n)  # warm-up: allocations, kernel selection
+        best = math.inf
         for _ in range(repeats):
-            step()  # type: ignore[operator]
             check()
-        if target.type == "cuda":
-            torch.cuda.synchronize(target)
-        return (time.perf_counter() - begin) / repeats
+            if target.type == "cuda":
+                torch.cuda.synchronize(target)
+            begin = time.perf_counter()
+            step(n)
+            if target.type == "cuda":
+                torch.cuda.synchronize(target)
+            best = min(best, time.perf_counter() - begin)
+        return best
+
+    def rates(step: Callable[[int], object]) -> tuple[float, float]:
+        """(images/s of the marginal image, seconds of fixed cost per batch), from two batch sizes: a small
+        model's step is mostly fixed cost, so one batch size alone would misjudge every other one."""
+        t_small, t_large = fastest(step, small), fastest(step, large)
+        per_image = max((t_large - t_small) / (large - small), 0.25 * t_large / large)
+        overhead = max(0.0, t_large - large * per_image)
+        return 1.0 / max(1e-9, per_image), overhead
 
     model.eval()
 
-    def forward() -> None:
+    def forward(n: int) -> None:
         with torch.no_grad(), autocast(target):
-            model.features(x)
+            model.features(inputs[n])
 
-    forward_seconds = timed(forward, repeats=2)
+    forward_ips, forward_overhead = rates(forward)
     model.train()
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def train_step() -> None:
+    def train_step(n: int) -> None:
         with autocast(target):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            loss = torch.nn.functional.cross_entropy(model(inputs[n]).float(), targets[n])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
 
-    train_seconds = timed(train_step)
+    train_ips, train_overhead = rates(train_step)
     speed = Speed(
-        forward_ips=batch / max(1e-6, forward_seconds),
-        train_ips=batch / max(1e-6, train_seconds),
+        forward_ips=forward_ips,
+        train_ips=train_ips,
         decode_seconds=decode_seconds,
         build_seconds=build_seconds,
         device=describe_device(device),
         decode_workers=loader_workers(target),
+        forward_overhead=forward_overhead,
+        train_overhead=train_overhead,
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     save_speed(kind, image_size, device, speed)

@@ -57,6 +57,16 @@ def test_a_linear_probe_with_cached_features_takes_seconds() -> None:
     assert "on this GPU" in estimate_run("resnet50", "fine-tune", RunSize(460, 598, epochs=5), gpu).summary()
 
 
+def test_a_batchs_fixed_cost_is_shared_by_its_images() -> None:
+    small_model = Speed(forward_ips=400.0, train_ips=200.0, decode_seconds=0.0, build_seconds=0, device="CPU",
+                        forward_overhead=0.05, train_overhead=0.2)  # fmt: skip
+    assert small_model.seconds_per_image(training=True, batch=2) == pytest.approx(0.005 + 0.1)
+    assert small_model.seconds_per_image(training=True, batch=32) == pytest.approx(0.005 + 0.00625)
+    at_32 = estimate_run("cnn-scratch", "scratch", RunSize(100, 100, epochs=10, batch_size=32), small_model)
+    at_2 = estimate_run("cnn-scratch", "scratch", RunSize(100, 100, epochs=10, batch_size=2), small_model)
+    assert at_2.total_seconds > 4 * at_32.total_seconds
+
+
 def test_durations_read_like_an_estimate() -> None:
     assert [format_duration(s) for s in (0.2, 44.6, 150, 290, 3000, 4000)] == [
         "under 1 s", "45 s", "2 min 30 s", "5 min", "50 min", "1 h 07 min",
@@ -126,7 +136,8 @@ def test_chart_x_means_one_thing_per_mode() -> None:
 
 def test_measuring_this_machine_is_cached() -> None:
     assert load_speed("cnn-scratch", 32, "cpu") is None
-    speed = measure_speed("cnn-scratch", 32, "cpu", batch=2)
+    speed = measure_speed("cnn-scratch", 32, "cpu", batch=4)
     assert speed.forward_ips > 0 and speed.train_ips > 0 and speed.decode_seconds > 0 and speed.device == "CPU"
+    assert speed.forward_overhead >= 0 and speed.train_overhead >= 0
     assert load_speed("cnn-scratch", 32, "cpu") == speed
     assert load_speed("cnn-scratch", 64, "cpu") is None, "another size is another measurement"
