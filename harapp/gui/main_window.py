@@ -15,19 +15,18 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
     QStackedWidget,
     QWidget,
 )
 
 from harapp.core.errors import HarappError
-from harapp.core.paths import config_dir, demo_project_path, remember_project
+from harapp.core.paths import config_dir, remember_project
 from harapp.core.store import Project
 from harapp.gui.class_editor import ClassEditor
 from harapp.gui.close_guard import CloseGuard
+from harapp.gui.demo_job import create_demo
 from harapp.gui.drop_overlay import IMAGE_SUFFIXES, DropOverlay, drop_action_text, dropped_paths
 from harapp.gui.import_dialog import ImportDialog
-from harapp.gui.import_worker import ImportProgress, ImportRequest, ImportSummary, ImportWorker
 from harapp.gui.key_router import KeyRouter
 from harapp.gui.main_menus import build_menus, shortcut_rows
 from harapp.gui.modes import Mode, ModeTabs
@@ -35,7 +34,7 @@ from harapp.gui.prediction_panel import PredictionPanel
 from harapp.gui.shortcuts_overlay import ShortcutsOverlay
 from harapp.gui.training_panel import TrainingPanel
 from harapp.gui.welcome import WelcomeView
-from harapp.gui.workers import JobHandle, start_worker
+from harapp.gui.workers import JobHandle, Worker, start_worker
 from harapp.gui.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -245,41 +244,10 @@ class MainWindow(QMainWindow):
 
     def create_demo(self, n_images: int | None = None) -> JobHandle | None:
         """Open the offline demo project, generating it first (in the background) when it does not exist."""
-        path = demo_project_path()
-        if path.exists():
-            self.open_project(path)
-            return None
-        dialog = QProgressDialog("Creating the demo project…", "Cancel", 0, 0, self)
-        dialog.setWindowTitle("Demo project")
-        dialog.setMinimumDuration(0)
-        dialog.setAutoClose(False)
-        dialog.setAutoReset(False)
-        worker = ImportWorker(ImportRequest("demo", path, demo_images=n_images))
+        return create_demo(self, n_images)
 
-        def progressed(p: ImportProgress) -> None:
-            dialog.setLabelText(f"{p.stage.capitalize()}… {p.done} of {p.total}" if p.total else p.stage)
-            dialog.setRange(0, p.total)
-            dialog.setValue(p.done)
-
-        def finished(summary: ImportSummary) -> None:
-            dialog.close()
-            self.open_project(summary.project_path)
-
-        def failed(message: str) -> None:
-            dialog.close()
-            QMessageBox.warning(self, "Demo project", f"The demo project could not be created.\n\nCause: {message}")
-
-        handle = self._start(worker, "harapp-demo")
-        # Connected to the handle, which relays on the GUI thread: these closures touch widgets.
-        handle.progressed.connect(progressed)
-        handle.finished.connect(finished)
-        handle.failed.connect(failed)
-        handle.cancelled.connect(dialog.close)
-        dialog.canceled.connect(handle.cancel)
-        dialog.show()
-        return handle
-
-    def _start(self, worker: ImportWorker, name: str) -> JobHandle:
+    def start_job(self, worker: Worker, name: str) -> JobHandle:
+        """Run a window-level job (the demo); closing the window cancels and waits for it."""
         handle = start_worker(worker, name=name, parent=self)
         self._jobs.append(handle)
         handle.done.connect(lambda: self._jobs.remove(handle) if handle in self._jobs else None)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from harapp.core.store import Project
 from harapp.gui.workers import JobHandle, run_callable, start_worker
 from harapp.ml import estimate
-from harapp.ml.estimate import Speed
+from harapp.ml.config import TrainConfig
+from harapp.ml.estimate import RunEstimate, RunSize, Speed, estimate_run
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +87,71 @@ class SpeedMeter(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         self._wanted = None
         return self.job.cancel_and_wait(timeout_ms) if self.busy() and self.job is not None else True
+
+
+PLACEHOLDER_SPEED = Speed(forward_ips=10.0, train_ips=4.0, decode_seconds=0.01, build_seconds=3.0, device="CPU")
+"""Only weighs the phases of a run started before this machine's speed was measured; never shown as a time."""
+
+
+class RunEstimator(QObject):
+    """How long a run will take here: the project's counts, this machine's measured speed, harapp.ml.estimate."""
+
+    changed = Signal()
+    """A measurement arrived (or failed): estimate again."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.meter = SpeedMeter(self)
+        self.meter.speed_ready.connect(lambda *_: self.changed.emit())
+        self.meter.failed.connect(lambda *_: self.changed.emit())
+        self._project: Project | None = None
+        self._counts: tuple[int, RunSize] | None = None
+
+    def set_project(self, project: Project | None) -> None:
+        self._project = project
+        self._counts = None
+
+    def run_size(self, config: TrainConfig) -> RunSize:
+        """The work a run of this config has on the project (counted once per label revision)."""
+        project = self._project
+        assert project is not None
+        revision = project.label_revision()
+        if self._counts is None or self._counts[0] != revision:  # counting reads every label: once per revision
+            items = project.snapshot().items
+            self._counts = (revision, RunSize(len(items), project.count_images()))
+            self.meter.photos = tuple(item.path for item in items[:: max(1, len(items) // 3)][:3])
+        base = self._counts[1]
+        return RunSize(
+            base.labelled,
+            base.project_images,
+            config.epochs,
+            config.batch_size,
+            project.embedding_count(f"{config.model_kind}:"),
+            config.val_fraction,
+            config.test_fraction,
+        )
+
+    def estimate(self, config: TrainConfig, measure: bool = True) -> RunEstimate | None:
+        """The estimate, or None while this kind and size are not measured (``measure``: start measuring)."""
+        speed = self.meter.speed(config.model_kind, config.image_size)
+        if speed is None:
+            if measure:
+                self.meter.request(config.model_kind, config.image_size)
+            return None
+        return estimate_run(config.model_kind, config.mode, self.run_size(config), speed, config.pretrained)
+
+    def plan(self, config: TrainConfig) -> tuple[RunEstimate, bool]:
+        """The phases of a run about to start, and whether their seconds were measured here (else placeholder
+        figures only weigh the phases against each other: the time left then follows the run's real speed)."""
+        speed = self.meter.speed(config.model_kind, config.image_size)
+        plan = estimate_run(
+            config.model_kind, config.mode, self.run_size(config), speed or PLACEHOLDER_SPEED, config.pretrained
+        )
+        return plan, speed is not None
+
+    def pause(self) -> None:
+        """A run starts: a probe still measuring would compete with it for the cores."""
+        self.meter.shutdown(0)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        return self.meter.shutdown(timeout_ms)

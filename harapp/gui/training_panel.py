@@ -35,15 +35,15 @@ from harapp.core.store import Project
 from harapp.core.types import ModelRecord
 from harapp.gui.chart import ErrorTextStyle, TrainingChart
 from harapp.gui.icons import icon
+from harapp.gui.model_history import draw_history, metrics_of, prepare_chart, read_history
 from harapp.gui.models_table import ModelsTable, model_caption
 from harapp.gui.predict_jobs import ProjectPredictWorker
 from harapp.gui.results_view import ResultsView
-from harapp.gui.train_estimate import SpeedMeter
+from harapp.gui.train_estimate import RunEstimator
 from harapp.gui.train_form import KIND_LABELS, MODE_LABELS, TrainForm
 from harapp.gui.workers import JobHandle, TrainWorker, run_callable, start_worker
 from harapp.ml.config import TrainConfig
-from harapp.ml.estimate import RunEstimate, RunSize, Speed, estimate_run, format_duration
-from harapp.ml.metrics import Metrics
+from harapp.ml.estimate import RunEstimate, format_duration
 from harapp.ml.mode_fields import fit_axis
 from harapp.ml.progress import TrainProgress
 from harapp.ml.run_progress import RunStatus, RunTracker, chart_x
@@ -52,9 +52,6 @@ if TYPE_CHECKING:
     from harapp.ml.trainer import TrainResult
 
 log = logging.getLogger(__name__)
-
-PLACEHOLDER_SPEED = Speed(forward_ips=10.0, train_ips=4.0, decode_seconds=0.01, build_seconds=3.0, device="CPU")
-"""Only weights the phases of a run started before this machine's speed was measured; never shown as a time."""
 
 
 class TrainingPanel(QWidget):
@@ -89,12 +86,10 @@ class TrainingPanel(QWidget):
         host window's close cancels and waits here."""
         self._planned_seconds: float | None = None
         self._truth: dict[int, int] = {}
-        self._counts: tuple[int, RunSize] | None = None
         self._watched_window: QWidget | None = None
         self._generation = 0
-        self.speed_meter = SpeedMeter(self)
-        self.speed_meter.speed_ready.connect(lambda *_: self.update_estimate())
-        self.speed_meter.failed.connect(lambda *_: self.update_estimate())
+        self.estimator = RunEstimator(self)
+        self.estimator.changed.connect(self.update_estimate)
         self._build()
         self._update_buttons()
 
@@ -209,7 +204,7 @@ class TrainingPanel(QWidget):
         self.project = project
         self.last_config = None
         self.last_result = None
-        self._counts = None
+        self.estimator.set_project(project)
         self.tracker = None
         self.chart.clear()
         self.results.clear()
@@ -245,7 +240,7 @@ class TrainingPanel(QWidget):
                 self.last_config = TrainConfig.from_dict(active.config).validate()
             except Exception as exc:  # noqa: BLE001 - an old or odd config: Retrain then uses the form
                 log.info("cannot reuse the settings of %s: %s", caption, exc)
-        metrics = _metrics_of(active)
+        metrics = metrics_of(active)
         if metrics is not None:
             self.results.show_metrics(metrics, caption=caption)
         else:
@@ -254,66 +249,14 @@ class TrainingPanel(QWidget):
         self._load_history(active)
 
     def _load_history(self, model: ModelRecord) -> None:
-        """Read the training history from the checkpoint (a torch file: in a worker) and draw it."""
-        mode = model.mode
-        axis = fit_axis(mode)
-        if axis is None:
-            self.chart.clear(placeholder="Zero-shot trains nothing: there is no loss to chart.")
+        if not prepare_chart(self.chart, model):
             return
-        if not Path(model.path).is_file():
-            self.chart.clear(title=axis, placeholder=f"No chart: the checkpoint {Path(model.path).name} is missing.")
-            return
-        self.chart.clear(title=axis, placeholder="Reading the training history…")
-        path = Path(model.path)
-
-        def read(_cancel: object) -> list[dict]:
-            from harapp.ml.checkpoint import load_checkpoint
-
-            return list(load_checkpoint(path).extra.get("history") or [])
-
-        job = start_worker(run_callable(read), name="harapp-history", parent=self)
-        job.finished.connect(self._guarded(lambda history: self._draw_history(history, mode)))
+        job = read_history(Path(model.path), self)
+        job.finished.connect(self._guarded(lambda history: draw_history(self.chart, history, model.mode)))
         job.failed.connect(self._guarded(lambda msg: self.chart.set_placeholder(f"No chart: {msg}")))
         self.history_job = job
 
-    def _draw_history(self, history: list[dict], mode: str) -> None:
-        axis = fit_axis(mode) or "epoch"
-        epochs = [h for h in history if "epoch" in h and h.get("stage") != "linear-probe"]
-        if not epochs:
-            self.chart.set_placeholder("This model's checkpoint holds no training history.")
-            return
-        if axis == "solver step":
-            last = epochs[-1]
-            x = float(last.get("iterations") or 1)
-            self.chart.clear(x, axis)
-            self.chart.add_point(x, last.get("loss"), last.get("val_accuracy"))
-            return
-        self.chart.clear(max(float(h["epoch"]) for h in epochs), axis)
-        for h in epochs:
-            self.chart.add_point(float(h["epoch"]), h.get("loss"))
-            if h.get("val_accuracy") is not None:
-                self.chart.set_accuracy(float(h["epoch"]), float(h["val_accuracy"]))
-
     # -- the estimate ----------------------------------------------------------------------------------
-    def _run_size(self, config: TrainConfig) -> RunSize:
-        assert self.project is not None
-        revision = self.project.label_revision()
-        if self._counts is None or self._counts[0] != revision:  # counting reads every label: once per revision
-            items = self.project.snapshot().items
-            self._counts = (revision, RunSize(len(items), self.project.count_images()))
-            self.speed_meter.photos = tuple(item.path for item in items[:: max(1, len(items) // 3)][:3])
-        base = self._counts[1]
-        cached = self.project.embedding_count(f"{config.model_kind}:")
-        return RunSize(
-            base.labelled,
-            base.project_images,
-            config.epochs,
-            config.batch_size,
-            cached,
-            config.val_fraction,
-            config.test_fraction,
-        )
-
     def update_estimate(self) -> None:
         """Say how long the chosen run will take here, measuring this machine first when needed (only once the
         person looks at the form: measuring costs seconds of CPU)."""
@@ -324,18 +267,14 @@ class TrainingPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - the message shows when Start is pressed
             self.estimate_label.setText(f"No estimate: {exc}")
             return
-        speed = self.speed_meter.speed(config.model_kind, config.image_size)
-        if speed is None:
-            if self.isVisible():
-                self.speed_meter.request(config.model_kind, config.image_size)
+        self.estimate = self.estimator.estimate(config)
+        if self.estimate is None:
             label = KIND_LABELS.get(config.model_kind, config.model_kind)
             self.estimate_label.setText(f"Measuring how fast {label} runs on this machine (once, a few seconds)…")
             self.estimate_label.setToolTip("")
-            self.estimate = None
             return
-        size = self._run_size(config)
-        self.estimate = estimate_run(config.model_kind, config.mode, size, speed, config.pretrained)
-        self.estimate_label.setText(f"<b>{self.estimate.summary()}</b> ({size.labelled} labelled photos)")
+        labelled = self.estimator.run_size(config).labelled
+        self.estimate_label.setText(f"<b>{self.estimate.summary()}</b> ({labelled} labelled photos)")
         self.estimate_label.setToolTip(self.estimate.breakdown())
 
     # -- training --------------------------------------------------------------------------------------
@@ -376,10 +315,10 @@ class TrainingPanel(QWidget):
         self._truth = {item.image_id: item.class_index for item in snapshot.items}
         checkpoint = new_checkpoint_path(self.project.path, config.model_kind, config.mode)
         worker = TrainWorker(config, snapshot, checkpoint, project_path=self.project.path)
-        measured = self.speed_meter.speed(config.model_kind, config.image_size) is not None
-        self.speed_meter.shutdown(0)  # a speed probe still running would compete with the run for the cores
-        self.tracker = RunTracker(self._plan(config))
-        self._planned_seconds = self.tracker.estimate.total_seconds if measured else None
+        plan, measured = self.estimator.plan(config)
+        self.estimator.pause()
+        self.tracker = RunTracker(plan)
+        self._planned_seconds = plan.total_seconds if measured else None
         if not measured:
             self.estimate_label.setText("Started before this machine was measured: the time left follows the run.")
         self._prepare_chart(config)
@@ -398,13 +337,6 @@ class TrainingPanel(QWidget):
         self.train_job = job
         self._update_buttons()
         return True
-
-    def _plan(self, config: TrainConfig) -> RunEstimate:
-        """The run's phases with their estimated seconds: this machine's when measured, else placeholders that
-        only weigh the phases against each other (the time left then follows the run's real speed)."""
-        assert self.project is not None
-        speed = self.speed_meter.speed(config.model_kind, config.image_size) or PLACEHOLDER_SPEED
-        return estimate_run(config.model_kind, config.mode, self._run_size(config), speed, config.pretrained)
 
     def _prepare_chart(self, config: TrainConfig) -> None:
         axis = fit_axis(config.mode)
@@ -430,7 +362,7 @@ class TrainingPanel(QWidget):
         for job in (self.device_job, self.history_job):
             if job is not None and job.is_running():
                 job.cancel()
-        self.speed_meter.shutdown(0)
+        self.estimator.pause()
         self._update_buttons()
 
     def show_stopping(self, text: str) -> None:
@@ -571,7 +503,7 @@ class TrainingPanel(QWidget):
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel running jobs and wait for their threads; True when none is left running."""
-        ok = self.speed_meter.shutdown(timeout_ms)
+        ok = self.estimator.shutdown(timeout_ms)
         return self._stop_jobs((self.train_job, self.predict_job, self.device_job, self.history_job), timeout_ms) and ok
 
     @staticmethod
@@ -602,10 +534,3 @@ class TrainingPanel(QWidget):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.shutdown()
         super().closeEvent(event)
-
-
-def _metrics_of(model: ModelRecord) -> Metrics | None:
-    try:
-        return Metrics.from_dict(model.metrics) if model.metrics and "confusion" in model.metrics else None
-    except (KeyError, TypeError, ValueError):
-        return None

@@ -94,7 +94,7 @@ def test_a_linear_probe_charts_solver_steps_and_a_fine_tune_skips_its_warm_up(qt
     panel._prepare_chart(config)
     from harapp.ml.run_progress import RunTracker
 
-    panel.tracker = RunTracker(panel._plan(config))
+    panel.tracker = RunTracker(panel.estimator.plan(config)[0])
     assert panel.chart.x_title() == "solver step"
 
     def report(phase: str, step: int, steps: int, loss: float | None = 0.7) -> None:
@@ -109,7 +109,7 @@ def test_a_linear_probe_charts_solver_steps_and_a_fine_tune_skips_its_warm_up(qt
     config = panel.build_config()
     panel.last_config = config
     panel._prepare_chart(config)
-    panel.tracker = RunTracker(panel._plan(config))
+    panel.tracker = RunTracker(panel.estimator.plan(config)[0])
     report("warm-up", 100, 200)
     assert panel.chart.points() == [], "the head warm-up is no epoch: it does not draw on the epoch chart"
     assert "head warm-up" in panel.progress_bar.format() and panel.progress_bar.value() < 500
