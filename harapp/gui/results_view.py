@@ -53,11 +53,9 @@ class ResultsView(QWidget):
             "Recall: of the test photos of this class, the share the model found.\n"
             "F1: their harmonic mean. Test photos: how many the figures rest on."
         )
-        side = QVBoxLayout()
-        side.addWidget(self.per_class, 1)
         body = QHBoxLayout()
         body.addWidget(self.confusion, 3)
-        body.addLayout(side, 2)
+        body.addWidget(self.per_class, 2)  # hidden until there are results: the matrix's hint then has the room
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.metrics_label)
