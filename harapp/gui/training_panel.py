@@ -420,6 +420,8 @@ class TrainingPanel(QWidget):
             self.progress_bar.setValue(1000)
             planned = f" (estimated {format_duration(self._planned_seconds)})" if self._planned_seconds else ""
             text = f"{text} Took {format_duration(tracker.elapsed())}{planned}."
+        elif tracker is not None:  # the bar stays where the run stopped, and says so
+            self.progress_bar.setFormat(f"{'cancelled' if 'cancelled' in text else 'stopped'} · %p%")
         self.status_label.setText(text)
         # Where the time went, phase by phase, beside the estimate: one hover away.
         self.status_label.setToolTip(tracker.breakdown() if tracker is not None else "")
