@@ -390,7 +390,8 @@ class TrainingPanel(QWidget):
         left = f"about {format_duration(status.eta_seconds)} left" if status.eta_seconds else ""
         parts = [p for p in (status.detail, left) if p]
         self.status_label.setText(f"<b>{status.headline()}</b><br>{' · '.join(parts)}")
-        self.run_progressed.emit(status.fraction, f"{status.phase_label} · {100 * status.fraction:.0f}%")
+        # The same rounding as the bar's %p%, so the two never disagree by a point.
+        self.run_progressed.emit(status.fraction, f"{status.phase_label} · {int(1000 * status.fraction) // 10}%")
 
     def _on_finished(self, result: TrainResult) -> None:
         self.last_result = result
