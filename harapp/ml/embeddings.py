@@ -16,7 +16,7 @@ from harapp.ml.config import TrainConfig
 from harapp.ml.data import SnapshotDataset, data_loader, decode_side, eval_transform
 from harapp.ml.device import autocast
 from harapp.ml.models import BuiltModel, LinearHead
-from harapp.ml.progress import Reporter
+from harapp.ml.progress import Phase, Reporter
 
 
 class EmbeddingStore(Protocol):
@@ -118,15 +118,17 @@ def train_head(
     reporter: Reporter,
     l2: float = LINEAR_PROBE_L2,
     max_iter: int = LINEAR_PROBE_MAX_ITER,
+    phase: Phase = "training",
 ) -> list[dict[str, Any]]:
     """Fit the head on cached vectors: full-batch L-BFGS on an L2-regularised cross-entropy.
 
     A convex problem on a few hundred vectors: L-BFGS converges in well under a second, needs no learning rate
     or epoch count, and gives the same answer every time. The penalty pulls towards the initial weights, so a
     CLIP head stays near its zero-shot classifier when there is little data. The val vectors first measure the
-    head fitted without them, then join the final fit.
+    head fitted without them, then join the final fit. ``phase`` names the fit in progress reports: a fine-tune's
+    warm-up is not its training, and a progress bar must be able to tell the two apart.
     """
-    reporter.start_phase("training")
+    reporter.start_phase(phase)
     init = {k: v.clone() for k, v in head.state_dict().items()}
     # With val vectors there are two fits; one progress scale over both keeps the bar moving forwards.
     steps = 2 * max_iter if len(val_x) else max_iter

@@ -41,18 +41,27 @@ def make_loader(
 
 @torch.no_grad()
 def predict_items(
-    built: BuiltModel, items: Sequence[LabelledItem], config: TrainConfig, device: torch.device, reporter: Reporter
+    built: BuiltModel,
+    items: Sequence[LabelledItem],
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    report: bool = False,
 ) -> tuple[list[int], list[int]]:
-    """(targets, predictions) for items, in order."""
+    """(targets, predictions) for items, in order. ``report``: send step progress (the final evaluation is a
+    phase of its own; the validation inside each epoch is part of the fit and stays silent)."""
     model = built.model.eval()
     targets: list[int] = []
     preds: list[int] = []
-    for x, y, _ in make_loader(items, built, config, train=False, seed=config.seed, device=device):
+    loader = make_loader(items, built, config, train=False, seed=config.seed, device=device)
+    for step, (x, y, _) in enumerate(loader, start=1):
         reporter.check_cancel()
         with autocast(device):
             logits = model(x.to(device))
         preds += logits.argmax(1).cpu().tolist()
         targets += y.tolist()
+        if report:
+            reporter.step(epoch=1, epochs=1, step=step, steps=len(loader), images=len(y))
     return targets, preds
 
 

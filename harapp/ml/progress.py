@@ -10,7 +10,7 @@ from typing import Literal
 
 from harapp.ml.errors import TrainingCancelled
 
-Phase = Literal["embedding", "training", "evaluating"]
+Phase = Literal["embedding", "warm-up", "training", "evaluating"]
 """What a training job is doing: computing (or reading) features, fitting, or scoring the held-out images."""
 
 

@@ -134,7 +134,7 @@ def _run_split(
         computed, history = _probe_first(built, config, split, device, reporter, store)
     history += fit(built, split, config, device, loss_fn, reporter, improved)
     reporter.start_phase("evaluating")
-    targets, preds = predict_items(built, split.test, config, device, reporter)
+    targets, preds = predict_items(built, split.test, config, device, reporter, report=True)
     metrics = compute_metrics(targets, preds, names, [it.image_id for it in split.test])
     return _RunOutput(built, metrics, history, computed)
 
@@ -160,7 +160,7 @@ def _probe_first(
     ty = torch.tensor([it.class_index for it in split.train])
     weight = class_weights(split.train, len(head.linear.bias)) if config.balanced_loss else None
     # No val vectors: val must stay unseen for early stopping in the fine-tuning that follows.
-    history = train_head(head, feats, ty, feats[:0], ty[:0], weight, reporter)
+    history = train_head(head, feats, ty, feats[:0], ty[:0], weight, reporter, phase="warm-up")
     built.model.head.to(device)
     return computed, [{**h, "stage": "linear-probe"} for h in history]
 

@@ -273,3 +273,15 @@ def test_embeddings_are_read_for_the_asked_ids_only(tmp_path: Path) -> None:
     assert found == {ids[2]: bytes([ids[2] % 256]), ids[0]: bytes([ids[0] % 256])}
     assert any("image_id IN (" in s for s in statements)
     project.close()
+
+
+def test_embedding_count_by_kind(tmp_path: Path) -> None:
+    with Project.create(tmp_path / "p.harapp") as project:
+        source = project.add_source("folder", tmp_path, {})
+        ids = [project.upsert_image(source, f"{i}.jpg", 4, 4) for i in range(3)]
+        assert project.embedding_count("resnet18:") == 0
+        project.put_embeddings("resnet18:aaa", {ids[0]: b"1", ids[1]: b"2"})
+        project.put_embeddings("resnet18:bbb", {ids[2]: b"3"})
+        project.put_embeddings("resnet50:ccc", {i: b"4" for i in ids})
+        assert project.embedding_count("resnet18:") == 2  # the fullest key of that kind
+        assert project.embedding_count("clip:") == 0
