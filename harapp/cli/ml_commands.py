@@ -14,9 +14,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from harapp.cli.core_commands import open_project
 from harapp.cli.progress import StageBars, stage_bars
 from harapp.core.errors import HarappError, ImageFileError
 from harapp.core.image_files import expand_image_paths
+from harapp.core.missing_files import without_missing
 from harapp.core.paths import new_checkpoint_path
 
 if TYPE_CHECKING:
@@ -168,7 +170,6 @@ def _device(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from harapp.core.store import Project
     from harapp.ml.device import describe_device
     from harapp.ml.metrics import format_metrics
     from harapp.ml.trainer import train
@@ -178,8 +179,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or new_checkpoint_path(args.project, config.model_kind, mode)
     cancel = threading.Event()
     bar = ProgressBar()
-    with Project.open(args.project) as project:
-        snapshot = project.snapshot()
+    with open_project(args.project) as project:
+        if project.readonly and args.out is None:
+            raise HarappError(
+                f"{args.project}: cannot train: {project.readonly_reason}, so the new model could not be saved "
+                "beside it or registered; copy the project somewhere writable (or give --out FILE to only "
+                "write a checkpoint)"
+            )
+        from harapp.ml.checkpoint import adopt_leftovers
+
+        removed, adopted = adopt_leftovers(project)
+        if removed or adopted:
+            print(f"harapp: tidied up after earlier runs: {len(removed)} stale temporary files deleted, "
+                  f"{len(adopted)} unregistered checkpoints registered", file=sys.stderr)  # fmt: skip
+        snapshot, missing = without_missing(project.snapshot())
+        if missing.count and not snapshot.items:
+            raise HarappError(f"Nothing to train on: {missing.describe(3)}.")
+        if missing.count:
+            print(f"harapp: {missing.describe(3)}; training without them", file=sys.stderr)
         print(
             f"training {config.model_kind} ({mode}) on {len(snapshot.items)} labelled images, "
             f"{len(snapshot.class_names)} classes, device {describe_device(config.device)}",
@@ -187,10 +204,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         try:
             with sigint_sets(cancel):
-                result = train(config, snapshot, out, progress=bar, cancel=cancel, project=project)
-                if result.model_id is not None:  # as in the app: the newest model is the one the gallery shows
+                # A read-only project can neither cache features nor register the model.
+                store = None if project.readonly else project
+                result = train(config, snapshot, out, progress=bar, cancel=cancel, project=store)
+                if store is not None and result.model_id is not None:
+                    # As in the app: the newest model is the one the gallery shows.
                     project.set_active_model(result.model_id)
-                review = _review_after_training(project, config, result, bar, cancel)
+                review = _review_after_training(project, config, result, bar, cancel) if store is not None else None
         finally:
             bar.close()
     if result.cancelled:
@@ -301,7 +321,6 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harapp.core.store import Project
     from harapp.ml.checkpoint import check_classes
     from harapp.ml.metrics import compute_metrics, format_metrics
     from harapp.ml.predictor import Predictor
@@ -309,7 +328,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(args.checkpoint, device=_device(args))
     ckpt = predictor.checkpoint
     assert ckpt is not None
-    with Project.open(args.project, readonly=True) as project:
+    with open_project(args.project, readonly=True) as project:
         check_classes(ckpt, project.class_names())
         snapshot = project.snapshot()
     items = list(snapshot.items)

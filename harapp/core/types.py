@@ -67,6 +67,14 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class ImageMatch:
+    """An image a user's reference resolved to; `note` says how, when the reference could mean another image."""
+
+    image_id: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     id: int
     at: str
@@ -125,6 +133,46 @@ class ModelRecord:
     metrics: dict[str, Any]
     config: dict[str, Any]
     active: bool
+
+
+@dataclass(frozen=True)
+class ProjectStats:
+    """A project's counts, as `harapp stats` and the GUI show them."""
+
+    images: int
+    labelled: int
+    unlabelled: int
+    uncertain: int
+    """Images with caption votes but no agreed label."""
+    per_class: dict[str, int]
+    per_source: dict[str, int]
+    persons: int
+    person_labels: int
+    label_revision: int
+    named_by_annotations: int
+    """Images the imported annotation files name, imported or not (a deliberate subset names more)."""
+    not_found_at_import: int
+    """Of those, how many were not on disk when they were imported (so never became part of the project)."""
+    missing: int | None = None
+    """Imported images whose photo is gone from disk now; None when the files were not checked."""
+    missing_examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "images": self.images,
+            "labelled": self.labelled,
+            "unlabelled": self.unlabelled,
+            "uncertain": self.uncertain,
+            "per_class": dict(self.per_class),
+            "per_source": dict(self.per_source),
+            "persons": self.persons,
+            "person_labels": self.person_labels,
+            "label_revision": self.label_revision,
+            "named_by_annotations": self.named_by_annotations,
+            "not_found_at_import": self.not_found_at_import,
+            "missing": self.missing,
+            "missing_examples": list(self.missing_examples),
+        }
 
 
 ReviewQueue = Literal["review", "next"]

@@ -13,11 +13,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from harapp.core.types import SOURCES
+from harapp.gui.elided_label import ElidedLabel
 from harapp.gui.gallery_model import UNLABELLED, GalleryProxy
 from harapp.gui.style import SOURCE_TEXT
 
@@ -49,6 +51,7 @@ class FiltersPanel(QWidget):
         self.search.setPlaceholderText("Search captions or file names…")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Every word must appear in a caption or the file name (Ctrl+F)")
+        self.search.setAcceptDrops(False)  # a photo dropped here goes to the window (to predict), not into the text
         self.sort_box = QComboBox()
         for key, text in SORT_CHOICES:
             self.sort_box.addItem(text, key)
@@ -57,10 +60,12 @@ class FiltersPanel(QWidget):
             # Long choices must not make the filter column (and so the window's minimum width) wide.
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(10)
-        self.cell_note = QLabel()
-        self.cell_note.setWordWrap(True)
-        self.cell_clear = QPushButton("Show all images")
-        self.cell_clear.setToolTip("Drop the confusion-matrix selection")
+        # One line, elided (hover shows it all): wrapped, a cell's description grew to five lines here.
+        self.cell_note = ElidedLabel()
+        self.cell_clear = QToolButton()
+        self.cell_clear.setText("✕")
+        self.cell_clear.setAutoRaise(True)
+        self.cell_clear.setToolTip("Show all images again (drop the confusion-matrix selection)")
         self.cell_clear.clicked.connect(self.clear_image_set)
         self.count = QLabel()
         self.count.setToolTip("Images shown / images in the project")
@@ -74,6 +79,7 @@ class FiltersPanel(QWidget):
         form.addRow("Source", self.source_box)
         form.addRow("Sort", self.sort_box)
         cell_row = QHBoxLayout()
+        cell_row.setSpacing(2)
         cell_row.addWidget(self.cell_note, 1)
         cell_row.addWidget(self.cell_clear)
         layout = QVBoxLayout(self)
@@ -146,17 +152,19 @@ class FiltersPanel(QWidget):
             self._search_timer.stop()
             self.proxy.update_filter(text=self.search.text().strip())
 
-    def show_image_set(self, image_ids: Sequence[int], description: str) -> None:
-        """Restrict the gallery to some images, e.g. a confusion-matrix cell."""
+    def show_image_set(self, image_ids: Sequence[int], description: str, short: str | None = None) -> None:
+        """Restrict the gallery to some images, e.g. a confusion-matrix cell; ``short`` is what fits the column
+        ('running → sitting (3)'), the description its tooltip."""
         self.proxy.update_filter(image_ids=frozenset(int(i) for i in image_ids))
-        self._show_cell(description)
+        self._show_cell(short or description, description)
 
     def clear_image_set(self) -> None:
         self.proxy.update_filter(image_ids=None)
         self._show_cell(None)
 
-    def _show_cell(self, description: str | None) -> None:
-        self.cell_note.setText(description or "")
+    def _show_cell(self, description: str | None, tooltip: str | None = None) -> None:
+        self.cell_note.setText(f"Cell: {description}" if description else "")
+        self.cell_note.setToolTip(f"Confusion-matrix cell: {tooltip or description}" if description else "")
         self.cell_note.setVisible(bool(description))
         self.cell_clear.setVisible(bool(description))
 

@@ -226,7 +226,11 @@ class GalleryView(QListView):
         delegate = self.delegate
         base = delegate.cell + 2 * PADDING
         slot = base + 2 * self.spacing()
-        available = self.viewport().width() - 2 * self.spacing()
+        # Measured as if the scroll bar were always there: a filter that hides it would otherwise widen the
+        # viewport, and the gallery would jump between 4 and 5 columns as the person filters.
+        bar = self.verticalScrollBar()
+        extent = 0 if bar.isVisible() else self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, bar)
+        available = self.viewport().width() - extent - 2 * self.spacing()
         # Whole columns fill the width: cells stretch, or shrink by up to 15% when that fits one more column.
         columns = max(1, round(available / slot))
         if columns > 1 and available / columns < 0.85 * slot:
@@ -235,6 +239,14 @@ class GalleryView(QListView):
         if width != delegate.cell_width:
             delegate.cell_width = width
             self.scheduleDelayedItemsLayout()
+
+    def column_count(self) -> int:
+        """Columns the view shows now (tests: the count must not change with the filter)."""
+        model = self.model()
+        if model is None or not model.rowCount():
+            return 0
+        top = self.visualRect(model.index(0, 0)).top()
+        return sum(1 for row in range(model.rowCount()) if self.visualRect(model.index(row, 0)).top() == top)
 
     def resizeEvent(self, event) -> None:  # noqa: ANN001 - Qt signature
         super().resizeEvent(event)

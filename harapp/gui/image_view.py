@@ -26,7 +26,7 @@ from harapp.core.store import Project
 from harapp.core.types import HistoryEntry, ImageRecord, Label
 from harapp.gui.image_canvas import ImageCanvas
 from harapp.gui.labeling import ClassKey, class_keys
-from harapp.gui.style import SOURCE_TEXT, class_colour, text_colour_on
+from harapp.gui.style import DISAGREE_COLOUR, PREDICTION_COLOUR, SOURCE_TEXT, class_colour, text_colour_on
 from harapp.gui.thumbnails import ThumbnailLoader
 
 INSPECTOR_SIZE = 1024
@@ -75,6 +75,10 @@ class Inspector(QWidget):
         self.target.setToolTip("Where the label keys apply: the whole image, or the selected person")
         self.current_label = QLabel()
         self.current_label.setTextFormat(Qt.TextFormat.RichText)
+        # The active model's opinion of this photo; guided curation adds its suggested label on this line.
+        self.opinion = QLabel()
+        self.opinion.setTextFormat(Qt.TextFormat.RichText)
+        self.opinion.setToolTip("What the active model predicts for this photo (Train a model to see it)")
         self.buttons_box = QWidget()
         self.buttons = QGridLayout(self.buttons_box)
         self.buttons.setContentsMargins(0, 0, 0, 0)
@@ -105,6 +109,7 @@ class Inspector(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.target)
         lay.addWidget(self.current_label)
+        lay.addWidget(self.opinion)
         lay.addWidget(self.buttons_box)
         lay.addWidget(self.notes)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -139,6 +144,7 @@ class Inspector(QWidget):
             self.captions.clear()
             self.history.clear()
             self.current_label.clear()
+            self.opinion.clear()
             self._update_target()
             return
         changed = self._record is None or self._record.id != image_id
@@ -198,6 +204,18 @@ class Inspector(QWidget):
             number = next((i for i, p in enumerate(self.canvas.persons(), start=1) if p.id == pid), "?")
             text += f"<br>Person {number}: {_chip(person_labels.get(pid), names)}"
         self.current_label.setText(text)
+
+    def show_model_opinion(self, class_name: str | None, confidence: float | None, disagrees: bool) -> None:
+        """The active model's prediction for the shown photo, or a hint when there is none."""
+        if class_name is None:
+            self.opinion.setText("<small>Model: no prediction for this photo</small>")
+            return
+        colour = DISAGREE_COLOUR if disagrees else PREDICTION_COLOUR
+        share = f" {100 * confidence:.0f}%" if confidence is not None else ""
+        style = f"background:{colour.name()}; color:white;"
+        chip = f"<span style='{style}'>&nbsp;{html.escape(class_name)}{share}&nbsp;</span>"
+        note = " <small>— disagrees with the label</small>" if disagrees else ""
+        self.opinion.setText(f"Model: {chip}{note}")
 
     def _show_captions(self, record: ImageRecord) -> None:
         votes = ", ".join(f"{k} {v}" for k, v in sorted(record.votes.items(), key=lambda kv: -kv[1]) if v)

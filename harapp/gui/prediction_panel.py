@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -18,17 +18,16 @@ from PySide6.QtGui import (
     QDropEvent,
     QFontMetrics,
     QImage,
-    QKeySequence,
     QPainter,
     QPaintEvent,
     QPalette,
     QPixmap,
-    QShortcut,
 )
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -40,7 +39,9 @@ from PySide6.QtWidgets import (
 
 from harapp.core.image_files import IMAGE_SUFFIXES, expand_image_paths
 from harapp.core.store import Project
+from harapp.gui.elided_label import ElidedLabel
 from harapp.gui.icons import icon
+from harapp.gui.models_table import model_caption
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.style import ErrorTextStyle, is_dark
 from harapp.gui.workers import JobHandle, start_worker
@@ -49,7 +50,11 @@ from harapp.ml.defaults import preferred_device
 log = logging.getLogger(__name__)
 
 MAX_INPUTS = 500
-NO_MODEL_TEXT = "Train a model first: no active model to predict with (see the Training panel)."
+ROW_MAX_WIDTH = 760
+"""Rows stop growing here: on a wide screen a bar across the whole window is harder to read, not easier."""
+COLUMN_WIDTH = 600
+"""A wide page shows the rows in columns of at least this width (two at 1366 px, three at 1920 px)."""
+NO_MODEL_TEXT = "Train a model first: no active model to predict with (see Train, Ctrl+2)."
 DROP_HINT = "Drop photos or folders here\npaste an image with Ctrl+V, or click Open…"
 
 
@@ -83,7 +88,7 @@ class ProbabilityBars(QWidget):
         return QSize(320, max(1, len(self._values)) * self._line_height())
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(200, max(1, len(self._values)) * self._line_height())
+        return QSize(160, max(1, len(self._values)) * self._line_height())
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         painter = QPainter(self)
@@ -124,10 +129,11 @@ class PredictionRow(QFrame):
         self.source = source
         self.error: str | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMaximumWidth(ROW_MAX_WIDTH)
         self.thumb = QLabel(self)
         self.thumb.setFixedSize(THUMB_SIZE, THUMB_SIZE)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name_label = QLabel(Path(source).name or source, self)
+        self.name_label = ElidedLabel(Path(source).name or source, self)
         self.name_label.setToolTip(source)
         self.result_label = QLabel("Predicting…", self)
         font = self.result_label.font()
@@ -189,8 +195,8 @@ class PredictionPanel(QWidget):
         self._next_index = 0  # never reused, so a job still running after Clear cannot fill a new row
         self.jobs: list[JobHandle] = []
         self.setAcceptDrops(True)
-        self.status_label = QLabel(self)
-        self.status_label.setWordWrap(True)
+        # One line, elided, with the whole text as its tooltip: a long model name must not wrap over three lines.
+        self.status_label = ElidedLabel("", self)
         self.open_button = QPushButton("&Open…", self)
         self.open_button.setToolTip("Choose photos to classify (you can also drop them here or paste with Ctrl+V)")
         self.open_button.setIcon(icon("open"))
@@ -211,17 +217,21 @@ class PredictionPanel(QWidget):
         hint_font.setPointSizeF(hint_font.pointSizeF() * 1.2)
         self.hint_label.setFont(hint_font)
         self._rows_layout.addWidget(self.hint_label, 1)
+        self._grid = QGridLayout()
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._rows_layout.addLayout(self._grid)
         self._rows_layout.addStretch(1)
+        self._columns = 1
         self.rows_scroll = QScrollArea(self)
         self.rows_scroll.setWidgetResizable(True)
+        self.rows_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
         self.rows_scroll.setWidget(self._rows_box)
+        self.rows_scroll.viewport().installEventFilter(self)  # re-flow the columns when the page's width changes
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(header)
         layout.addWidget(self.rows_scroll, 1)
-        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
-        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        paste.activated.connect(self.paste)
+        # Ctrl+V is the main window's Edit menu action (window-wide); a shortcut here too would make it ambiguous.
         self._update_status()
 
     # -- model -----------------------------------------------------------------------------------------
@@ -232,7 +242,7 @@ class PredictionPanel(QWidget):
         if active is None:
             self.set_checkpoint(None)
         else:
-            self.set_checkpoint(active.path, f"{active.name} (v{active.id})" if active.name else None)
+            self.set_checkpoint(active.path, model_caption(active))
 
     def refresh_model(self, _model_id: int | None = None) -> None:
         """Re-read the project's active model (connect to TrainingPanel.active_model_changed)."""
@@ -262,16 +272,17 @@ class PredictionPanel(QWidget):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
-        if self._take_mime(event.mimeData()):
+        if self.take_mime(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def paste(self) -> None:
-        if not self._take_mime(QApplication.clipboard().mimeData()):
+        if not self.take_mime(QApplication.clipboard().mimeData()):
             self._update_status("The clipboard holds no image or file.")
 
-    def _take_mime(self, mime: QMimeData) -> bool:
+    def take_mime(self, mime: QMimeData) -> bool:
+        """Predict the files or the image a drop or the clipboard carries; False when it holds neither."""
         if mime is None:
             return False
         local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
@@ -313,8 +324,9 @@ class PredictionPanel(QWidget):
         self._next_index += len(inputs)
         for offset, item in enumerate(inputs):
             row = PredictionRow(item.name if isinstance(item, ImageInput) else str(item), self._rows_box)
-            self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
             self.rows.append(row)
+            count = len(self.rows) - 1
+            self._grid.addWidget(row, count // self._columns, count % self._columns)
             self._row_at[first + offset] = row
         self.hint_label.hide()
         worker = PredictWorker(self.checkpoint, inputs, device=self.device, first_index=first)
@@ -339,6 +351,20 @@ class PredictionPanel(QWidget):
             if row is not None and row.error is None and row.bars.isHidden():
                 row.show_error(message)
         self._update_status(message)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.rows_scroll.viewport() and event.type() == QEvent.Type.Resize:
+            columns = max(1, self.rows_scroll.viewport().width() // COLUMN_WIDTH)
+            if columns != self._columns:
+                self._columns = columns
+                for row in self.rows:
+                    self._grid.removeWidget(row)
+                for index, row in enumerate(self.rows):
+                    self._grid.addWidget(row, index // columns, index % columns)
+        return super().eventFilter(watched, event)
+
+    def columns(self) -> int:
+        return self._columns
 
     def clear(self) -> None:
         for job in list(self.jobs):

@@ -36,6 +36,7 @@ class Workspace(QWidget):
         self.labeling = LabelingController(self.gallery, self)
         self.labeling.install_on(self.gallery)
         self.labeling.install_on(self.inspector)
+        self.labeling.install_on(self.inspector.canvas)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.filters)
@@ -50,6 +51,7 @@ class Workspace(QWidget):
         layout.addWidget(self.splitter)
 
         self.gallery.current_image_changed.connect(self.inspector.show_image)
+        self.gallery.current_image_changed.connect(self._show_model_opinion)
         self.gallery.relabel_requested.connect(lambda name: self.labeling.label_current(name or None, advance=False))
         self.inspector.label_clicked.connect(self._on_label_clicked)
         self.inspector.person_selected.connect(self._on_person_selected)
@@ -57,6 +59,7 @@ class Workspace(QWidget):
         self.labeling.person_labelled.connect(lambda _img, pid: self.inspector.select_next_person(pid))
         self.labeling.keypoints_toggled.connect(self.inspector.toggle_keypoints)
         self.labeling.error.connect(self.status_message.emit)
+        self.labeling.replayed.connect(self._on_replayed)
         self.model.modelReset.connect(self._select_first)
         self.model.modelReset.connect(self._show_counts)
         self.proxy.filter_changed.connect(self._keep_current_visible)
@@ -88,6 +91,14 @@ class Workspace(QWidget):
 
     def reload_predictions(self, *_args: object) -> None:
         self.model.reload_predictions()
+        self._show_model_opinion(self.gallery.current_image_id())
+
+    def _show_model_opinion(self, image_id: int | None) -> None:
+        row = self.model.image_row(image_id) if image_id is not None else None
+        if row is None or row.prediction is None:
+            self.inspector.show_model_opinion(None, None, False)
+        else:
+            self.inspector.show_model_opinion(row.prediction, row.confidence, row.disagrees)
 
     def class_names(self) -> list[str]:
         return list(self._class_names)
@@ -101,8 +112,8 @@ class Workspace(QWidget):
         self.gallery.select_row(row)
         return True
 
-    def show_image_set(self, image_ids: Sequence[int], description: str) -> None:
-        self.filters.show_image_set(image_ids, description)
+    def show_image_set(self, image_ids: Sequence[int], description: str, short: str | None = None) -> None:
+        self.filters.show_image_set(image_ids, description, short)
         self._select_first()
 
     def _select_first(self) -> None:
@@ -132,8 +143,16 @@ class Workspace(QWidget):
         self._show_counts()
         if self.inspector.image_id() in image_ids:
             self.inspector.refresh()
-        count = len(image_ids)
-        self.status_message.emit(f"Saved: {count} image{'s' if count != 1 else ''} relabelled")
+        self._show_model_opinion(self.gallery.current_image_id())
+        if self.labeling.last_edit:
+            self.status_message.emit(f"Saved: {self.labeling.last_edit}")
+            self.labeling.last_edit = ""
+
+    def _on_replayed(self, text: str, image_id: int) -> None:
+        """After Ctrl+Z or Ctrl+Shift+Z: say what changed and show that photo again."""
+        if not self.select_image(image_id):
+            text += " (the filters hide that photo: Reset filters shows it)"
+        self.status_message.emit(text)
 
     def shutdown(self) -> None:
         self.thumbnails.shutdown()

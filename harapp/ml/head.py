@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from harapp.ml.calibration import fit_temperature
 from harapp.ml.models import LinearHead
-from harapp.ml.progress import Reporter
+from harapp.ml.progress import Phase, Reporter
 
 L2_GRID: tuple[float, ...] = (0.2, 0.4, 0.8)
 """Penalty strengths tried (on the summed squared distance of the weights from their start). On the COCO
@@ -113,12 +113,15 @@ def fit_probe(
     grid: tuple[float, ...] = L2_GRID,
     folds: int = INNER_FOLDS,
     seed: int = 0,
+    phase: Phase = "training",
 ) -> ProbeFit:
-    """Fit `head` in place on all vectors with the chosen strength and set its temperature.
+    """Fit `head` in place on all vectors with the chosen strength and set its temperature. ``phase`` names the
+    fit in progress reports (a fine-tune's warm-up is not its training).
 
     The penalty pulls the weights towards where they start, so a CLIP head stays near its zero-shot
     classifier when there is little data.
     """
+    reporter.start_phase(phase)
     with one_thread():
         return _fit_probe(head, features, targets, reporter, balanced, standardise, grid, folds, seed)
 
@@ -134,7 +137,6 @@ def _fit_probe(
     folds: int,
     seed: int,
 ) -> ProbeFit:
-    reporter.start_phase("training")
     num_classes = head.linear.out_features
     if standardise:
         head.set_standardisation(features)

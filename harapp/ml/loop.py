@@ -61,16 +61,21 @@ def predict_logits(
     config: TrainConfig,
     device: torch.device,
     reporter: Reporter,
+    report: bool = False,
 ) -> tuple[list[int], torch.Tensor]:
-    """(targets, raw logits on the CPU) for items, in order."""
+    """(targets, raw logits on the CPU) for items, in order. ``report``: send step progress (the final
+    evaluation is a phase of its own; the validation inside each epoch is part of the fit and stays silent)."""
     model = built.model.eval()
     targets: list[int] = []
     out: list[torch.Tensor] = []
-    for sample, y, _ in make_loader(items, people, built, config, train=False, seed=config.seed, device=device):
+    loader = make_loader(items, people, built, config, train=False, seed=config.seed, device=device)
+    for step, (sample, y, _) in enumerate(loader, start=1):
         reporter.check_cancel()
         with autocast(device):
             out.append(model(**to_device(sample, device)).float().cpu())
         targets += y.tolist()
+        if report:
+            reporter.step(epoch=1, epochs=1, step=step, steps=len(loader), images=len(y))
     n_classes = built.model.head.linear.out_features
     return targets, torch.cat(out) if out else torch.zeros(0, n_classes)
 

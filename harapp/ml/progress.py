@@ -10,9 +10,10 @@ from typing import Literal
 
 from harapp.ml.errors import TrainingCancelled
 
-Phase = Literal["people", "embedding", "training", "evaluating", "predicting", "scoring"]
-"""What a job is doing: finding people and their poses, computing (or reading) features, fitting, scoring the
-held-out images, predicting the project's images, or scoring label quality."""
+Phase = Literal["people", "embedding", "warm-up", "training", "evaluating", "predicting", "scoring"]
+"""What a job is doing: finding people and their poses, computing (or reading) features, fitting a fine-tune's
+head before its epochs, fitting, scoring the held-out images, predicting the project's images, or scoring label
+quality."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from harapp.core.errors import HarappError
+from harapp.core.missing_files import without_missing
 from harapp.core.types import LabelledItem, LabelSnapshot
 from harapp.ml.calibration import Calibration, expected_calibration_error, fit_temperature, reliability
 from harapp.ml.checkpoint import save_checkpoint
@@ -129,7 +132,7 @@ def _run_split(
         temperature = fit_temperature(val_logits, torch.tensor(val_targets))
         fitted_on = f"predictions of {len(split.val)} validation images"
     built.model.head.temperature.fill_(temperature)
-    targets, logits = predict_logits(built, split.test, people, config, device, reporter)
+    targets, logits = predict_logits(built, split.test, people, config, device, reporter, report=True)
     metrics = _test_metrics(built, snapshot, split, targets, logits, fitted_on)
     return _RunOutput(built, metrics, history, computed)
 
@@ -219,7 +222,7 @@ def _probe_first(
     head = built.model.head.cpu()
     ty = torch.tensor([it.class_index for it in split.train], dtype=torch.long)
     # Train vectors only: val must stay unseen for early stopping and calibration after fine-tuning.
-    probe = fit_probe(head, feats, ty, reporter, balanced=config.balanced_loss, seed=config.seed)
+    probe = fit_probe(head, feats, ty, reporter, balanced=config.balanced_loss, seed=config.seed, phase="warm-up")
     built.model.head.to(device)
     return computed, [{"epoch": 1, "loss": probe.loss, "val_accuracy": probe.oof_accuracy, "stage": "linear-probe"}]
 
@@ -303,6 +306,11 @@ def train(
     Cancellation never raises: the result says cancelled and points to the last checkpoint this run wrote.
     """
     config = config.validate()
+    # Photos deleted or moved since the import are left out (the CLI says how many before it starts), so a
+    # run does not stop at the first one it meets.
+    snapshot, missing = without_missing(snapshot)
+    if missing.count and not snapshot.items:
+        raise HarappError(f"Nothing to train on: {missing.describe(3)}.")
     _check_snapshot(snapshot, config)
     device = resolve_device(config.device)
     reporter = reporter or Reporter(progress, cancel)
@@ -310,6 +318,10 @@ def train(
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     written: list[Path] = []
     history: list[dict[str, Any]] = []
+    if missing.count:
+        history.append(
+            {"event": "missing-files", "count": missing.count, "examples": [str(p) for p in missing.paths[:5]]}
+        )
 
     def save(built: BuiltModel, metrics: Metrics | None, split_name: str, complete: bool, extra: dict) -> Path:
         path = save_checkpoint(
@@ -322,7 +334,9 @@ def train(
 
     def improved(built: BuiltModel, epoch: int, score: float) -> None:
         # A good mid-run checkpoint, so a cancel or crash later still leaves a usable model.
-        save(built, None, "val", False, {"epoch": epoch, "val_accuracy": score})
+        # The writer's pid and host let adopt_leftovers tell a run in progress from one that was killed.
+        writer = {"writer_pid": os.getpid(), "writer_host": socket.gethostname()}
+        save(built, None, "val", False, {"epoch": epoch, "val_accuracy": score, **writer})
 
     try:
         cv: list[dict[str, Any]] = []

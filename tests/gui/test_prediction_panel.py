@@ -162,7 +162,7 @@ def test_project_active_model_is_used(qtbot, checkpoint: Path, tmp_path: Path) -
         project.set_active_model(model_id)
         widget.refresh_model(model_id)
         assert widget.checkpoint == checkpoint
-        assert f"tiny (v{model_id})" in widget.status_label.text()
+        assert f"v{model_id} · Small CNN from scratch" in widget.status_label.text()
         assert "retrain" not in widget.status_label.text()
         project.rename_class("sitting", "seated")
         widget.refresh_model(model_id)

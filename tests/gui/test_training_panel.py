@@ -89,7 +89,9 @@ def test_start_draws_the_chart_and_cancel_stops_it(qtbot, panel: TrainingPanel, 
     assert not panel.kind_combo.isEnabled(), "settings are frozen while a run uses them"
     qtbot.waitUntil(lambda: len(panel.chart.points()) >= 3, timeout=60_000)
     assert panel.progress_bar.value() > 0
-    assert "images/s" in panel.status_label.text() and "ETA" in panel.status_label.text()
+    assert "images/s" in panel.status_label.text() and "left" in panel.status_label.text()
+    assert "fit" in panel.status_label.text() and "epoch" in panel.status_label.text()
+    assert (panel.chart.x_title(), panel.chart.x_max()) == ("epoch", 400), "the axis is the run's, from the start"
     xs = [p.x for p in panel.chart.points()]
     assert xs == sorted(xs) and all(p.loss is not None and p.loss >= 0 for p in panel.chart.points())
     with qtbot.waitSignal(panel.train_job.done, timeout=10_000):

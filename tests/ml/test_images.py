@@ -116,6 +116,13 @@ def test_crop_largest_box_with_margin() -> None:
     assert crop_largest_box(img, ()).size == (100, 100)
 
 
+def test_min_side_decodes_big_jpeg_2000_with_fewer_levels(tmp_path: Path) -> None:
+    path = tmp_path / "big.jp2"
+    Image.new("RGB", (800, 600), (200, 30, 30)).save(path)
+    assert load_image(path, min_side=128).size == (200, 150)  # two levels skipped: 1/4, short side still >= 128
+    assert load_image(path).size == (800, 600)
+
+
 def test_min_side_decodes_big_jpegs_at_reduced_scale(tmp_path: Path) -> None:
     path = tmp_path / "big.jpg"
     Image.effect_noise((1600, 1200), 40).convert("RGB").save(path)

@@ -93,6 +93,16 @@ class ModelsMixin(ProjectBase):
                 found.update((r[0], bytes(r[1])) for r in rows)
         return found
 
+    def embedding_count(self, key_prefix: str) -> int:
+        """How many images have cached features under the fullest model key starting with ``key_prefix``
+        (e.g. 'resnet18:'): what a time estimate needs to know before the exact key is built with the model."""
+        row = self._conn.execute(
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM embeddings WHERE model_key LIKE ? ESCAPE '!'"
+            " GROUP BY model_key)",
+            (key_prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%",),
+        ).fetchone()
+        return int(row[0] or 0)
+
     def put_embeddings(self, model_key: str, vectors: dict[int, bytes]) -> None:
         with self._write() as conn:
             conn.executemany(
