@@ -27,7 +27,15 @@ SORT_CHOICES = (
     ("id", "Image id"),
     ("confidence", "Model confidence (lowest first)"),
     ("uncertainty", "Model uncertainty (highest first)"),
+    ("likely-wrong", "Likely wrong label first"),
+    ("label-next", "Most useful to label first"),
 )
+REVIEW_CHOICES = (
+    (None, "All images"),
+    ("likely-wrong", "Likely mislabelled"),
+    ("label-next", "Label next"),
+)
+"""Guided curation's views of the gallery; each brings its own order (the likeliest wrong / most useful first)."""
 
 
 class FiltersPanel(QWidget):
@@ -52,11 +60,21 @@ class FiltersPanel(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Every word must appear in a caption or the file name (Ctrl+F)")
         self.search.setAcceptDrops(False)  # a photo dropped here goes to the window (to predict), not into the text
+        self.review_box = QComboBox()
+        for key, text in REVIEW_CHOICES:
+            self.review_box.addItem(text, key)
+        self.review_box.setToolTip(
+            "Likely mislabelled: labels that a model which never saw them doubts, likeliest wrong first, with the "
+            "suggested class (Enter accepts it, 1-4 give another).\nLabel next: unlabelled photos where a label "
+            "helps most, with the model's guess (Enter accepts it)."
+        )
+        self.review_note = ElidedLabel()
+        self.review_note.setToolTip("What scored the labels, and whether the scores are up to date")
         self.sort_box = QComboBox()
         for key, text in SORT_CHOICES:
             self.sort_box.addItem(text, key)
         self.sort_box.setToolTip("Order of the gallery; sort by model confidence to review doubtful images first")
-        for box in (self.class_box, self.source_box, self.sort_box):
+        for box in (self.class_box, self.source_box, self.sort_box, self.review_box):
             # Long choices must not make the filter column (and so the window's minimum width) wide.
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(10)
@@ -75,6 +93,8 @@ class FiltersPanel(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Review", self.review_box)
+        form.addRow("", self.review_note)
         form.addRow("Class", self.class_box)
         form.addRow("Source", self.source_box)
         form.addRow("Sort", self.sort_box)
@@ -109,6 +129,7 @@ class FiltersPanel(QWidget):
         self.uncertain.toggled.connect(lambda on: self.proxy.update_filter(uncertain_only=on))
         self.disagrees.toggled.connect(lambda on: self.proxy.update_filter(disagrees_only=on))
         self.sort_box.currentIndexChanged.connect(lambda _i: self.proxy.set_sort_key(self.sort_box.currentData()))
+        self.review_box.currentIndexChanged.connect(lambda _i: self._review_changed())
         for signal in (
             proxy.filter_changed,
             proxy.rowsInserted,
@@ -118,6 +139,27 @@ class FiltersPanel(QWidget):
         ):
             signal.connect(self.update_count)
         self.set_classes([])
+
+    def show_review(self, review: str | None) -> None:
+        """Switch to a guided-curation view (None: all images), with its order."""
+        index = self.review_box.findData(review)
+        if index >= 0:
+            self.review_box.setCurrentIndex(index)
+
+    def _review_changed(self) -> None:
+        review = self.review_box.currentData()
+        self.proxy.update_filter(review=review)
+        order = review if review is not None else "id"
+        if self.sort_box.currentData() != order and (
+            review is not None or self.sort_box.currentData() in ("likely-wrong", "label-next")
+        ):
+            self.sort_box.setCurrentIndex(self.sort_box.findData(order))
+
+    def show_review_counts(self, likely_wrong: int, queue: int, note: str) -> None:
+        """The counts beside the review choices, and what scored them."""
+        self.review_box.setItemText(1, f"Likely mislabelled ({likely_wrong})")
+        self.review_box.setItemText(2, f"Label next ({queue})")
+        self.review_note.setText(note)
 
     def set_classes(self, names: Sequence[str]) -> None:
         """Refill the class choices (project opened, class renamed or merged), keeping the choice if possible."""
@@ -169,7 +211,7 @@ class FiltersPanel(QWidget):
         self.cell_clear.setVisible(bool(description))
 
     def reset(self) -> None:
-        for box in (self.class_box, self.source_box, self.sort_box):
+        for box in (self.class_box, self.source_box, self.sort_box, self.review_box):
             box.setCurrentIndex(0)
         self.uncertain.setChecked(False)
         self.disagrees.setChecked(False)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
-from harapp.core.types import HistoryEntry, ImageRecord, Label
+from harapp.core.types import HistoryEntry, ImageRecord, Label, LabelQuality
 from harapp.gui.image_canvas import ImageCanvas
 from harapp.gui.labeling import ClassKey, class_keys
 from harapp.gui.style import DISAGREE_COLOUR, PREDICTION_COLOUR, SOURCE_TEXT, class_colour, text_colour_on
@@ -79,6 +79,14 @@ class Inspector(QWidget):
         self.opinion = QLabel()
         self.opinion.setTextFormat(Qt.TextFormat.RichText)
         self.opinion.setToolTip("What the active model predicts for this photo (Train a model to see it)")
+        self.suggestion = QLabel()
+        self.suggestion.setTextFormat(Qt.TextFormat.RichText)
+        self.suggestion.setWordWrap(True)
+        self.suggestion.setToolTip(
+            "Guided curation: a model that never saw this photo's label doubts it (or, for an unlabelled photo, "
+            "guesses it). Enter gives the photo this class; 1-4 give another."
+        )
+        self.suggestion.hide()
         self.buttons_box = QWidget()
         self.buttons = QGridLayout(self.buttons_box)
         self.buttons.setContentsMargins(0, 0, 0, 0)
@@ -110,6 +118,7 @@ class Inspector(QWidget):
         lay.addWidget(self.target)
         lay.addWidget(self.current_label)
         lay.addWidget(self.opinion)
+        lay.addWidget(self.suggestion)
         lay.addWidget(self.buttons_box)
         lay.addWidget(self.notes)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -216,6 +225,23 @@ class Inspector(QWidget):
         chip = f"<span style='{style}'>&nbsp;{html.escape(class_name)}{share}&nbsp;</span>"
         note = " <small>— disagrees with the label</small>" if disagrees else ""
         self.opinion.setText(f"Model: {chip}{note}")
+
+    def show_suggestion(self, quality: LabelQuality | None, likely_wrong: bool, in_queue: bool) -> None:
+        """Guided curation's word on the shown photo: the suggested class of a doubtful label, or the guess for
+        an unlabelled photo of the label-next queue; nothing otherwise."""
+        if quality is None or not (likely_wrong or in_queue):
+            self.suggestion.hide()
+            return
+        chip = f"<b>{html.escape(quality.suggested_class)}</b>"
+        if likely_wrong:
+            text = (
+                f"Suggested: {chip} <small>— the label {html.escape(quality.given_class or '')} scores "
+                f"{100 * quality.score:.0f}% with a model that never saw it · Enter accepts</small>"
+            )
+        else:
+            text = f"Label next: the model guesses {chip} <small>· Enter accepts</small>"
+        self.suggestion.setText(text)
+        self.suggestion.show()
 
     def _show_captions(self, record: ImageRecord) -> None:
         votes = ", ".join(f"{k} {v}" for k, v in sorted(record.votes.items(), key=lambda kv: -kv[1]) if v)

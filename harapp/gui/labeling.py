@@ -18,7 +18,7 @@ from PySide6.QtGui import QKeyEvent, QUndoCommand, QUndoStack
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
 from harapp.core.types import HistoryEntry
-from harapp.gui.gallery_model import GalleryProxy
+from harapp.gui.gallery_model import GalleryProxy, GalleryRow, Role
 from harapp.gui.gallery_view import GalleryView
 
 RESERVED_LETTERS = frozenset("adkz")
@@ -223,6 +223,8 @@ class LabelingController(QObject):
             return False
         if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_0):
             return self._label_or_explain(None)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            return self.accept_suggestion()
         if key == Qt.Key.Key_A:
             self.view.move_current(-1)
             return True
@@ -240,6 +242,30 @@ class LabelingController(QObject):
             self.error.emit(self._no_class_message(text))
             return True
         return False
+
+    def current_suggestion(self) -> str | None:
+        """Guided curation's class for the current photo (see GalleryRow.suggestion), or None."""
+        index = self.view.currentIndex()
+        row = index.data(Role.ROW) if index.isValid() else None
+        return row.suggestion if isinstance(row, GalleryRow) else None
+
+    def accept_suggestion(self) -> bool:
+        """Enter: give the current photo its suggested (or guessed) class and move on; say why when it cannot."""
+        if self._project is None:
+            self.error.emit("Open or import a project first: Enter accepts a suggested label.")
+            return True
+        if len(self.view.selected_image_ids()) > 1 or self.target_person is not None:
+            self.error.emit("Enter accepts one photo's suggested label at a time: select a single photo.")
+            return True
+        suggestion = self.current_suggestion()
+        if suggestion is None:
+            self.error.emit(
+                "No suggested label for this photo: Review ▸ Likely mislabelled and Label next list the photos "
+                "that have one (after a model is trained)."
+            )
+            return True
+        self.label_current(suggestion)
+        return True
 
     def _label_or_explain(self, class_name: str | None) -> bool:
         """Label, or say in the status bar why the key cannot (a silent key looks like a saved label)."""

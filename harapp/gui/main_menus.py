@@ -88,6 +88,10 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     )
     actions["find"] = _action(edit_menu, "&Find in captions…", lambda: _find(window), QKeySequence.StandardKey.Find)
     edit_menu.addSeparator()
+    actions["score"] = _action(
+        edit_menu, "&Score labels now", lambda: _score_now(window), "Ctrl+Shift+S",
+        tip="Find likely wrong labels and the photos to label next (in the background; also after each correction)",
+    )  # fmt: skip
     actions["classes"] = _action(
         edit_menu, "Edit &classes…", window.edit_classes, "Ctrl+Shift+C", "Add, rename or merge classes (with undo)"
     )
@@ -115,6 +119,14 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     actions["zoom_in"] = _action(view_menu, "&Bigger thumbnails", lambda: _zoom(window, 1.25), "Ctrl++")
     actions["zoom_out"] = _action(view_menu, "&Smaller thumbnails", lambda: _zoom(window, 0.8), "Ctrl+-")
     actions["reset_filters"] = _action(view_menu, "Reset &filters", workspace.filters.reset)
+    actions["likely_wrong"] = _action(
+        view_menu, "&Likely mislabelled", lambda: _review(window, "likely-wrong"), "Ctrl+L",
+        tip="Labels a model that never saw them doubts, likeliest wrong first; Enter accepts the suggestion",
+    )  # fmt: skip
+    actions["label_next"] = _action(
+        view_menu, "Label &next", lambda: _review(window, "label-next"), "Ctrl+Shift+L",
+        tip="Unlabelled photos where a label helps most, with the model's guess; Enter accepts it",
+    )  # fmt: skip
     view_menu.addSeparator()
     actions["keys"] = _action(view_menu, "Keyboard &shortcuts", window.show_shortcuts, "F1")
     # "?" from anywhere in the window; a text field still takes a typed "?" as text. Layouts where "?" needs
@@ -160,6 +172,19 @@ def shortcut_rows(window: MainWindow) -> list[tuple[str, str]]:
         if top.menu() is not None:
             visit(top.menu())  # type: ignore[arg-type]
     return rows
+
+
+def _review(window: MainWindow, review: str) -> None:
+    window.set_mode(Mode.LABEL)
+    window.workspace.filters.show_review(review)
+    window.workspace.gallery.setFocus()
+
+
+def _score_now(window: MainWindow) -> None:
+    if not window.workspace.refresher.refresh_now():
+        window.show_status("Open a project first: scores are about its labels.")
+        return
+    window.show_status("Scoring the labels in the background…")
 
 
 def _find(window: MainWindow) -> None:

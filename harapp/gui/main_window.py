@@ -38,6 +38,7 @@ from harapp.gui.training_panel import TrainingPanel
 from harapp.gui.welcome import WelcomeView
 from harapp.gui.workers import JobHandle, Worker, start_worker
 from harapp.gui.workspace import Workspace
+from harapp.ml.defaults import preferred_device
 
 log = logging.getLogger(__name__)
 DEFAULT_SIZE = (1400, 900)
@@ -104,6 +105,12 @@ class MainWindow(QMainWindow):
         panel.confusion_cell_clicked.connect(self.show_confusion_cell)
         panel.active_model_changed.connect(self.workspace.reload_predictions)
         panel.predictions_updated.connect(self.workspace.reload_predictions)
+        panel.predictions_updated.connect(lambda _id: self.workspace.refresher.refresh_now())
+        refresher = self.workspace.refresher
+        refresher.is_training = panel.is_busy
+        refresher.device = lambda: str(self.training_panel.config_overrides.get("device") or preferred_device())
+        refresher.refreshed.connect(lambda _outcome: panel.refresh_models())  # a retrained model's new metrics
+        refresher.refreshed.connect(lambda _outcome: self.prediction_panel.refresh_model())
         panel.active_model_changed.connect(self.prediction_panel.refresh_model)
         panel.run_progressed.connect(self.modes.run_indicator.show_progress)
         panel.run_ended.connect(self.modes.run_indicator.show_text)

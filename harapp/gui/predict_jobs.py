@@ -17,7 +17,9 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QImage
 
 from harapp.core.errors import HarappError
+from harapp.core.types import Box
 from harapp.gui.workers import Worker, error_message
+from harapp.ml.views import needs_person
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class PredictOutcome:
     error: str | None
     thumb_size: tuple[int, int] = (0, 0)
     thumb_rgba: bytes = b""
+    people: tuple[tuple[Box, str, float], ...] = ()
+    """Every person the pose model found (box in photo pixels, predicted class, its probability), largest first:
+    what the row shows when a photo has several."""
 
 
 THUMB_SIZE = 96
@@ -111,12 +116,15 @@ class PredictWorker(Worker):
         *,
         device: str = "auto",
         first_index: int = 0,
+        user_box: Box | None = None,
     ) -> None:
         super().__init__()
         self.checkpoint = Path(checkpoint)
         self.inputs: tuple[Path | ImageInput, ...] = tuple(inputs)
         self.device = device
         self.first_index = first_index
+        self.user_box = user_box
+        """The person a user pointed at (for a single input): predict that person instead of the largest."""
 
     def work(self) -> tuple[PredictOutcome, ...]:
         predictor = get_predictor(self.checkpoint, self.device)
@@ -133,10 +141,26 @@ class PredictWorker(Worker):
         try:
             image = _open_input(item)
             size, rgba = _thumbnail(image)
-            prediction = predictor.predict(image)
+            people: tuple[tuple[Box, str, float], ...] = ()
+            if self.user_box is not None:
+                prediction = predictor.predict(image, user_box=self.user_box)
+            elif predictor.detect and needs_person(predictor.views):
+                from harapp.ml.people import detect_boxes
+
+                # One search for people serves both: the main person's prediction and everyone's.
+                found = detect_boxes(image)
+                prediction = predictor.predict(image, detected=found)
+                if len(found) > 1:
+                    each = predictor.predict_people(image, found)
+                    people = tuple(
+                        (p.person_box or box, p.top_class, p.top_probability)
+                        for p, box in zip(each, found, strict=True)
+                    )
+            else:
+                prediction = predictor.predict(image)
         except HarappError as exc:
             return PredictOutcome(index, source, None, error_message(exc))
         except Exception as exc:  # noqa: BLE001 - an odd file must not end the whole batch
             log.warning("prediction failed for %s: %s", source, exc)
             return PredictOutcome(index, source, None, f"{source}: {error_message(exc)}")
-        return PredictOutcome(index, source, prediction, None, size, rgba)
+        return PredictOutcome(index, source, prediction, None, size, rgba, people)

@@ -6,9 +6,11 @@ fills in when its result arrives. A file that is not a readable image gets an in
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QObject, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -21,10 +23,10 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPalette,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QFileDialog,
     QFrame,
     QGridLayout,
@@ -39,9 +41,11 @@ from PySide6.QtWidgets import (
 
 from harapp.core.image_files import IMAGE_SUFFIXES, expand_image_paths
 from harapp.core.store import Project
+from harapp.core.types import Box
 from harapp.gui.elided_label import ElidedLabel
 from harapp.gui.icons import icon
 from harapp.gui.models_table import model_caption
+from harapp.gui.person_picker import PersonPicker, read_photo, thumbnail_with_boxes
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.style import ErrorTextStyle, is_dark
 from harapp.gui.workers import JobHandle, start_worker
@@ -122,12 +126,20 @@ class ProbabilityBars(QWidget):
 
 
 class PredictionRow(QFrame):
-    """One input: thumbnail, name, predicted class and bars -- or an error message."""
+    """One input: thumbnail (with the person boxes the model used), name, predicted class and bars -- or an
+    error message. Clicking the thumbnail asks which person the prediction should be about."""
+
+    choose_person = Signal(object)
+    """This row, when its thumbnail is clicked after a prediction."""
 
     def __init__(self, source: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source = source
         self.error: str | None = None
+        self.item: Path | ImageInput | None = None
+        """What was predicted (the panel sets it), so a person chosen later can be predicted again."""
+        self.index = -1
+        self.outcome: PredictOutcome | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMaximumWidth(ROW_MAX_WIDTH)
         self.thumb = QLabel(self)
@@ -144,9 +156,14 @@ class PredictionRow(QFrame):
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.bars = ProbabilityBars(self)
         self.bars.hide()
+        self.person_label = QLabel(self)
+        self.person_label.setWordWrap(True)
+        self.person_label.hide()
+        self.thumb.installEventFilter(self)
         text = QVBoxLayout()
         text.addWidget(self.name_label)
         text.addWidget(self.result_label)
+        text.addWidget(self.person_label)
         text.addWidget(self.bars)
         text.addStretch(1)
         layout = QHBoxLayout(self)
@@ -158,13 +175,36 @@ class PredictionRow(QFrame):
             self.show_error(outcome.error or "no prediction")
             return
         pred = outcome.prediction
+        self.outcome = outcome
+        boxes = [box for box, _, _ in outcome.people] or ([pred.person_box] if pred.person_box else [])
         if outcome.thumb_rgba:
             w, h = outcome.thumb_size
             image = QImage(outcome.thumb_rgba, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-            self.thumb.setPixmap(QPixmap.fromImage(image))
+            self.thumb.setPixmap(thumbnail_with_boxes(image, pred.image_size, boxes, pred.person_box))
         self.result_label.setText(f"{pred.top_class}  {100 * pred.top_probability:.1f}%")
         self.bars.set_values(zip(pred.class_names, pred.probabilities, strict=True))
         self.bars.show()
+        self._show_person(pred, outcome)
+        if "person" in pred.views or "pose" in pred.views:
+            self.thumb.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.thumb.setToolTip("Click to choose the person the prediction is about")
+
+    def _show_person(self, pred: Any, outcome: PredictOutcome) -> None:
+        """Which person the model looked at, in words, and the others found in the photo."""
+        note = pred.person_note()
+        if len(outcome.people) > 1:
+            others = ", ".join(f"{cls} {100 * p:.0f}%" for _, cls, p in outcome.people)
+            note += f" · {len(outcome.people)} people: {others}"
+        self.person_label.setText(f"<small>{html.escape(note)}</small>")
+        self.person_label.show()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.thumb and event.type() == QEvent.Type.MouseButtonRelease and self.outcome is not None:
+            pred = self.outcome.prediction
+            if pred is not None and ("person" in pred.views or "pose" in pred.views):
+                self.choose_person.emit(self)
+                return True
+        return super().eventFilter(watched, event)
 
     def show_error(self, message: str) -> None:
         self.error = message
@@ -194,6 +234,8 @@ class PredictionPanel(QWidget):
         self._row_at: dict[int, PredictionRow] = {}
         self._next_index = 0  # never reused, so a job still running after Clear cannot fill a new row
         self.jobs: list[JobHandle] = []
+        self.picker_answer: Callable[[PersonPicker], Box | None] | None = None
+        """Tests: answers the 'which person?' dialog instead of a person."""
         self.setAcceptDrops(True)
         # One line, elided, with the whole text as its tooltip: a long model name must not wrap over three lines.
         self.status_label = ElidedLabel("", self)
@@ -324,6 +366,8 @@ class PredictionPanel(QWidget):
         self._next_index += len(inputs)
         for offset, item in enumerate(inputs):
             row = PredictionRow(item.name if isinstance(item, ImageInput) else str(item), self._rows_box)
+            row.item, row.index = item, first + offset
+            row.choose_person.connect(self.choose_person)
             self.rows.append(row)
             count = len(self.rows) - 1
             self._grid.addWidget(row, count // self._columns, count % self._columns)
@@ -334,6 +378,39 @@ class PredictionPanel(QWidget):
         job.progressed.connect(self._on_outcome)
         end = first + len(inputs)
         job.failed.connect(lambda msg, a=first, b=end: self._on_job_failed(a, b, msg))
+        self.jobs.append(job)
+        job.done.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
+
+    def choose_person(self, row: PredictionRow) -> Box | None:
+        """Ask which person the row's prediction is about; predict again with that person."""
+        outcome = row.outcome
+        if outcome is None or outcome.prediction is None or row.item is None or self.checkpoint is None:
+            return None
+        source: str | bytes = row.item.png if isinstance(row.item, ImageInput) else str(row.item)
+        photo = read_photo(source)
+        if photo.isNull():
+            self._update_status(f"Cannot show {row.source} to choose a person.")
+            return None
+        pred = outcome.prediction
+        boxes = [box for box, _, _ in outcome.people] or ([pred.person_box] if pred.person_box else [])
+        picker = PersonPicker(photo, boxes, pred.person_box, self)
+        if self.picker_answer is not None:  # tests answer for the person
+            box = self.picker_answer(picker)
+        else:
+            box = picker.chosen_box() if picker.exec() == QDialog.DialogCode.Accepted else None
+        if box is None:
+            return None
+        self.repredict(row, box)
+        return box
+
+    def repredict(self, row: PredictionRow, box: Box) -> None:
+        """Predict one row's photo again, about the person in `box`."""
+        if row.item is None or self.checkpoint is None:
+            return
+        row.result_label.setText("Predicting…")
+        worker = PredictWorker(self.checkpoint, [row.item], device=self.device, first_index=row.index, user_box=box)
+        job = start_worker(worker, name="harapp-predict-person", parent=self)
+        job.progressed.connect(self._on_outcome)
         self.jobs.append(job)
         job.done.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
 

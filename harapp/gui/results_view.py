@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.gui.confusion_view import ConfusionMatrixView
+from harapp.gui.reliability_view import ReliabilityDiagram
 from harapp.ml.metrics import Metrics
 
 PER_CLASS_COLUMNS = ("Class", "Precision", "Recall", "F1", "Test photos")
@@ -53,9 +54,13 @@ class ResultsView(QWidget):
             "Recall: of the test photos of this class, the share the model found.\n"
             "F1: their harmonic mean. Test photos: how many the figures rest on."
         )
+        self.reliability = ReliabilityDiagram(self)
+        side = QVBoxLayout()
+        side.addWidget(self.per_class, 1)
+        side.addWidget(self.reliability, 1)
         body = QHBoxLayout()
         body.addWidget(self.confusion, 3)
-        body.addWidget(self.per_class, 2)  # hidden until there are results: the matrix's hint then has the room
+        body.addLayout(side, 2)  # hidden until there are results: the matrix's hint then has the room
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.metrics_label)
@@ -68,6 +73,7 @@ class ResultsView(QWidget):
         self.confusion.set_metrics(None)
         self.per_class.setRowCount(0)
         self.per_class.hide()  # an empty table says nothing the matrix's own hint does not
+        self.reliability.set_calibration(None)
 
     def show_metrics(self, metrics: Metrics, true_classes: Mapping[int, int] | None = None, caption: str = "") -> None:
         """Show a model's test metrics; ``caption`` names the model (e.g. 'v3 · EfficientNet-Lite0 linear probe')."""
@@ -78,6 +84,12 @@ class ResultsView(QWidget):
             f"{who}Test accuracy {100 * metrics.accuracy:.1f}% · macro F1 {100 * metrics.macro_f1:.1f}% "
             f"on {len(metrics.test_image_ids)} held-out images. Click a cell to show its images."
         )
+        if metrics.calibration is not None:
+            self.metrics_label.setText(
+                self.metrics_label.text() + f" Calibration error (ECE) {metrics.calibration.ece:.3f}: the bars "
+                "say how sure the model is, and it is right about as often."
+            )
+        self.reliability.set_calibration(metrics.calibration)
         rows = [name for name in metrics.class_names if name in metrics.per_class]
         self.per_class.setRowCount(len(rows))
         self.per_class.show()

@@ -71,12 +71,14 @@ def person_input(
     *,
     user_box: Box | None = None,
     detect: bool = True,
+    detected: Sequence[Box] | None = None,
 ) -> PersonInput:
     """The person input of one photo, uncached: a box the user drew, else the largest annotated box, else the
-    largest person the pose model finds (when `detect`), else nobody."""
+    largest person the pose model finds (when `detect`; `detected` gives its boxes when the caller has them
+    already), else nobody."""
     if not needs_person(views):
         return NOBODY
-    box, source = _choose_box(img, boxes, user_box, detect)
+    box, source = _choose_box(img, boxes, user_box, detect, detected)
     pose = None
     if "pose" in views:
         pose = P.pose_features(_landmarks_or_none(img, box) if box is not None else None)
@@ -84,7 +86,7 @@ def person_input(
 
 
 def _choose_box(
-    img: Image.Image, boxes: Sequence[Box], user_box: Box | None, detect: bool
+    img: Image.Image, boxes: Sequence[Box], user_box: Box | None, detect: bool, detected: Sequence[Box] | None
 ) -> tuple[Box | None, PersonSource]:
     if user_box is not None:
         chosen = main_person([user_box], img.width, img.height)
@@ -94,10 +96,10 @@ def _choose_box(
     if annotated is not None:
         return annotated, "annotation"
     if detect:
-        found = _people_or_none(img)
-        detected = main_person([p.box for p in found], img.width, img.height)
-        if detected is not None:
-            return detected, "detector"
+        found = [p.box for p in _people_or_none(img)] if detected is None else list(detected)
+        largest = main_person(found, img.width, img.height)
+        if largest is not None:
+            return largest, "detector"
     return None, "none"
 
 

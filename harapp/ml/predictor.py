@@ -155,13 +155,15 @@ class Predictor:
             tensors["pose"] = torch.from_numpy(pose.copy())
         return tensors
 
-    def _prepare(self, x: ImageInput, boxes: Sequence[Box], user_box: Box | None) -> _Prepared:
+    def _prepare(
+        self, x: ImageInput, boxes: Sequence[Box], user_box: Box | None, detected: Sequence[Box] | None = None
+    ) -> _Prepared:
         start = time.perf_counter()
         if isinstance(x, Image.Image):
             source, img = "<image>", x.convert("RGB")
         else:
             source, img = str(x), load_image(x, min_side=self.side)
-        person = person_input(img, self.views, boxes, user_box=user_box, detect=self.detect)
+        person = person_input(img, self.views, boxes, user_box=user_box, detect=self.detect, detected=detected)
         tensors = self.prepare_image(img, person)
         return _Prepared(source, tensors, person, img.size, time.perf_counter() - start)
 
@@ -171,14 +173,19 @@ class Predictor:
         boxes: Sequence[tuple[Box, ...]] | tuple[Box, ...] | None = None,
         *,
         user_box: Box | None = None,
+        detected: Sequence[Box] | None = None,
     ) -> Prediction | list[Prediction]:
         """One input gives one Prediction, a list gives a list. boxes: the annotated person boxes of each
-        photo (the largest is its main person); user_box: the person a user pointed at in a single photo."""
+        photo (the largest is its main person); user_box: the person a user pointed at in a single photo;
+        detected: the pose model's boxes of a single photo, when the caller has found them already."""
         if isinstance(x, (list, tuple)):
             per_image = cast("Sequence[tuple[Box, ...]] | None", boxes)
             box_list: list[tuple[Box, ...]] = list(per_image) if per_image is not None else [()] * len(x)
             return self.predict_batch(list(x), box_list)
         one_image = cast("tuple[Box, ...] | None", boxes)
+        if detected is not None and user_box is None and not one_image:
+            prepared = self._prepare(cast(ImageInput, x), (), None, detected)
+            return self._finish([prepared])[0]
         return self.predict_batch([cast(ImageInput, x)], [tuple(one_image or ())], [user_box])[0]
 
     def predict_people(self, x: ImageInput, boxes: Sequence[Box]) -> list[Prediction]:
@@ -210,6 +217,9 @@ class Predictor:
                 )
             return out
         prepared = [self._prepare(x, b, u) for x, b, u in zip(inputs, boxes, user_boxes, strict=True)]
+        return self._finish(prepared, sources)
+
+    def _finish(self, prepared: list[_Prepared], sources: list[str] | None = None) -> list[Prediction]:
         start = time.perf_counter()
         batch = {name: torch.stack([p.views[name] for p in prepared]) for name in prepared[0].views}
         probs = self.run(batch)
