@@ -292,7 +292,10 @@ def measure_speed(
 
     target = resolve_device(device)
     # Random weights: the speed is the architecture's, and nothing needs downloading to measure it.
-    config = TrainConfig(model_kind=kind, mode="fine-tune" if "fine-tune" in get_kind(kind).modes else "scratch")
+    # One image view: the estimate multiplies the per-view cost by the views a run has.
+    config = TrainConfig(
+        model_kind=kind, mode="fine-tune" if "fine-tune" in get_kind(kind).modes else "scratch", views=("whole",)
+    )
     config = TrainConfig.from_dict({**config.to_dict(), "image_size": image_size, "pretrained": False})
     started = time.perf_counter()
     built = build_model(config, ("a", "b"), init_head=False)

@@ -125,7 +125,7 @@ def test_finished_training_shows_metrics_models_and_stores_predictions(qtbot, pa
         assert p.class_name in ("walking", "running") and 0 <= p.confidence <= 1
         assert sum(p.probabilities.values()) == pytest.approx(1, abs=1e-4)
     # Retrain: the same settings again on the current labels gives a second model version.
-    assert panel.retrain_button.isEnabled()
+    qtbot.waitUntil(panel.retrain_button.isEnabled, timeout=10_000)  # once the run's thread has ended
     with qtbot.waitSignal(panel.predictions_updated, timeout=60_000):
         qtbot.mouseClick(panel.retrain_button, Qt.MouseButton.LeftButton)
     assert len(project.models()) == 2

@@ -116,7 +116,7 @@ def test_bad_checkpoints_are_named_for_what_they_are(
 def test_weights_that_do_not_fit_the_model(trained: tuple[Path, Path], tmp_path: Path) -> None:
     _, ckpt = trained
     payload = _payload(ckpt)
-    head = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) for k, v in payload["head_state"].items()}
+    head = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if v.dim() else v for k, v in payload["head_state"].items()}
     bad = _resave({**payload, "head_state": head}, tmp_path / "misfit.pt")
     with pytest.raises(C.CheckpointError, match=r"damaged: its weights do not fit a cnn-scratch model"):
         Predictor.from_checkpoint(bad, device="cpu")

@@ -26,23 +26,44 @@ def _p(phase: str, step: int, steps: int, epoch: int = 1, epochs: int = 1, loss:
     return TrainProgress(epoch, epochs, step, steps, loss, None, 10.0, None, done / (epochs * steps), phase)
 
 
+WHOLE = ("whole",)
+"""The one-view model of harapp 0.1: the arithmetic tests below keep its simple figures."""
+
+
 def test_phases_follow_the_trainer() -> None:
-    assert run_phases("efficientnet-lite0", "linear-probe") == ("prepare", "features", "fit", "predictions")
+    assert run_phases("efficientnet-lite0", "linear-probe") == ("prepare", "people", "features", "fit", "predictions")
+    assert run_phases("efficientnet-lite0", "linear-probe", views=WHOLE) == (
+        "prepare",
+        "features",
+        "fit",
+        "predictions",
+    )
     assert run_phases("resnet18", "fine-tune") == (
-        "prepare", "features", "warm-up", "fit", "evaluation", "predictions",
+        "prepare", "people", "features", "warm-up", "fit", "evaluation", "predictions",
     )  # fmt: skip
-    assert run_phases("clip", "fine-tune") == ("prepare", "fit", "evaluation", "predictions")
-    assert run_phases("clip", "zero-shot") == ("prepare", "features", "predictions")
+    assert run_phases("clip", "fine-tune") == ("prepare", "people", "fit", "evaluation", "predictions")
+    # Zero-shot fits its temperature on the labelled photos' features: a short fit of its own.
+    assert run_phases("clip", "zero-shot", views=WHOLE) == ("prepare", "features", "fit", "predictions")
+
+
+def test_the_person_view_doubles_the_image_work() -> None:
+    size = RunSize(labelled=460, project_images=598, epochs=5)
+    one = estimate_run("resnet18", "fine-tune", size, CPU, views=WHOLE)
+    two = estimate_run("resnet18", "fine-tune", size, CPU)
+    fit_one, fit_two = (next(p for p in e.phases if p.key == "fit") for e in (one, two))
+    assert fit_two.seconds == pytest.approx(2 * fit_one.seconds)
+    people = next(p for p in two.phases if p.key == "people")
+    assert people.seconds > 0 and people.detail == "460 photos"
 
 
 def test_a_cpu_fine_tune_is_slow_and_says_so() -> None:
     size = RunSize(labelled=460, project_images=598, epochs=5)
-    estimate = estimate_run("resnet18", "fine-tune", size, CPU)
+    estimate = estimate_run("resnet18", "fine-tune", size, CPU, views=WHOLE)
     # 5 epochs of 322 photos at (0.01 + 1/12) s each, plus validation, features, evaluation and predictions.
     assert 3 * 60 < estimate.total_seconds < 5 * 60
     fit = next(p for p in estimate.phases if p.key == "fit")
     assert fit.seconds > 0.6 * estimate.total_seconds, "the epochs dominate a fine-tune"
-    slow = estimate_run("resnet18", "fine-tune", RunSize(460, 598, epochs=30), CPU)
+    slow = estimate_run("resnet18", "fine-tune", RunSize(460, 598, epochs=30), CPU, views=WHOLE)
     assert slow.summary().startswith("Up to about") and "a GPU or the linear probe is faster" in slow.summary()
     assert "fit" in slow.breakdown() and "CPU" in slow.breakdown()
 
@@ -84,7 +105,7 @@ def test_fields_a_mode_ignores_say_why() -> None:
 
 def test_one_scale_across_a_fine_tune_never_goes_back() -> None:
     now = [0.0]
-    estimate = estimate_run("resnet18", "fine-tune", RunSize(100, 120, epochs=3), CPU)
+    estimate = estimate_run("resnet18", "fine-tune", RunSize(100, 120, epochs=3), CPU, views=WHOLE)
     tracker = RunTracker(estimate, clock=lambda: now[0])
     seen = []
     reports = [_p("embedding", s, 10) for s in range(1, 11)]
@@ -114,7 +135,7 @@ def test_one_scale_across_a_fine_tune_never_goes_back() -> None:
 
 def test_time_left_starts_from_the_estimate_then_follows_the_real_speed() -> None:
     now = [0.0]
-    estimate = estimate_run("cnn-scratch", "scratch", RunSize(100, 100, epochs=10), CPU)
+    estimate = estimate_run("cnn-scratch", "scratch", RunSize(100, 100, epochs=10), CPU, views=WHOLE)
     tracker = RunTracker(estimate, clock=lambda: now[0])
     first = tracker.on_train(_p("training", 1, 100, 1, 10))
     fit = next(p for p in estimate.phases if p.key == "fit")
