@@ -1,6 +1,6 @@
 """Screenshots of the real app for docs and review: welcome, labelling, keys, the estimate, training in
 progress, labelling during a run, finished training, models, prediction, a bad drop, the drop highlight,
-shown predictions.
+shown predictions, the likely-mislabelled and label-next views.
 
 Run under a real X server (Xvfb), from the repository root, once per screen size:
 
@@ -193,6 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     window.actions_by_name["predictions"].trigger()
     settle(0.5)
     shot(window, "07-predictions-shown.png")
+
+    window.actions_by_name["predictions"].trigger()
+
+    # 8-9. Guided curation: the scores the training run asked for, then the two review views.
+    if not args.quick:
+        wait_until(lambda: workspace.model.quality_source() is not None, 600, "the label scores")
+        window.actions_by_name["likely_wrong"].trigger()
+        settle(2.0)
+        shot(window, "08-likely-mislabelled.png")
+        window.actions_by_name["label_next"].trigger()
+        settle(2.0)
+        shot(window, "09-label-next.png")
+        workspace.filters.show_review(None)
 
     window.close()
     settle(0.5)

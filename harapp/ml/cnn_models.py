@@ -99,13 +99,24 @@ def build_resnet(
     return BuiltModel(model, pre, source)
 
 
+_LITE0_STATE: dict[str, torch.Tensor] = {}
+
+
+def _lite0_imagenet_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The packaged ImageNet weights in timm's layout, read and mapped once per process: after a correction,
+    the app rebuilds this backbone a few times a second, and reading the file was a third of each build."""
+    if not _LITE0_STATE:
+        source = W.load_state_dict_file(W.efficientnet_lite0_file())
+        _LITE0_STATE.update(W.map_state_in_order(source, net.state_dict(), "efficientnet-lite0"))
+    return _LITE0_STATE
+
+
 def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Module:
     import timm
 
     net: Any = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)  # has reset_classifier
     if pretrained:
-        source = W.load_state_dict_file(W.efficientnet_lite0_file())
-        net.load_state_dict(W.map_state_in_order(source, net.state_dict(), "efficientnet-lite0"))
+        net.load_state_dict(_lite0_imagenet_state(net))
     if num_classes != 1000:
         net.reset_classifier(num_classes)
     return net

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from harapp.core.errors import HarappError
 from harapp.core.paths import new_checkpoint_path
@@ -49,6 +49,8 @@ class Refresh:
     review: LabelReview | None
     seconds: float
     note: str
+    split: tuple[tuple[str, float], ...] = ()
+    """Where the seconds went: ('retrain', s), ('project predictions', s), ('label scores', s)."""
 
 
 def refresh_after_corrections(
@@ -66,6 +68,8 @@ def refresh_after_corrections(
     config: TrainConfig | None = None
     notes: list[str] = []
     retrained, predicted = False, 0
+    split: list[tuple[str, float]] = []
+    l2: float | None = None
     if active is not None:
         try:
             ckpt = load_checkpoint(active.path)
@@ -73,28 +77,50 @@ def refresh_after_corrections(
             notes.append(f"the active model cannot be read ({exc}); scores use harapp's default model")
         else:
             config = TrainConfig.from_dict({**ckpt.config.to_dict(), "device": device})
+            # A linear probe's chosen strength serves its retrain and the scores' probe (same features).
+            l2 = chosen_l2(ckpt.extra) if config.mode == "linear-probe" else None
             if config.mode not in FROZEN_BACKBONE_MODES:
                 notes.append(f"the active model ({config.mode}) retrains only when you ask: it takes minutes")
             elif ckpt.label_revision != project.label_revision():
-                retrained, predicted = _retrain(project, active, config, reporter)
-    review = review_labels(project, config, reporter=reporter)
+                retrained, predicted, predict_seconds = _retrain(project, active, config, reporter, l2)
+                split += [
+                    ("retrain", time.perf_counter() - started - predict_seconds),
+                    ("project predictions", predict_seconds),
+                ]
+    scoring_started = time.perf_counter()
+    review = review_labels(project, config, reporter=reporter, l2=l2)
+    split.append(("label scores", time.perf_counter() - scoring_started))
     if review.note:
         notes.append(review.note)
     model_id = active.id if active is not None else None
-    return Refresh(model_id, retrained, predicted, review, time.perf_counter() - started, "; ".join(notes))
+    seconds = time.perf_counter() - started
+    return Refresh(model_id, retrained, predicted, review, seconds, "; ".join(notes), tuple(split))
+
+
+def chosen_l2(extra: dict[str, Any]) -> float | None:
+    """The penalty strength a linear probe's cross-validation chose, from its checkpoint's history."""
+    for entry in extra.get("history", ()):
+        if isinstance(entry, dict) and isinstance(entry.get("l2"), (int, float)):
+            return float(entry["l2"])
+    return None
 
 
 def _retrain(
-    project: CurationProject, active: ModelRecord, config: TrainConfig, reporter: Reporter
-) -> tuple[bool, int]:
+    project: CurationProject, active: ModelRecord, config: TrainConfig, reporter: Reporter, l2: float | None
+) -> tuple[bool, int, float]:
+    """(retrained, images predicted, seconds spent predicting them)."""
     out = new_checkpoint_path(project.path, config.model_kind, f"{config.mode}-{REFRESH_TAG}")
-    result = train(config, project.snapshot(), out, project=project, replace_model=active.id, reporter=reporter)
+    result = train(
+        config, project.snapshot(), out, project=project, replace_model=active.id, reporter=reporter, probe_l2=l2
+    )
     if result.cancelled or result.model_id != active.id:
-        return False, 0
+        return False, 0, 0.0
     old = active.path
     if old != out and REFRESH_TAG in old.name:
         try:
             old.unlink(missing_ok=True)  # a checkpoint an earlier refresh wrote: nothing else points at it
         except OSError as exc:
             log.info("could not delete the superseded checkpoint %s: %s", old, exc)
-    return True, len(result.predictions.predictions) if result.predictions is not None else 0
+    if result.predictions is None:
+        return True, 0, 0.0
+    return True, len(result.predictions.predictions), result.predictions.seconds

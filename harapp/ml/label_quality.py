@@ -99,9 +99,11 @@ def review_labels(
     store: bool = True,
     method: ScoreMethod = SCORE_METHOD,
     fold_seeds: Sequence[int] = FOLD_SEEDS,
+    l2: float | None = None,
 ) -> LabelReview:
     """Score every labelled image and person and queue the unlabelled images; store the rows unless told not
-    to. Raises HarappError when nothing can be scored (no labels, a single class)."""
+    to. l2: the probe's penalty strength when it is known already (else chosen by cross-validation). Raises
+    HarappError when nothing can be scored (no labels, a single class)."""
     started = time.perf_counter()
     reporter = reporter or Reporter(progress, cancel)
     config = scoring_config(config).validate()
@@ -128,7 +130,9 @@ def review_labels(
     feats, _ = cached_features(built, config, items, device, reporter, project, people)
     targets = torch.tensor([it.class_index for it in labelled], dtype=torch.long)
     head = built.model.head
-    probe, oof, scores = score_labelled(head, feats[: len(labelled)], targets, reporter, method, fold_seeds)
+    probe, oof, scores = score_labelled(
+        head, feats[: len(labelled)], targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None
+    )
     with torch.no_grad():
         queue_probs = calibrated_probabilities(head(feats[len(labelled) :]), head.temperature)
     revision = images.revision
@@ -156,6 +160,7 @@ def score_labelled(
     method: ScoreMethod = SCORE_METHOD,
     fold_seeds: Sequence[int] = FOLD_SEEDS,
     prune: float = PRUNE_FRACTION,
+    grid: tuple[float, ...] | None = None,
 ) -> tuple[ProbeFit, torch.Tensor, np.ndarray]:
     """Each labelled vector's out-of-fold class probabilities and cleanlab's label-quality score of it (low:
     the label is probably wrong); `head` ends fitted on the labels that look right, for the label-next queue.
@@ -166,7 +171,7 @@ def score_labelled(
     a rare class should look as unlikely as it is.
     """
     start_head = copy.deepcopy(head)
-    first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, None)
+    first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, grid)
     if prune <= 0 or not first.folds:
         reporter.start_phase("scoring")
         return first, probs, _label_scores(targets.numpy(), probs.numpy(), method)
@@ -192,17 +197,11 @@ def _out_of_fold(
     grid: tuple[float, ...] | None,
 ) -> tuple[ProbeFit, torch.Tensor]:
     """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors."""
-    start_head = copy.deepcopy(head)
     seeds = tuple(fold_seeds) or (0,)
-    probe = fit_probe(head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0])
-    oofs = [probe.oof_probabilities]
-    for seed in seeds[1:] if probe.folds else ():
-        # Other fold assignments at the strength the first one chose: the average is steadier, for a few fits.
-        again = fit_probe(
-            copy.deepcopy(start_head), features, targets, reporter, balanced=False, grid=(probe.l2,), seed=seed
-        )
-        oofs.append(again.oof_probabilities)
-    return probe, torch.stack(oofs).mean(0)
+    probe = fit_probe(
+        head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0], extra_seeds=seeds[1:]
+    )
+    return probe, probe.oof_probabilities
 
 
 def _label_scores(labels: np.ndarray, probabilities: np.ndarray, method: ScoreMethod) -> np.ndarray:

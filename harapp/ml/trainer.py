@@ -27,7 +27,7 @@ from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
 from harapp.ml.device import free_cache, is_oom, resolve_device
 from harapp.ml.embeddings import EmbeddingStore, cached_features
 from harapp.ml.errors import OutOfMemoryError, TrainingCancelled, WeightsUnavailableError
-from harapp.ml.head import fit_probe
+from harapp.ml.head import L2_GRID, fit_probe
 from harapp.ml.kinds import FROZEN_BACKBONE_MODES, get_kind
 from harapp.ml.loop import fit, predict_logits
 from harapp.ml.metrics import Metrics, compute_metrics
@@ -107,13 +107,14 @@ def _run_split(
     reporter: Reporter,
     store: EmbeddingStore | None,
     on_improved: Callable[[BuiltModel, int, float], None] | None,
+    probe_l2: float | None = None,
 ) -> _RunOutput:
     _seed_everything(config.seed)
     built = build_model(config, snapshot.class_names)
     everything = split.train + split.val + split.test
     people = dict(zip(everything, resolve_people(everything, config.views, store, reporter), strict=True))
     if config.mode in FROZEN_BACKBONE_MODES:
-        return _run_frozen(built, config, snapshot, split, people, device, reporter, store)
+        return _run_frozen(built, config, snapshot, split, people, device, reporter, store, probe_l2)
 
     def improved(epoch: int, score: float) -> None:
         if on_improved is not None:
@@ -146,6 +147,7 @@ def _run_frozen(
     device: torch.device,
     reporter: Reporter,
     store: EmbeddingStore | None,
+    probe_l2: float | None = None,
 ) -> _RunOutput:
     """Linear probe or zero-shot: the head on cached features of every view.
 
@@ -161,7 +163,8 @@ def _run_frozen(
     fit_y = torch.tensor([it.class_index for it in items[:n_fit]], dtype=torch.long)
     history: list[dict[str, Any]] = []
     if config.mode == "linear-probe":
-        probe = fit_probe(head, fit_x, fit_y, reporter, balanced=config.balanced_loss, seed=config.seed)
+        grid = (probe_l2,) if probe_l2 is not None else L2_GRID
+        probe = fit_probe(head, fit_x, fit_y, reporter, balanced=config.balanced_loss, seed=config.seed, grid=grid)
         fitted_on = f"out-of-fold predictions of {n_fit} images ({probe.folds} folds)" if probe.folds else probe.note
         history.append(
             {"epoch": 1, "loss": probe.loss, "val_accuracy": probe.oof_accuracy, "l2": probe.l2,
@@ -297,11 +300,13 @@ def train(
     predict_project_images: bool = True,
     replace_model: int | None = None,
     reporter: Reporter | None = None,
+    probe_l2: float | None = None,
 ) -> TrainResult:
     """Train, evaluate on the held-out split, write the checkpoint, register it in the project if given and
     then predict every image of that project with it (the gallery's badges). replace_model: the id of the
     model this run retrains (after label corrections): its row then points at the new checkpoint instead of a
-    new row being added.
+    new row being added. probe_l2: a linear probe's penalty strength, chosen before (a retrain after a few
+    corrections keeps it rather than choosing again: seconds matter there).
 
     Cancellation never raises: the result says cancelled and points to the last checkpoint this run wrote.
     """
@@ -346,7 +351,7 @@ def train(
             history += cv
         split = stratified_split(snapshot.items, config.val_fraction, config.test_fraction, config.seed)
         result = _with_oom_retry(
-            config, lambda c: _run_split(c, snapshot, split, device, reporter, project, improved), device
+            config, lambda c: _run_split(c, snapshot, split, device, reporter, project, improved, probe_l2), device
         )
         history += result.history
         extra = {
