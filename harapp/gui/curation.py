@@ -23,7 +23,7 @@ from harapp.gui.workers import JobHandle, run_callable, start_worker
 if TYPE_CHECKING:
     from harapp.ml.curation import Refresh
 
-DELAY_MS = 400
+DELAY_MS = 250
 """Quiet time after the last correction before a refresh starts: a burst of keys makes one refresh."""
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from harapp.ml import weights as W
 from harapp.ml.config import TrainConfig
-from harapp.ml.kinds import ModelKind
+from harapp.ml.kinds import FROZEN_BACKBONE_MODES, ModelKind
 from harapp.ml.models import BuiltModel, HarModel, Preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -111,6 +111,20 @@ def _lite0_imagenet_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return _LITE0_STATE
 
 
+_FROZEN: dict[str, nn.Module] = {}
+
+
+def _frozen_lite0() -> nn.Module:
+    """One shared pretrained backbone for the modes that never train it (linear probe): a retrain after a
+    correction builds the model three times in a second, and timm's construction was a tenth of that."""
+    if "lite0" not in _FROZEN:
+        net = efficientnet_lite0_backbone(True, 0).eval()
+        for param in net.parameters():
+            param.requires_grad_(False)
+        _FROZEN["lite0"] = net
+    return _FROZEN["lite0"]
+
+
 def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Module:
     import timm
 
@@ -137,6 +151,9 @@ def build_efficientnet_lite0(
         net = efficientnet_lite0_backbone(False, 0)
         _load_file_without(net, config.weights_path, "classifier")
         source = f"file:{config.weights_path}"
+    elif use_pretrained and config.mode in FROZEN_BACKBONE_MODES:
+        net = _frozen_lite0()
+        source = W.EFFNET_LITE0_SOURCE
     else:
         net = efficientnet_lite0_backbone(use_pretrained, 0)
         source = W.EFFNET_LITE0_SOURCE if use_pretrained else "random"

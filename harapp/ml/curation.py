@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harapp.core.errors import HarappError
-from harapp.core.paths import new_checkpoint_path
+from harapp.core.paths import models_dir_for, new_checkpoint_path
 from harapp.core.types import ModelRecord
 from harapp.ml.checkpoint import load_checkpoint
 from harapp.ml.config import TrainConfig
@@ -116,7 +116,10 @@ def _retrain(
     if result.cancelled or result.model_id != active.id:
         return False, 0, 0.0
     old = active.path
-    if old != out and REFRESH_TAG in old.name:
+    # Only a file this project's refreshes wrote, in its own models folder: a copied project file still points
+    # at the original's checkpoints, and those are not its to delete.
+    ours = old.resolve().parent == models_dir_for(project.path).resolve()
+    if old != out and REFRESH_TAG in old.name and ours:
         try:
             old.unlink(missing_ok=True)  # a checkpoint an earlier refresh wrote: nothing else points at it
         except OSError as exc:

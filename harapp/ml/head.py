@@ -10,6 +10,7 @@ out-of-fold predictions it leaves behind are exactly what calibration and label-
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ class ProbeFit:
     """True for the vectors of classes too small to hold out: their row of oof_* is the final fit's own
     (in-sample) prediction."""
     note: str = ""
+    basis: torch.Tensor | None = None
+    """The coordinates the fit ran in (see _Space), for a later fit on a subset of these vectors."""
 
 
 def balanced_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -90,16 +93,31 @@ def usable_folds(targets: torch.Tensor, wanted: int = INNER_FOLDS) -> int:
     return k if k >= 2 else 0
 
 
+_threads_lock = threading.Lock()
+_one_thread_users = [0]
+_threads_before = [1]
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Run small linear algebra on one thread. On a busy 2-core machine, OpenMP's threads spin waiting for
-    each other: an SVD of 463 x 1,280 took 11.7 s on two threads and 0.36 s on one (bench/README.md)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    each other: an SVD of 463 x 1,280 took 11.7 s on two threads and 0.36 s on one (bench/README.md).
+
+    torch's thread count is global: the first of several overlapping users (a retrain and the label scores run
+    side by side after a correction) lowers it and the last one restores it.
+    """
+    with _threads_lock:
+        if _one_thread_users[0] == 0:
+            _threads_before[0] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users[0] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _one_thread_users[0] -= 1
+            if _one_thread_users[0] == 0:
+                torch.set_num_threads(_threads_before[0])
 
 
 def fit_probe(
@@ -115,17 +133,22 @@ def fit_probe(
     seed: int = 0,
     phase: Phase = "training",
     extra_seeds: Sequence[int] = (),
+    basis: torch.Tensor | None = None,
 ) -> ProbeFit:
     """Fit `head` in place on all vectors with the chosen strength and set its temperature. ``phase`` names the
     fit in progress reports (a fine-tune's warm-up is not its training). ``extra_seeds``: more fold
     assignments whose out-of-fold probabilities (at the chosen strength) are averaged in: steadier scores.
+    ``basis``: the ProbeFit.basis of an earlier fit on a superset of these vectors, standardised the same way
+    (``standardise=False`` on a head holding that fit's statistics): it spares a decomposition.
 
     The penalty pulls the weights towards where they start, so a CLIP head stays near its zero-shot
     classifier when there is little data.
     """
     reporter.start_phase(phase)
     with one_thread():
-        return _fit_probe(head, features, targets, reporter, balanced, standardise, grid, folds, seed, extra_seeds)
+        return _fit_probe(
+            head, features, targets, reporter, balanced, standardise, grid, folds, seed, extra_seeds, basis
+        )
 
 
 def _fit_probe(
@@ -139,6 +162,7 @@ def _fit_probe(
     folds: int,
     seed: int,
     extra_seeds: Sequence[int],
+    basis: torch.Tensor | None,
 ) -> ProbeFit:
     num_classes = head.linear.out_features
     if standardise:
@@ -146,10 +170,11 @@ def _fit_probe(
     with torch.no_grad():
         xs = (features.float() - head.shift) / head.scale
     start_w, start_b = head.linear.weight.detach().clone(), head.linear.bias.detach().clone()
-    space = _Space.of(xs, start_w)
+    space = _Space.of(xs, start_w, basis)
     fitter = _Fitter(space, targets, num_classes, start_b, balanced)
     k = usable_folds(targets, folds)
-    runs = (len(grid) if k else 0) + (1 if k and extra_seeds else 0) + 1
+    choosing = k > 0 and len(grid) > 1
+    runs = (len(grid) if choosing else 0) + 1
     done = [0]
 
     def report(loss: float) -> None:
@@ -157,53 +182,47 @@ def _fit_probe(
         reporter.step(epoch=1, epochs=1, step=done[0], steps=runs, images=0, loss=loss)
 
     chosen, note = (grid[0] if len(grid) == 1 else FALLBACK_L2), ""
-    oof_logits: torch.Tensor | None = None
     fold_of = stratified_folds(targets, k, seed) if k else torch.full((len(targets),), -1)
     held_out = fold_of >= 0
-    if k:
+    if choosing:
         best_score = float("inf")
         warm: tuple[torch.Tensor, torch.Tensor] | None = None
         weight = balanced_weights(targets[held_out], num_classes) if balanced else None
         for l2 in grid:
             # Every fold in one optimisation: the folds are independent, and one solver run pays Python's
             # overhead once instead of k times. The next strength starts from this one's solutions.
-            logits, warm, loss = fitter.out_of_fold([fold_of], k, l2, warm)
+            logits, warm, loss = fitter.out_of_fold([fold_of], k, l2, warm, with_all=False)
             report(loss)
             score = float(F.cross_entropy(logits[0][held_out], targets[held_out], weight=weight))
             if score < best_score:
-                best_score, chosen, oof_logits = score, l2, logits[0]
-        if not bool(held_out.all()):
-            small = sorted(set(targets[~held_out].tolist()))
-            note = f"{len(small)} class(es) with fewer than {k} images are never held out: their scores are in-sample"
-    else:
+                best_score, chosen = score, l2
+    if not k:
         note = (
             "too few labelled images for cross-validation: penalty strength fixed at "
             f"{chosen}, confidence not calibrated, scores in-sample"
         )
-    w, b, loss = fitter.fit_all(chosen)
+    elif not bool(held_out.all()):
+        small = sorted(set(targets[~held_out].tolist()))
+        note = f"{len(small)} class(es) with fewer than {k} images are never held out: their scores are in-sample"
+    # One more run at the chosen strength: the folds of every assignment and the final fit on all vectors.
+    assignments = [fold_of, *(stratified_folds(targets, k, s) for s in extra_seeds)] if k else []
+    held_logits, (w_all, b_all), loss = fitter.out_of_fold(assignments, k, chosen, None, with_all=True)
     report(loss)
+    w, b = w_all[-1], b_all[-1]
     in_sample_logits = space.inputs @ w.T + b + space.offset
-    if oof_logits is None:
-        oof_logits = in_sample_logits
-    else:
-        oof_logits[~held_out] = in_sample_logits[~held_out]
+    for assignment_logits, assignment in zip(held_logits, assignments, strict=True):
+        assignment_logits[assignment < 0] = in_sample_logits[assignment < 0]
+    oof_logits = held_logits[0] if held_logits else in_sample_logits
     temperature = fit_temperature(oof_logits[held_out], targets[held_out]) if k else 1.0
     with torch.no_grad():
         head.linear.weight.copy_(space.weights(w))
         head.linear.bias.copy_(b)
         head.temperature.fill_(temperature)
     head.eval()
-    oof_probs = (oof_logits / temperature).softmax(1)
-    if k and extra_seeds:
-        assignments = [stratified_folds(targets, k, s) for s in extra_seeds]
-        more, _, loss = fitter.out_of_fold(assignments, k, chosen, None)
-        report(loss)
-        for extra_logits, assignment in zip(more, assignments, strict=True):
-            extra_logits[assignment < 0] = in_sample_logits[assignment < 0]
-        oof_probs = torch.stack([oof_probs, *((m / temperature).softmax(1) for m in more)]).mean(0)
+    oof_probs = torch.stack([(each / temperature).softmax(1) for each in held_logits or [oof_logits]]).mean(0)
     held = held_out if k else torch.ones(len(targets), dtype=torch.bool)
     oof_accuracy = float((oof_probs[held].argmax(1) == targets[held]).float().mean()) if len(targets) else None
-    return ProbeFit(chosen, temperature, loss, k, oof_probs, oof_logits, oof_accuracy, ~held_out, note)
+    return ProbeFit(chosen, temperature, loss, k, oof_probs, oof_logits, oof_accuracy, ~held_out, note, space.basis)
 
 
 class _Fitter:
@@ -224,11 +243,15 @@ class _Fitter:
         k: int,
         l2: float,
         warm: tuple[torch.Tensor, torch.Tensor] | None,
+        with_all: bool,
     ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor], float]:
         """Held-out logits for each fold assignment (fold -1: never held out, rows left at zero), the fitted
-        weights (to warm-start the next strength) and the mean objective."""
-        masks = torch.stack([a != f for a in assignments for f in range(k)])
-        w, b, losses = self._solve(masks, l2, warm)
+        weights (to warm-start the next strength; with_all adds a last problem fitted on every vector) and the
+        mean objective (with_all: the last problem's)."""
+        masks = [a != f for a in assignments for f in range(k)]
+        if with_all:
+            masks.append(torch.ones(len(self.targets), dtype=torch.bool))
+        w, b, losses = self._solve(torch.stack(masks), l2, warm)
         logits = torch.einsum("nd,pcd->pnc", self.space.inputs, w) + b[:, None, :] + self.space.offset[None]
         out = []
         for a_index, assignment in enumerate(assignments):
@@ -237,11 +260,7 @@ class _Fitter:
                 rows = assignment == f
                 held_logits[rows] = logits[a_index * k + f][rows].detach()
             out.append(held_logits)
-        return out, (w.detach(), b.detach()), float(losses.mean())
-
-    def fit_all(self, l2: float) -> tuple[torch.Tensor, torch.Tensor, float]:
-        w, b, losses = self._solve(torch.ones(1, len(self.targets), dtype=torch.bool), l2, None)
-        return w[0].detach(), b[0].detach(), float(losses[0])
+        return out, (w.detach(), b.detach()), float(losses[-1] if with_all else losses.mean())
 
     def _solve(
         self, masks: torch.Tensor, l2: float, warm: tuple[torch.Tensor, torch.Tensor] | None
@@ -276,17 +295,27 @@ class _Space:
     start: torch.Tensor
 
     @classmethod
-    def of(cls, xs: torch.Tensor, start: torch.Tensor) -> _Space:
+    def of(cls, xs: torch.Tensor, start: torch.Tensor, basis: torch.Tensor | None = None) -> _Space:
         n, dim = xs.shape
-        if n == 0 or n >= dim:
-            return cls(xs, torch.zeros(n, start.shape[0]), start, None, start)
-        _, singular, vh = torch.linalg.svd(xs, full_matrices=False)
-        basis = vh[singular > singular[0] * 1e-6] if len(singular) else vh
+        if basis is None:
+            if n == 0 or n >= dim:
+                return cls(xs, torch.zeros(n, start.shape[0]), start, None, start)
+            basis = _row_space(xs)
         return cls(xs @ basis.T, xs @ start.T, torch.zeros(start.shape[0], len(basis)), basis, start)
 
     def weights(self, fitted: torch.Tensor) -> torch.Tensor:
         """Fitted weights back in the original coordinates."""
         return fitted if self.basis is None else self.start + fitted @ self.basis
+
+
+def _row_space(xs: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis (rows) of the span of the vectors, through the eigenvectors of their Gram matrix:
+    for a few hundred vectors of a few thousand features, seven times faster than an SVD of the vectors."""
+    gram = xs.double() @ xs.double().T
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+    keep = eigenvalues > eigenvalues.max().clamp_min(1e-30) * 1e-10  # directions the vectors really span
+    scaled = eigenvectors[:, keep] / eigenvalues[keep].sqrt()
+    return (scaled.T @ xs.double()).float()
 
 
 def _lbfgs(

@@ -178,8 +178,15 @@ def score_labelled(
     scores = _label_scores(targets.numpy(), probs.numpy(), method)
     keep = torch.ones(len(targets), dtype=torch.bool)
     keep[torch.from_numpy(np.argsort(scores, kind="stable")[: int(prune * len(targets))].copy())] = False
+    # The second round keeps the first one's standardisation and coordinates: the kept vectors lie in their
+    # span, so no new decomposition is needed, and the two rounds score on the same scale.
+    shift, scale = head.shift.clone(), head.scale.clone()
     head.load_state_dict(start_head.state_dict())
-    second, kept_probs = _out_of_fold(head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,))
+    head.shift.copy_(shift)
+    head.scale.copy_(scale)
+    second, kept_probs = _out_of_fold(
+        head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,), standardise=False, basis=first.basis
+    )
     probs = probs.clone()
     probs[keep] = kept_probs
     with torch.no_grad():
@@ -195,12 +202,15 @@ def _out_of_fold(
     reporter: Reporter,
     fold_seeds: Sequence[int],
     grid: tuple[float, ...] | None,
+    standardise: bool = True,
+    basis: torch.Tensor | None = None,
 ) -> tuple[ProbeFit, torch.Tensor]:
     """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors."""
     seeds = tuple(fold_seeds) or (0,)
     probe = fit_probe(
-        head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0], extra_seeds=seeds[1:]
-    )
+        head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0],
+        extra_seeds=seeds[1:], standardise=standardise, basis=basis,
+    )  # fmt: skip
     return probe, probe.oof_probabilities
 
 

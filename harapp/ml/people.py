@@ -147,26 +147,29 @@ def resolve_people(
     pose_rows = {i: BoxRows.decode(pose_cache.get(i, b""), _POSE_ROW) for i in ids}
     new_people: dict[int, bytes] = {}
     touched_pose: set[int] = set()
-    out: list[PersonInput] = []
+    chosen: list[tuple[Box | None, PersonSource]] = []
+    landmark_rows: dict[int, np.ndarray] = {}  # item position -> landmarks, for the poses found
     reporter.start_phase("people")
     for n, item in enumerate(items, start=1):
         photo = _Photo(item)
         box, source = _cached_box(item, photo, people_cache, new_people, detect)
-        pose = None
-        if want_pose:
-            pose = P.pose_features(None)
-            if box is not None:
-                row = pose_rows[item.image_id].find(box)
-                if row is None:
-                    img = photo.image()
-                    landmarks = _landmarks_or_none(img, box) if img is not None else None
-                    row = np.concatenate([[0.0 if landmarks is None else 1.0], _flat(landmarks)]).astype(np.float32)
-                    pose_rows[item.image_id].add(box, row)
-                    touched_pose.add(item.image_id)
-                if row[0] > 0:
-                    pose = P.pose_features(row[1:].reshape(P.LANDMARKS, 4))
-        out.append(PersonInput(box, source, pose))
+        chosen.append((box, source))
+        if want_pose and box is not None:
+            row = pose_rows[item.image_id].find(box)
+            if row is None:
+                img = photo.image()
+                landmarks = _landmarks_or_none(img, box) if img is not None else None
+                row = np.concatenate([[0.0 if landmarks is None else 1.0], _flat(landmarks)]).astype(np.float32)
+                pose_rows[item.image_id].add(box, row)
+                touched_pose.add(item.image_id)
+            if row[0] > 0:
+                landmark_rows[n - 1] = row[1:].reshape(P.LANDMARKS, 4)
         reporter.step(epoch=1, epochs=1, step=n, steps=len(items), images=1)
+    poses = np.zeros((len(items), P.POSE_DIM), np.float32)
+    if landmark_rows:  # all found poses in one vectorised pass: a per-photo loop cost a third of a retrain
+        positions = sorted(landmark_rows)
+        poses[positions] = P.pose_features_many(np.stack([landmark_rows[i] for i in positions]))
+    out = [PersonInput(box, source, poses[i] if want_pose else None) for i, (box, source) in enumerate(chosen)]
     if store is not None and new_people:
         store.put_embeddings(PEOPLE_KEY, new_people)
     if store is not None and touched_pose:

@@ -142,60 +142,78 @@ def detect_people(img: Image.Image, max_people: int = MAX_PEOPLE) -> list[Person
 # -- features for the head ---------------------------------------------------------------------------------
 
 
-def _cos_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-    """Cosine of the angle at b between b->a and b->c: 1 folded shut, -1 straight."""
+def _cos_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Cosine of the angle at b between b->a and b->c, per row: 1 folded shut, -1 straight."""
     u, v = a - b, c - b
-    return float(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-6), -1.0, 1.0))
+    cos = (u * v).sum(-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1) + 1e-6)
+    return np.clip(cos, -1.0, 1.0)
 
 
-def _direction(start: np.ndarray, end: np.ndarray) -> list[float]:
-    """Unit vector of a limb: its sine and cosine against the downward vertical of the image."""
+def _direction(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Unit vector of a limb, per row: its sine and cosine against the downward vertical of the image."""
     v = end - start
-    norm = float(np.linalg.norm(v)) + 1e-6
-    return [float(v[0]) / norm, float(v[1]) / norm]
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-6)
 
 
 def pose_features(landmarks: np.ndarray | None) -> np.ndarray:
-    """A fixed-length vector describing a body pose for a linear head; zeros (found flag 0) without a pose.
+    """A fixed-length vector describing a body pose for a linear head; zeros (found flag 0) without a pose."""
+    if landmarks is None:
+        return np.zeros(POSE_DIM, dtype=np.float32)
+    return pose_features_many(landmarks[None])[0]
+
+
+def pose_features_many(landmarks: np.ndarray) -> np.ndarray:
+    """pose_features of N poses at once (N x LANDMARKS x 4 -> N x POSE_DIM): a project's photos in one pass.
 
     Coordinates are relative to the hip centre in torso lengths, so the person's size and place in the
     crop do not matter; knee and hip angles separate sitting from standing, limb directions and the stride
     (ankle spread) separate walking and running from standing.
     """
-    out = np.zeros(POSE_DIM, dtype=np.float32)
-    if landmarks is None:
-        return out
-    p = landmarks[:, :2].astype(np.float64)
-    visibility = landmarks[:, 3]
-    hips = (p[L_HIP] + p[R_HIP]) / 2
-    shoulders = (p[L_SHOULDER] + p[R_SHOULDER]) / 2
-    torso = float(np.linalg.norm(shoulders - hips)) + 1e-3
-    joints = p[list(JOINTS)]
-    coords = np.clip((joints - hips) / torso, -6, 6).ravel()
-    angles = [
-        _cos_angle(p[L_SHOULDER], p[L_HIP], p[L_KNEE]),
-        _cos_angle(p[R_SHOULDER], p[R_HIP], p[R_KNEE]),
-        _cos_angle(p[L_HIP], p[L_KNEE], p[L_ANKLE]),
-        _cos_angle(p[R_HIP], p[R_KNEE], p[R_ANKLE]),
-        _cos_angle(p[L_SHOULDER], p[L_ELBOW], p[L_WRIST]),
-        _cos_angle(p[R_SHOULDER], p[R_ELBOW], p[R_WRIST]),
-        _cos_angle(p[L_KNEE], p[L_HIP], p[R_HIP]),
-        _cos_angle(p[R_KNEE], p[R_HIP], p[L_HIP]),
-    ]
-    mirrored = [min(angles[0], angles[1]), max(angles[0], angles[1]), min(angles[2], angles[3]),
-                max(angles[2], angles[3])]  # fmt: skip
-    directions = (
-        _direction(hips, shoulders) + _direction(p[L_HIP], p[L_KNEE]) + _direction(p[R_HIP], p[R_KNEE])
-        + _direction(p[L_KNEE], p[L_ANKLE]) + _direction(p[R_KNEE], p[R_ANKLE]) + _direction(p[L_ANKLE], p[L_FOOT])
+    p = landmarks[:, :, :2].astype(np.float64)
+    visibility = landmarks[:, :, 3]
+    hips = (p[:, L_HIP] + p[:, R_HIP]) / 2
+    shoulders = (p[:, L_SHOULDER] + p[:, R_SHOULDER]) / 2
+    torso = np.linalg.norm(shoulders - hips, axis=-1) + 1e-3
+    joints = p[:, list(JOINTS)]
+    coords = np.clip((joints - hips[:, None]) / torso[:, None, None], -6, 6).reshape(len(p), -1)
+    angles = np.stack(
+        [
+            _cos_angle(p[:, L_SHOULDER], p[:, L_HIP], p[:, L_KNEE]),
+            _cos_angle(p[:, R_SHOULDER], p[:, R_HIP], p[:, R_KNEE]),
+            _cos_angle(p[:, L_HIP], p[:, L_KNEE], p[:, L_ANKLE]),
+            _cos_angle(p[:, R_HIP], p[:, R_KNEE], p[:, R_ANKLE]),
+            _cos_angle(p[:, L_SHOULDER], p[:, L_ELBOW], p[:, L_WRIST]),
+            _cos_angle(p[:, R_SHOULDER], p[:, R_ELBOW], p[:, R_WRIST]),
+            _cos_angle(p[:, L_KNEE], p[:, L_HIP], p[:, R_HIP]),
+            _cos_angle(p[:, R_KNEE], p[:, R_HIP], p[:, L_HIP]),
+        ],
+        axis=1,
+    )
+    mirrored = np.stack(
+        [
+            np.minimum(angles[:, 0], angles[:, 1]), np.maximum(angles[:, 0], angles[:, 1]),
+            np.minimum(angles[:, 2], angles[:, 3]), np.maximum(angles[:, 2], angles[:, 3]),
+        ],
+        axis=1,
     )  # fmt: skip
-    extent = [
-        float(joints[:, 1].max() - joints[:, 1].min()) / torso,
-        float(abs(p[L_ANKLE, 0] - p[R_ANKLE, 0])) / torso,
-        1.0,  # a pose was found
-    ]
-    values = np.concatenate([coords, visibility[list(JOINTS)], angles, mirrored, directions, extent])
-    out[:] = values.astype(np.float32)
-    return out
+    directions = np.concatenate(
+        [
+            _direction(hips, shoulders), _direction(p[:, L_HIP], p[:, L_KNEE]), _direction(p[:, R_HIP], p[:, R_KNEE]),
+            _direction(p[:, L_KNEE], p[:, L_ANKLE]), _direction(p[:, R_KNEE], p[:, R_ANKLE]),
+            _direction(p[:, L_ANKLE], p[:, L_FOOT]),
+        ],
+        axis=1,
+    )  # fmt: skip
+    extent = np.stack(
+        [
+            (joints[:, :, 1].max(1) - joints[:, :, 1].min(1)) / torso,
+            np.abs(p[:, L_ANKLE, 0] - p[:, R_ANKLE, 0]) / torso,
+            np.ones(len(p)),  # a pose was found
+        ],
+        axis=1,
+    )
+    values = np.concatenate([coords, visibility[:, list(JOINTS)], angles, mirrored, directions, extent], axis=1)
+    return values.astype(np.float32)
 
 
 def encode_people(people: Sequence[PersonFound]) -> bytes:

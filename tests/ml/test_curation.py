@@ -57,3 +57,26 @@ def test_a_fine_tuned_model_is_left_alone_and_the_scores_still_refresh(tmp_path:
     assert refresh.review is not None and refresh.review.label_revision == project.label_revision()
     assert project.models()[0].path == tmp_path / "m.pt"
     project.close()
+
+
+def test_a_copied_project_never_deletes_the_originals_checkpoints(tmp_path: Path) -> None:
+    import shutil
+
+    project = _project(tmp_path)
+    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
+    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
+    assert first.model_id is not None
+    project.set_active_model(first.model_id)
+    project.set_label(project.image_ids()[0], "standing", "human")
+    assert refresh_after_corrections(project, device="cpu").retrained
+    original_file = project.models()[0].path
+    project.close()
+    copy_dir = tmp_path / "elsewhere"
+    copy_dir.mkdir()
+    shutil.copy(tmp_path / "p.harapp", copy_dir / "p.harapp")
+    copy = Project.open(copy_dir / "p.harapp")
+    copy.set_label(copy.image_ids()[1], "sitting", "human")
+    assert refresh_after_corrections(copy, device="cpu").retrained
+    assert original_file.is_file(), "the original project's checkpoint is not the copy's to delete"
+    assert copy.models()[0].path.parent == copy_dir / "p.models"
+    copy.close()
