@@ -94,7 +94,7 @@ def test_folds_solved_together_match_folds_solved_alone() -> None:
         # The probe standardises with its training vectors' statistics; the batched folds share the whole
         # set's, so compare the predicted classes and the logits up to that small difference.
         with torch.no_grad():
-            expected = alone.linear(((features[held] - alone.shift) / alone.scale))
+            expected = alone.linear((features[held] - alone.shift) / alone.scale)
         got = fit.oof_logits[held]
         assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.9
         assert torch.corrcoef(torch.stack([got.ravel(), expected.ravel()]))[0, 1] > 0.98
