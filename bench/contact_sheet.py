@@ -1,6 +1,10 @@
-"""Draw a contact sheet of random labelled images of a project, to check caption-derived labels by eye.
+"""Draw a contact sheet of labelled images of a project, to check labels by eye.
 
 .venv/bin/python bench/contact_sheet.py PROJECT.harapp OUT.png [--n 40] [--seed 0] [--source caption]
+.venv/bin/python bench/contact_sheet.py PROJECT.harapp OUT.png --review [--n 40]
+
+Random labelled images by default; with --review, the first N of `harapp review` (the labels most likely
+wrong, with the suggested class and the score), computing the scores when the project has none fresh.
 """
 
 from __future__ import annotations
@@ -17,10 +21,28 @@ from harapp.core.store import Project
 CELL_W, CELL_H, THUMB_H = 300, 300, 210
 
 
-def draw_sheet(project_path: Path, out: Path, n: int, seed: int, source: str) -> list[tuple[int, str, str]]:
+def review_choice(project_path: Path, n: int) -> tuple[list, dict[int, str]]:  # -> (records, notes)
+    """The first n of harapp review, and each one's 'label -> suggested (score)' note."""
+    from harapp.cli.review_commands import compute_scores, fresh_scores
+
+    with Project.open(project_path) as project:
+        rows = fresh_scores(project) or compute_scores(project)
+        ranked = sorted((r for r in rows if r.queue == "review" and r.person_id is None), key=lambda r: r.score)[:n]
+        records = {r.id: r for r in project.images([q.image_id for q in ranked])}
+        notes = {q.image_id: f"-> {q.suggested_class} ({q.score:.2f})" for q in ranked}
+        return [records[q.image_id] for q in ranked], notes
+
+
+def draw_sheet(
+    project_path: Path, out: Path, n: int, seed: int, source: str, review: bool = False
+) -> list[tuple[int, str, str]]:
+    notes: dict[int, str] = {}
+    if review:
+        chosen, notes = review_choice(project_path, n)
     with Project.open(project_path, readonly=True) as project:
-        labelled = [r for r in project.images() if r.label and r.label.source == source]
-        chosen = sorted(random.Random(seed).sample(labelled, min(n, len(labelled))), key=lambda r: r.id)
+        if not review:
+            labelled = [r for r in project.images() if r.label and r.label.source == source]
+            chosen = sorted(random.Random(seed).sample(labelled, min(n, len(labelled))), key=lambda r: r.id)
         persons = {r.id: project.persons(r.id) for r in chosen}
     cols = 8
     rows = (len(chosen) + cols - 1) // cols
@@ -41,11 +63,16 @@ def draw_sheet(project_path: Path, out: Path, n: int, seed: int, source: str) ->
             draw.rectangle([x0 + 4 + x, y0 + 4 + y, x0 + 4 + x + w, y0 + 4 + y + h], outline=(255, 200, 0))
         label = record.label.class_name if record.label else "-"
         votes = " ".join(f"{k[:4]}{v}" for k, v in sorted(record.votes.items()) if v)
-        draw.text((x0 + 4, y0 + THUMB_H + 8), f"#{index + 1} {label.upper()}  [{votes}]", fill="black", font=font)
+        head = (
+            f"#{index + 1} {label.upper()} {notes[record.id]}"
+            if record.id in notes
+            else f"#{index + 1} {label.upper()}"
+        )
+        draw.text((x0 + 4, y0 + THUMB_H + 8), f"{head}  [{votes}]", fill="black", font=font)
         caption = textwrap.shorten(record.captions[0] if record.captions else "", 90)
         for line_no, line in enumerate(textwrap.wrap(caption, 46)[:3]):
             draw.text((x0 + 4, y0 + THUMB_H + 28 + 14 * line_no), line, fill=(60, 60, 60), font=small)
-        listing.append((index + 1, record.rel_path, label))
+        listing.append((index + 1, record.rel_path, f"{label} {notes.get(record.id, '')}".strip()))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return listing
@@ -58,9 +85,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", default="caption")
+    parser.add_argument("--review", action="store_true", help="the first N of harapp review, not random ones")
     args = parser.parse_args()
-    for number, rel_path, label in draw_sheet(args.project, args.out, args.n, args.seed, args.source):
-        print(f"{number:>3} {label:<10} {rel_path}")
+    for number, rel_path, label in draw_sheet(args.project, args.out, args.n, args.seed, args.source, args.review):
+        print(f"{number:>3} {label:<28} {rel_path}")
     print(f"wrote {args.out}")
 
 

@@ -67,14 +67,15 @@ def main() -> int:
     print(machine_info())
     torch.set_num_threads(1)  # one core for the main process, as a loader-only measurement should be
 
+    from pil_pipeline import PilDataset, pil_loader, pil_transform
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     from harapp.ml.augment import BatchAugment
-    from harapp.ml.batches import BatchPrep, PrefetchThread, SingleView, ViewDataset
-    from harapp.ml.data import SnapshotDataset, data_loader, eval_transform, train_transform
+    from harapp.ml.batches import BatchPrep, PrefetchThread, ViewDataset
     from harapp.ml.decode import Entry
     from harapp.ml.decoded_cache import DecodedCache
     from harapp.ml.models import Preprocess
+    from harapp.ml.photo_views import PhotoViews
 
     items = photos(args.photos, args.limit)
     if not items:
@@ -82,7 +83,7 @@ def main() -> int:
         return 1
     size, batch = args.size, args.batch
     pre = Preprocess(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "squash")
-    view = SingleView.of(pre, person_crop=False)
+    view = PhotoViews.of(pre, ("whole",))
     entries = [Entry(str(it.path), view.regions(it)[0]) for it in items]
     print(f"\n{len(items)} photos from {args.photos}, {size} px, batch {batch}, {args.epochs} epochs per warm row")
 
@@ -130,15 +131,12 @@ def main() -> int:
         print(f"{'pipeline':>34}{'workers':>8}{'images/s':>10}{'per worker':>12}")
         fly = ViewDataset(items, view, size, "bilinear")
         rows = [
-            (
-                "PIL: decode + augment + ToTensor",
-                SnapshotDataset(items, train_transform(pre, True), False, size * 13 // 10),
-            ),
-            ("PIL: decode + ToTensor (eval)", SnapshotDataset(items, eval_transform(pre), False, size)),
+            ("PIL: decode + augment + ToTensor", PilDataset(items, pil_transform(pre, True), size * 13 // 10)),
+            ("PIL: decode + ToTensor (eval)", PilDataset(items, pil_transform(pre, False), size)),
         ]
         for name, data in rows:
             for workers in (0, 1):
-                r = rate(data_loader(data, batch, cpu, requested_workers=workers, keep_workers=workers > 0), 2)
+                r = rate(pil_loader(data, batch, workers), 2)
                 print(f"{name:>34}{workers:>8}{r:>10.0f}{r / max(workers, 1):>12.0f}", flush=True)
         for workers in (0, 1):
             r = rate(loader(fly, workers), 2)

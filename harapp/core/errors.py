@@ -15,6 +15,14 @@ class ProjectLockedError(ProjectError):
     """Another process holds the project's write lock for too long."""
 
 
+class ProjectReadOnlyError(ProjectError):
+    """A change was refused because the project is open read-only (its file or folder is not writable)."""
+
+
+class ProjectDamagedError(ProjectError):
+    """The project file's pages are damaged; `harapp repair` copies what is readable into a new file."""
+
+
 class DatasetError(HarappError):
     """An input dataset (COCO JSON, folder tree) is malformed; the message says where."""
 
@@ -25,3 +33,11 @@ class ImageFileError(HarappError):
 
 class LabelError(HarappError):
     """A label operation names an unknown class, image or person."""
+
+
+class MissingFilesError(DatasetError):
+    """Photos a job needs are gone from disk; `missing` lists them (harapp.core.missing_files.MissingFiles)."""
+
+    def __init__(self, message: str, missing: object) -> None:
+        super().__init__(message)
+        self.missing = missing

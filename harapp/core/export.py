@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harapp.core.atomic import atomic_writer
-from harapp.core.errors import DatasetError
+from harapp.core.errors import DatasetError, MissingFilesError
 from harapp.core.importers.folder import class_to_folder
+from harapp.core.missing_files import find_missing
 from harapp.core.store import Project
 from harapp.core.types import ImageRecord
 
@@ -29,9 +30,33 @@ def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def export_csv(project: Project, out: Path) -> int:
+def present_records(project: Project, records: list[ImageRecord], skip_missing: bool) -> list[ImageRecord]:
+    """The records whose photo is on disk; with photos missing and skip_missing False, a MissingFilesError
+    that lists them (an export that silently leaves photos out looks complete and is not)."""
+    missing = find_missing((r.id, r.path) for r in records)
+    if not missing.count:
+        return records
+    if not skip_missing:
+        raise MissingFilesError(f"{project.path}: cannot export: {missing.describe()}", missing)
+    gone = set(missing.image_ids)
+    return [r for r in records if r.id not in gone]
+
+
+def _check_destination(out: Path, kind: str) -> None:
+    """Say what is wrong with the destination before any work: a parent that is a file, a folder in the way."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DatasetError(f"{out}: cannot export there: {parent} is a file, not a folder")
+            break
+    if kind == "file" and out.is_dir():
+        raise DatasetError(f"{out}: is a folder; give a file name for the export, e.g. {out / 'labels.json'}")
+
+
+def export_csv(project: Project, out: Path, skip_missing: bool = False) -> int:
     """One row per image: path, label, source, votes (compact JSON). Returns the number of rows."""
-    records = project.images()
+    _check_destination(Path(out), "file")
+    records = present_records(project, project.images(), skip_missing)
     with atomic_writer(Path(out), "w") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "source", "votes"])
@@ -63,13 +88,14 @@ def _activity(label: Any, votes: dict[str, int]) -> dict[str, Any]:
     return {"label": label.class_name, "source": label.source, "votes": votes, "confidence": label.confidence}
 
 
-def export_coco(project: Project, out: Path) -> int:
+def export_coco(project: Project, out: Path, skip_missing: bool = False) -> int:
     """COCO-style JSON: the original image entries plus an `activity` per image and per person annotation.
 
     `harapp.images_dir` records where file names are relative to, so import_coco reads the file back.
     Returns the number of images written.
     """
-    records = project.images()
+    _check_destination(Path(out), "file")
+    records = present_records(project, project.images(), skip_missing)
     extras = project.image_extras()
     root = _common_root(records)
     used_ids = {r.coco_id for r in records if r.coco_id is not None}
@@ -136,15 +162,18 @@ def _place(source: Path, dest: Path, link: bool) -> None:
     shutil.copy2(source, dest)
 
 
-def export_folders(project: Project, out: Path, link: bool = True) -> int:
+def export_folders(project: Project, out: Path, link: bool = True, skip_missing: bool = False) -> int:
     """An ImageFolder tree of the labelled images (hard links, else symlinks, else copies).
 
     Built in a temporary folder and renamed into place; a previous harapp export at `out` is replaced,
     any other non-empty folder is left alone. Returns the number of images placed.
     """
     out = Path(out)
+    _check_destination(out, "folder")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / EXPORT_MARKER).exists())):
         raise DatasetError(f"{out}: exists and is not an earlier harapp export; choose an empty or new folder")
+    labelled = [r for r in project.images() if r.label is not None]
+    records = present_records(project, labelled, skip_missing)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     # mkdtemp makes a private (0700) folder; an export is meant to be shared like any other folder.
@@ -152,8 +181,8 @@ def export_folders(project: Project, out: Path, link: bool = True) -> int:
     staging.chmod(0o755)
     placed = 0
     try:
-        for record in project.images():
-            if record.label is None or not record.path.is_file():
+        for record in records:
+            if record.label is None:
                 continue
             folder = staging / class_to_folder(record.label.class_name or "")
             folder.mkdir(exist_ok=True)

@@ -67,6 +67,14 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class ImageMatch:
+    """An image a user's reference resolved to; `note` says how, when the reference could mean another image."""
+
+    image_id: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     id: int
     at: str
@@ -88,6 +96,8 @@ class LabelledItem:
     person_boxes: tuple[Box, ...]
     width: int
     height: int
+    person_id: int | None = None
+    """Set when the label is a person's (then person_boxes holds that person's box only)."""
 
 
 @dataclass(frozen=True)
@@ -123,3 +133,69 @@ class ModelRecord:
     metrics: dict[str, Any]
     config: dict[str, Any]
     active: bool
+
+
+@dataclass(frozen=True)
+class ProjectStats:
+    """A project's counts, as `harapp stats` and the GUI show them."""
+
+    images: int
+    labelled: int
+    unlabelled: int
+    uncertain: int
+    """Images with caption votes but no agreed label."""
+    per_class: dict[str, int]
+    per_source: dict[str, int]
+    persons: int
+    person_labels: int
+    label_revision: int
+    named_by_annotations: int
+    """Images the imported annotation files name, imported or not (a deliberate subset names more)."""
+    not_found_at_import: int
+    """Of those, how many were not on disk when they were imported (so never became part of the project)."""
+    missing: int | None = None
+    """Imported images whose photo is gone from disk now; None when the files were not checked."""
+    missing_examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "images": self.images,
+            "labelled": self.labelled,
+            "unlabelled": self.unlabelled,
+            "uncertain": self.uncertain,
+            "per_class": dict(self.per_class),
+            "per_source": dict(self.per_source),
+            "persons": self.persons,
+            "person_labels": self.person_labels,
+            "label_revision": self.label_revision,
+            "named_by_annotations": self.named_by_annotations,
+            "not_found_at_import": self.not_found_at_import,
+            "missing": self.missing,
+            "missing_examples": list(self.missing_examples),
+        }
+
+
+ReviewQueue = Literal["review", "next"]
+"""review: labelled images ranked by how likely their label is wrong; next: unlabelled or uncertain images
+ranked by how much a label would help."""
+
+
+@dataclass(frozen=True)
+class LabelQuality:
+    """One row of guided curation: a labelled image (or person) with the label it probably should have, or an
+    unlabelled image with the model's guess."""
+
+    image_id: int
+    person_id: int | None
+    queue: ReviewQueue
+    given_class: str | None
+    """The label it had when scored (review); None for the label-next queue."""
+    suggested_class: str
+    score: float
+    """review: the label's quality, 0..1, low means probably wrong; next: the margin between the two most
+    likely classes, low means a label would help most."""
+    probabilities: dict[str, float]
+    likely_wrong: bool
+    scorer: str
+    """What scored it, e.g. 'efficientnet-lite0 whole+person+pose, 5-fold out-of-fold'."""
+    label_revision: int

@@ -1,7 +1,9 @@
-"""A live training chart (loss and validation accuracy per epoch) painted with QPainter.
+"""A live training chart (loss and validation accuracy) painted with QPainter.
 
 PySide6-Essentials ships no QtCharts, and two lines with axes and a legend do not justify PySide6-Addons.
-Loss uses the left axis (scaled to its data), accuracy the right axis (fixed 0-100 %).
+Loss uses the left axis (scaled to its data), accuracy the right axis (fixed 0-100 %). The x-axis counts one
+thing for the whole run, set when the run starts (epochs, or a linear probe's solver steps; see
+harapp.ml.mode_fields.fit_axis): its range never shrinks while the run goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from harapp.gui.style import is_dark
 @dataclass(frozen=True)
 class ChartPoint:
     x: float
-    """Progress in epochs (fractions allowed: a point per step draws the line while an epoch runs)."""
+    """Progress in the axis's unit (fractions of an epoch allowed: a point per step draws the line while an epoch
+    runs)."""
     loss: float
 
 
@@ -44,20 +47,37 @@ class TrainingChart(QWidget):
         self._accuracy: dict[float, float] = {}
         """Validation accuracy by epoch: one value per epoch, a later report for the same epoch replaces it."""
         self._x_max = 1.0
+        self._x_title = "epoch"
+        self._placeholder = "No training yet"
         self.setMinimumSize(260, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Training chart: loss and validation accuracy by epoch")
 
     # -- data -----------------------------------------------------------------------------------------
-    def clear(self, epochs: float = 1.0) -> None:
+    def clear(self, epochs: float = 1.0, title: str = "epoch", placeholder: str = "No training yet") -> None:
+        """Empty the chart for a new run: its x-axis counts ``title`` from 0 to ``epochs``."""
         self._points.clear()
         self._accuracy.clear()
         self._x_max = max(1.0, float(epochs))
+        self._x_title = title
+        self._placeholder = placeholder
         self.update()
 
     def set_epochs(self, epochs: float) -> None:
-        self._x_max = max(1.0, float(epochs))
+        """Widen the axis to ``epochs`` (never narrows it: a run's axis keeps its meaning and its range)."""
+        self._x_max = max(self._x_max, 1.0, float(epochs))
         self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        """What the empty chart says (why there is no line yet, or none at all)."""
+        self._placeholder = text
+        self.update()
+
+    def x_title(self) -> str:
+        return self._x_title
+
+    def x_max(self) -> float:
+        return self._x_max
 
     def add_point(self, x: float, loss: float | None, accuracy: float | None = None) -> None:
         """Add a loss sample at ``x`` epochs (and, if given, the accuracy for that x); non-finite values are
@@ -173,7 +193,7 @@ class TrainingChart(QWidget):
         painter.drawText(
             QRectF(plot.left(), plot.bottom() + 4 + fm.height(), plot.width(), fm.height()),
             Qt.AlignmentFlag.AlignHCenter,
-            "epoch",
+            self._x_title,
         )
         # Axis titles, rotated, beside the tick labels.
         self._vertical_text(painter, QPointF(fm.ascent(), plot.center().y()), "loss", loss_color, -90)
@@ -202,7 +222,9 @@ class TrainingChart(QWidget):
         self._legend(painter, fm, plot, [("loss", loss_color), ("val. accuracy", acc_color)])
         if not self._points and not self._accuracy:
             painter.setPen(text)
-            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "No training yet")
+            painter.drawText(
+                plot.adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder
+            )
         painter.end()
 
     def _vertical_text(self, painter: QPainter, at: QPointF, label: str, color: QColor, angle: float) -> None:

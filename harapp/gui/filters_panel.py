@@ -13,11 +13,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from harapp.core.types import SOURCES
+from harapp.gui.elided_label import ElidedLabel
 from harapp.gui.gallery_model import UNLABELLED, GalleryProxy
 from harapp.gui.style import SOURCE_TEXT
 
@@ -25,7 +27,15 @@ SORT_CHOICES = (
     ("id", "Image id"),
     ("confidence", "Model confidence (lowest first)"),
     ("uncertainty", "Model uncertainty (highest first)"),
+    ("likely-wrong", "Likely wrong label first"),
+    ("label-next", "Most useful to label first"),
 )
+REVIEW_CHOICES = (
+    (None, "All images"),
+    ("likely-wrong", "Likely mislabelled"),
+    ("label-next", "Label next"),
+)
+"""Guided curation's views of the gallery; each brings its own order (the likeliest wrong / most useful first)."""
 
 
 class FiltersPanel(QWidget):
@@ -49,18 +59,31 @@ class FiltersPanel(QWidget):
         self.search.setPlaceholderText("Search captions or file names…")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Every word must appear in a caption or the file name (Ctrl+F)")
+        self.search.setAcceptDrops(False)  # a photo dropped here goes to the window (to predict), not into the text
+        self.review_box = QComboBox()
+        for key, text in REVIEW_CHOICES:
+            self.review_box.addItem(text, key)
+        self.review_box.setToolTip(
+            "Likely mislabelled: labels that a model which never saw them doubts, likeliest wrong first, with the "
+            "suggested class (Enter accepts it, 1-4 give another).\nLabel next: unlabelled photos where a label "
+            "helps most, with the model's guess (Enter accepts it)."
+        )
+        self.review_note = ElidedLabel()
+        self.review_note.setToolTip("What scored the labels, and whether the scores are up to date")
         self.sort_box = QComboBox()
         for key, text in SORT_CHOICES:
             self.sort_box.addItem(text, key)
         self.sort_box.setToolTip("Order of the gallery; sort by model confidence to review doubtful images first")
-        for box in (self.class_box, self.source_box, self.sort_box):
+        for box in (self.class_box, self.source_box, self.sort_box, self.review_box):
             # Long choices must not make the filter column (and so the window's minimum width) wide.
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(10)
-        self.cell_note = QLabel()
-        self.cell_note.setWordWrap(True)
-        self.cell_clear = QPushButton("Show all images")
-        self.cell_clear.setToolTip("Drop the confusion-matrix selection")
+        # One line, elided (hover shows it all): wrapped, a cell's description grew to five lines here.
+        self.cell_note = ElidedLabel()
+        self.cell_clear = QToolButton()
+        self.cell_clear.setText("✕")
+        self.cell_clear.setAutoRaise(True)
+        self.cell_clear.setToolTip("Show all images again (drop the confusion-matrix selection)")
         self.cell_clear.clicked.connect(self.clear_image_set)
         self.count = QLabel()
         self.count.setToolTip("Images shown / images in the project")
@@ -70,10 +93,13 @@ class FiltersPanel(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Review", self.review_box)
+        form.addRow("", self.review_note)
         form.addRow("Class", self.class_box)
         form.addRow("Source", self.source_box)
         form.addRow("Sort", self.sort_box)
         cell_row = QHBoxLayout()
+        cell_row.setSpacing(2)
         cell_row.addWidget(self.cell_note, 1)
         cell_row.addWidget(self.cell_clear)
         layout = QVBoxLayout(self)
@@ -103,6 +129,7 @@ class FiltersPanel(QWidget):
         self.uncertain.toggled.connect(lambda on: self.proxy.update_filter(uncertain_only=on))
         self.disagrees.toggled.connect(lambda on: self.proxy.update_filter(disagrees_only=on))
         self.sort_box.currentIndexChanged.connect(lambda _i: self.proxy.set_sort_key(self.sort_box.currentData()))
+        self.review_box.currentIndexChanged.connect(lambda _i: self._review_changed())
         for signal in (
             proxy.filter_changed,
             proxy.rowsInserted,
@@ -112,6 +139,27 @@ class FiltersPanel(QWidget):
         ):
             signal.connect(self.update_count)
         self.set_classes([])
+
+    def show_review(self, review: str | None) -> None:
+        """Switch to a guided-curation view (None: all images), with its order."""
+        index = self.review_box.findData(review)
+        if index >= 0:
+            self.review_box.setCurrentIndex(index)
+
+    def _review_changed(self) -> None:
+        review = self.review_box.currentData()
+        self.proxy.update_filter(review=review)
+        order = review if review is not None else "id"
+        if self.sort_box.currentData() != order and (
+            review is not None or self.sort_box.currentData() in ("likely-wrong", "label-next")
+        ):
+            self.sort_box.setCurrentIndex(self.sort_box.findData(order))
+
+    def show_review_counts(self, likely_wrong: int, queue: int, note: str) -> None:
+        """The counts beside the review choices, and what scored them."""
+        self.review_box.setItemText(1, f"Likely mislabelled ({likely_wrong})")
+        self.review_box.setItemText(2, f"Label next ({queue})")
+        self.review_note.setText(note)
 
     def set_classes(self, names: Sequence[str]) -> None:
         """Refill the class choices (project opened, class renamed or merged), keeping the choice if possible."""
@@ -146,22 +194,24 @@ class FiltersPanel(QWidget):
             self._search_timer.stop()
             self.proxy.update_filter(text=self.search.text().strip())
 
-    def show_image_set(self, image_ids: Sequence[int], description: str) -> None:
-        """Restrict the gallery to some images, e.g. a confusion-matrix cell."""
+    def show_image_set(self, image_ids: Sequence[int], description: str, short: str | None = None) -> None:
+        """Restrict the gallery to some images, e.g. a confusion-matrix cell; ``short`` is what fits the column
+        ('running → sitting (3)'), the description its tooltip."""
         self.proxy.update_filter(image_ids=frozenset(int(i) for i in image_ids))
-        self._show_cell(description)
+        self._show_cell(short or description, description)
 
     def clear_image_set(self) -> None:
         self.proxy.update_filter(image_ids=None)
         self._show_cell(None)
 
-    def _show_cell(self, description: str | None) -> None:
-        self.cell_note.setText(description or "")
+    def _show_cell(self, description: str | None, tooltip: str | None = None) -> None:
+        self.cell_note.setText(f"Cell: {description}" if description else "")
+        self.cell_note.setToolTip(f"Confusion-matrix cell: {tooltip or description}" if description else "")
         self.cell_note.setVisible(bool(description))
         self.cell_clear.setVisible(bool(description))
 
     def reset(self) -> None:
-        for box in (self.class_box, self.source_box, self.sort_box):
+        for box in (self.class_box, self.source_box, self.sort_box, self.review_box):
             box.setCurrentIndex(0)
         self.uncertain.setChecked(False)
         self.disagrees.setChecked(False)

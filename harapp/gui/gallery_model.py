@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 )
 
 from harapp.core.store import Project
-from harapp.core.types import ImageRecord, StoredPrediction
+from harapp.core.types import ImageRecord, LabelQuality, StoredPrediction
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 UNLABELLED = "\x00unlabelled"
@@ -43,6 +43,7 @@ class Role(IntEnum):
     MODEL_UNCERTAINTY = Qt.ItemDataRole.UserRole + 9
     CAPTIONS = Qt.ItemDataRole.UserRole + 10
     ROW = Qt.ItemDataRole.UserRole + 11
+    SUGGESTION = Qt.ItemDataRole.UserRole + 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,43 @@ class GalleryRow:
     """The model's probability for its predicted class."""
     model_uncertainty: float | None = None
     """1 - (top probability - second probability): near 1 when the model hesitates between two classes."""
+    quality: LabelQuality | None = None
+    """Guided curation's score of this image (harapp.ml.label_quality), as stored in the project."""
 
     @property
     def disagrees(self) -> bool:
         return self.prediction is not None and self.label is not None and self.prediction != self.label
+
+    @property
+    def quality_fresh(self) -> bool:
+        """The score is about the label the image has now (a correction makes it stale until the refresh)."""
+        q = self.quality
+        if q is None:
+            return False
+        return (q.queue == "review" and q.given_class == self.label) or (q.queue == "next" and self.label is None)
+
+    @property
+    def likely_wrong(self) -> bool:
+        return (
+            self.quality_fresh
+            and self.quality is not None
+            and self.quality.queue == "review"
+            and (self.quality.likely_wrong)
+        )
+
+    @property
+    def in_queue(self) -> bool:
+        """Unlabelled, with the model's guess: in the label-next queue."""
+        return self.quality_fresh and self.quality is not None and self.quality.queue == "next"
+
+    @property
+    def suggestion(self) -> str | None:
+        """The label Enter gives: the suggested class of a likely wrong label, or the guess for an unlabelled
+        image of the queue; None otherwise."""
+        if self.likely_wrong or self.in_queue:
+            assert self.quality is not None
+            return self.quality.suggested_class
+        return None
 
     def tooltip(self) -> str:
         lines = [f"#{self.image_id}  {self.name}"]
@@ -74,6 +108,10 @@ class GalleryRow:
         if self.prediction is not None:
             mark = "  (disagrees with label)" if self.disagrees else ""
             lines.append(f"model: {self.prediction} {100 * (self.confidence or 0):.0f}%{mark}")
+        if self.likely_wrong and self.quality is not None:
+            lines.append(f"likely mislabelled: suggested {self.quality.suggested_class} (Enter accepts)")
+        elif self.in_queue and self.quality is not None:
+            lines.append(f"label next: the model guesses {self.quality.suggested_class} (Enter accepts)")
         lines.extend(f"“{c}”" for c in self.captions[:5])
         return "\n".join(lines)
 
@@ -91,6 +129,10 @@ def row_from_record(record: ImageRecord) -> GalleryRow:
         captions=record.captions,
         search_text="\n".join((name, *record.captions)).lower(),
     )
+
+
+def _with_quality(row: GalleryRow, quality: LabelQuality | None) -> GalleryRow:
+    return row if row.quality == quality else replace(row, quality=quality)
 
 
 def _with_prediction(row: GalleryRow, prediction: StoredPrediction | None) -> GalleryRow:
@@ -116,6 +158,7 @@ class GalleryModel(QAbstractListModel):
         self._rows: list[GalleryRow] = []
         self._index: dict[int, int] = {}
         self._predictions: dict[int, StoredPrediction] = {}
+        self._quality: dict[int, LabelQuality] = {}
         self._sort_key = "id"
 
     # -- loading -----------------------------------------------------------------------------------------
@@ -132,11 +175,15 @@ class GalleryModel(QAbstractListModel):
         """Read every row again in one query (after an import, a class merge, a new model)."""
         self.beginResetModel()
         if self._project is None:
-            self._rows, self._predictions = [], {}
+            self._rows, self._predictions, self._quality = [], {}, {}
         else:
             self._predictions = self._load_predictions()
+            self._quality = _image_quality(self._project.label_quality())
             self._rows = [
-                _with_prediction(row_from_record(r), self._predictions.get(r.id)) for r in self._project.images()
+                _with_quality(
+                    _with_prediction(row_from_record(r), self._predictions.get(r.id)), self._quality.get(r.id)
+                )
+                for r in self._project.images()
             ]
             if self._sort_key != "id":  # the store returns id order
                 self._rows.sort(key=SORT_KEYS[self._sort_key])
@@ -181,6 +228,37 @@ class GalleryModel(QAbstractListModel):
         if self._sort_key != "id":
             self.sort_rows(self._sort_key)
 
+    def set_predictions(self, predictions: dict[int, StoredPrediction]) -> None:
+        """New predictions of the active model, read already (by a background job): no query here."""
+        self._predictions = dict(predictions)
+        self._swap(lambda row: _with_prediction(row, self._predictions.get(row.image_id)))
+
+    def set_quality(self, rows: Iterable[LabelQuality]) -> None:
+        """New label-quality scores, read already (by the background refresh): no query here."""
+        self._quality = _image_quality(rows)
+        self._swap(lambda row: _with_quality(row, self._quality.get(row.image_id)))
+
+    def reload_quality(self) -> None:
+        if self._project is not None:
+            self.set_quality(self._project.label_quality())
+
+    def _swap(self, update: Callable[[GalleryRow], GalleryRow]) -> None:
+        if not self._rows:
+            return
+        self._rows = [update(row) for row in self._rows]
+        self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+        if self._sort_key != "id":
+            self.sort_rows(self._sort_key)
+
+    def quality_source(self) -> tuple[str, int] | None:
+        """What scored the labels and at which label revision, or None without scores."""
+        first = next(iter(self._quality.values()), None)
+        return (first.scorer, first.label_revision) if first is not None else None
+
+    def quality_counts(self) -> tuple[int, int]:
+        """(images whose label is likely wrong, images in the label-next queue), with fresh scores."""
+        return sum(1 for r in self._rows if r.likely_wrong), sum(1 for r in self._rows if r.in_queue)
+
     def refresh_images(self, image_ids: Iterable[int]) -> None:
         """Re-read the given images' labels after an edit and repaint just those rows."""
         if self._project is None:
@@ -192,7 +270,8 @@ class GalleryModel(QAbstractListModel):
         records = [self._project.image(i) for i in wanted] if len(wanted) <= 32 else self._project.images(wanted)
         for record in records:
             row = self._index[record.id]
-            self._rows[row] = _with_prediction(row_from_record(record), self._predictions.get(record.id))
+            fresh = _with_prediction(row_from_record(record), self._predictions.get(record.id))
+            self._rows[row] = _with_quality(fresh, self._quality.get(record.id))
             model_index = self.index(row)
             self.dataChanged.emit(model_index, model_index)
 
@@ -258,15 +337,33 @@ _ROLE_GETTERS: dict[int, Any] = {
     Role.MODEL_UNCERTAINTY: lambda r: r.model_uncertainty,
     Role.CAPTIONS: lambda r: "\n".join(r.captions),
     Role.ROW: lambda r: r,
+    Role.SUGGESTION: lambda r: r.suggestion,
 }
+
+
+def _image_quality(rows: Iterable[LabelQuality]) -> dict[int, LabelQuality]:
+    """The image-level scores by image (person-level rows belong to the image view)."""
+    return {r.image_id: r for r in rows if r.person_id is None}
+
 
 SORT_KEYS: dict[str, Callable[[GalleryRow], tuple]] = {
     "id": lambda r: (r.image_id,),
     # Images without a prediction go last in both model orders; ties keep id order.
     "confidence": lambda r: (r.confidence is None, r.confidence or 0.0, r.image_id),
     "uncertainty": lambda r: (r.model_uncertainty is None, -(r.model_uncertainty or 0.0), r.image_id),
+    # Guided curation: the likeliest wrong labels first (low label-quality score), then every other label by
+    # its score; images without a fresh score last.
+    "likely-wrong": lambda r: (
+        not r.likely_wrong,
+        not (r.quality_fresh and r.quality is not None and r.quality.queue == "review"),
+        r.quality.score if r.quality is not None else 1.0,
+        r.image_id,
+    ),
+    # The label-next queue: the smallest margin between the model's two likeliest classes first.
+    "label-next": lambda r: (not r.in_queue, r.quality.score if r.quality is not None else 1.0, r.image_id),
 }
-"""Sort choices: by id; least confident first; most uncertain (smallest top-2 margin) first."""
+"""Sort choices: by id; least confident first; most uncertain (smallest top-2 margin) first; likeliest wrong
+label first; most useful image to label first."""
 
 
 @dataclass(frozen=True)
@@ -276,6 +373,8 @@ class GalleryFilter:
     source: str | None = None
     uncertain_only: bool = False
     disagrees_only: bool = False
+    review: str | None = None
+    """Guided curation: 'likely-wrong' (labels the scores doubt) or 'label-next' (the queue); None: any."""
     text: str = ""
     image_ids: frozenset[int] | None = None
     """Restrict to these images (a confusion-matrix cell); None means no restriction."""
@@ -292,6 +391,10 @@ class GalleryFilter:
         if self.uncertain_only and not row.uncertain:
             return False
         if self.disagrees_only and not row.disagrees:
+            return False
+        if self.review == "likely-wrong" and not row.likely_wrong:
+            return False
+        if self.review == "label-next" and not row.in_queue:
             return False
         return not self.text or all(word in row.search_text for word in self.text.lower().split())
 

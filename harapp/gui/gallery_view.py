@@ -21,6 +21,7 @@ from harapp.gui.style import (
     DISAGREE_COLOUR,
     PREDICTION_COLOUR,
     SOURCE_MARKS,
+    SUGGESTION_COLOUR,
     UNCERTAIN_COLOUR,
     class_colour,
     text_colour_on,
@@ -144,23 +145,34 @@ class GalleryDelegate(QStyledItemDelegate):
             painter.setPen(QColor("#000000"))
             painter.drawText(mark, Qt.AlignmentFlag.AlignCenter, "?")
             right -= side + 3
+        if row.suggestion is not None:
+            # Guided curation outranks the model's own opinion: it comes from a model that never saw the label.
+            prefix = "→ " if row.likely_wrong else "guess "
+            self._paint_top_badge(painter, frame, right, f"{prefix}{row.suggestion}", SUGGESTION_COLOUR, metrics, side)
+            return
         if row.prediction and (row.disagrees or self.show_predictions):
             confidence = f" {100 * row.confidence:.0f}%" if row.confidence is not None else ""
             # Short enough for a thumbnail: the slate colour, not a word, says it is the model's.
             text = f"{'≠ ' if row.disagrees else ''}{row.prediction}{confidence}"
             colour = DISAGREE_COLOUR if row.disagrees else PREDICTION_COLOUR
             # Top left, and never over the "?" mark that may sit at the top right.
-            width = min(right - frame.left() - 6, metrics.horizontalAdvance(text) + 10)
-            badge = QRect(frame.left() + 3, frame.top() + 3, width, side)
-            painter.setPen(QPen(colour.darker(130), 1))
-            painter.setBrush(colour)
-            painter.drawRoundedRect(badge, 4, 4)
-            painter.setPen(QColor("#FFFFFF"))
-            painter.drawText(
-                badge,
-                Qt.AlignmentFlag.AlignCenter,
-                metrics.elidedText(text, Qt.TextElideMode.ElideRight, badge.width() - 6),
-            )
+            self._paint_top_badge(painter, frame, right, text, colour, metrics, side)
+
+    @staticmethod
+    def _paint_top_badge(
+        painter: QPainter, frame: QRect, right: int, text: str, colour: QColor, metrics: QFontMetrics, side: int
+    ) -> None:
+        width = min(right - frame.left() - 6, metrics.horizontalAdvance(text) + 10)
+        badge = QRect(frame.left() + 3, frame.top() + 3, width, side)
+        painter.setPen(QPen(colour.darker(130), 1))
+        painter.setBrush(colour)
+        painter.drawRoundedRect(badge, 4, 4)
+        painter.setPen(QColor("#FFFFFF"))
+        painter.drawText(
+            badge,
+            Qt.AlignmentFlag.AlignCenter,
+            metrics.elidedText(text, Qt.TextElideMode.ElideRight, badge.width() - 6),
+        )
 
 
 class GalleryView(QListView):
@@ -226,7 +238,11 @@ class GalleryView(QListView):
         delegate = self.delegate
         base = delegate.cell + 2 * PADDING
         slot = base + 2 * self.spacing()
-        available = self.viewport().width() - 2 * self.spacing()
+        # Measured as if the scroll bar were always there: a filter that hides it would otherwise widen the
+        # viewport, and the gallery would jump between 4 and 5 columns as the person filters.
+        bar = self.verticalScrollBar()
+        extent = 0 if bar.isVisible() else self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, bar)
+        available = self.viewport().width() - extent - 2 * self.spacing()
         # Whole columns fill the width: cells stretch, or shrink by up to 15% when that fits one more column.
         columns = max(1, round(available / slot))
         if columns > 1 and available / columns < 0.85 * slot:
@@ -235,6 +251,14 @@ class GalleryView(QListView):
         if width != delegate.cell_width:
             delegate.cell_width = width
             self.scheduleDelayedItemsLayout()
+
+    def column_count(self) -> int:
+        """Columns the view shows now (tests: the count must not change with the filter)."""
+        model = self.model()
+        if model is None or not model.rowCount():
+            return 0
+        top = self.visualRect(model.index(0, 0)).top()
+        return sum(1 for row in range(model.rowCount()) if self.visualRect(model.index(row, 0)).top() == top)
 
     def resizeEvent(self, event) -> None:  # noqa: ANN001 - Qt signature
         super().resizeEvent(event)

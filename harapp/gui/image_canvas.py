@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFocusEvent,
     QFont,
     QFontMetrics,
     QImage,
@@ -31,6 +32,46 @@ UNLABELLED_BOX = QColor("#FFFFFF")
 SELECTED_BOX = QColor("#00E5FF")
 
 
+def place_tags(
+    boxes: Sequence[QRectF],
+    texts: Sequence[tuple[str, str]],
+    metrics: QFontMetrics,
+    bounds: QRectF,
+    keep_full: int = 1,
+) -> list[tuple[QRectF, str]]:
+    """A caption rectangle per box that overlaps no other caption, in the order given (put the most important
+    first). ``texts`` holds (full, short) per box: '2 sitting' and '2'. The full caption is used where it fits
+    the box's width (the first ``keep_full`` boxes try it whatever their width); each tries above the box,
+    inside its top, below it, inside its bottom, then the same with the short caption; with no free place
+    left, the short caption goes inside the box's top-left corner."""
+    height = metrics.height() + 2
+    placed: list[tuple[QRectF, str]] = []
+
+    def fits(rect: QRectF) -> bool:
+        return bounds.contains(rect) and not any(rect.intersects(other) for other, _ in placed)
+
+    for index, (box, (full, short)) in enumerate(zip(boxes, texts, strict=True)):
+        narrow = metrics.horizontalAdvance(full) + 8 > box.width() + 24
+        choices = [short] if narrow and index >= keep_full else [full, short]
+        chosen: QRectF | None = None
+        for text in choices:
+            width = metrics.horizontalAdvance(text) + 8
+            for top in (box.top() - height, box.top(), box.bottom(), box.bottom() - height):
+                rect = QRectF(box.left(), top, width, height)
+                if rect.right() > bounds.right():
+                    rect.moveRight(bounds.right())
+                if fits(rect):
+                    chosen = rect
+                    break
+            if chosen is not None:
+                placed.append((chosen, text))
+                break
+        if chosen is None:
+            rect = QRectF(box.left(), max(bounds.top(), box.top()), metrics.horizontalAdvance(short) + 8, height)
+            placed.append((rect, short))
+    return placed
+
+
 class ImageCanvas(QWidget):
     """Paints the image with its persons; a click on a box selects that person, elsewhere clears it."""
 
@@ -49,6 +90,9 @@ class ImageCanvas(QWidget):
         self._class_names: list[str] = []
         self.selected_person: int | None = None
         self.show_keypoints = True
+        self._tags: dict[int, tuple[QRectF, str]] = {}
+        # A click here takes the keyboard focus, so the label keys that follow act on this photo.
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setToolTip("Click a person's box to label that person; click elsewhere to label the whole image")
 
     def set_content(
@@ -141,12 +185,42 @@ class ImageCanvas(QWidget):
         painter.setFont(font)
         metrics = QFontMetrics(font)
         numbered = list(enumerate(self._persons, start=1))
+        self._tags = self._place_tags(numbered, metrics)
         # The selected person is painted last, on top of overlapping boxes, and the others fade.
         numbered.sort(key=lambda item: item[1].id == self.selected_person)
         for number, person in numbered:
-            self._paint_person(painter, metrics, number, person)
+            self._paint_person(painter, number, person)
+        if self.hasFocus():  # where the label keys go: a quiet frame in the highlight colour
+            painter.setOpacity(1.0)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(self.palette().color(QPalette.ColorRole.Highlight), 2))
+            painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
 
-    def _paint_person(self, painter: QPainter, metrics: QFontMetrics, number: int, person: Person) -> None:
+    def _place_tags(self, numbered: list[tuple[int, Person]], metrics: QFontMetrics) -> dict[int, tuple[QRectF, str]]:
+        # The selected person's caption is placed first, so it is the one that keeps its full text.
+        order = sorted(numbered, key=lambda item: (item[1].id != self.selected_person, item[0]))
+        texts = []
+        for number, person in order:
+            label = self._labels.get(person.id)
+            name = f" {label.class_name}" if label and label.class_name else ""
+            texts.append((f"{number}{name}", str(number)))
+        keep_full = 1 if self.selected_person is not None else 0
+        rects = place_tags([self._box_rect(p) for _, p in order], texts, metrics, QRectF(self.rect()), keep_full)
+        return {person.id: rect for (_, person), rect in zip(order, rects, strict=True)}
+
+    def tag_rects(self) -> dict[int, tuple[QRectF, str]]:
+        """Where the last paint put each person's caption, and its text (tests check they do not overlap)."""
+        return dict(self._tags)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt API
+        self.update()
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt API
+        self.update()
+        super().focusOutEvent(event)
+
+    def _paint_person(self, painter: QPainter, number: int, person: Person) -> None:
         label = self._labels.get(person.id)
         colour = class_colour(label.class_name, self._class_names) if label else UNLABELLED_BOX
         selected = person.id == self.selected_person
@@ -164,12 +238,7 @@ class ImageCanvas(QWidget):
         painter.drawRect(box)
         if self.show_keypoints and person.keypoints:
             self._paint_keypoints(painter, person.keypoints, colour)
-        text = f"{number}" + (f" {label.class_name}" if label and label.class_name else "")
-        tag = QRectF(
-            box.left(), box.top() - metrics.height() - 2, metrics.horizontalAdvance(text) + 8, metrics.height() + 2
-        )
-        if tag.top() < 0:
-            tag.moveTop(box.top())
+        tag, text = self._tags.get(person.id, (QRectF(box.topLeft(), box.topLeft()), str(number)))
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
         painter.drawRect(tag)

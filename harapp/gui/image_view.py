@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
-from harapp.core.types import HistoryEntry, ImageRecord, Label
+from harapp.core.types import HistoryEntry, ImageRecord, Label, LabelQuality
 from harapp.gui.image_canvas import ImageCanvas
 from harapp.gui.labeling import ClassKey, class_keys
-from harapp.gui.style import SOURCE_TEXT, class_colour, text_colour_on
+from harapp.gui.style import DISAGREE_COLOUR, PREDICTION_COLOUR, SOURCE_TEXT, class_colour, text_colour_on
 from harapp.gui.thumbnails import ThumbnailLoader
 
 INSPECTOR_SIZE = 1024
@@ -75,6 +75,18 @@ class Inspector(QWidget):
         self.target.setToolTip("Where the label keys apply: the whole image, or the selected person")
         self.current_label = QLabel()
         self.current_label.setTextFormat(Qt.TextFormat.RichText)
+        # The active model's opinion of this photo; guided curation adds its suggested label on this line.
+        self.opinion = QLabel()
+        self.opinion.setTextFormat(Qt.TextFormat.RichText)
+        self.opinion.setToolTip("What the active model predicts for this photo (Train a model to see it)")
+        self.suggestion = QLabel()
+        self.suggestion.setTextFormat(Qt.TextFormat.RichText)
+        self.suggestion.setWordWrap(True)
+        self.suggestion.setToolTip(
+            "Guided curation: a model that never saw this photo's label doubts it (or, for an unlabelled photo, "
+            "guesses it). Enter gives the photo this class; 1-4 give another."
+        )
+        self.suggestion.hide()
         self.buttons_box = QWidget()
         self.buttons = QGridLayout(self.buttons_box)
         self.buttons.setContentsMargins(0, 0, 0, 0)
@@ -105,6 +117,8 @@ class Inspector(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.target)
         lay.addWidget(self.current_label)
+        lay.addWidget(self.opinion)
+        lay.addWidget(self.suggestion)
         lay.addWidget(self.buttons_box)
         lay.addWidget(self.notes)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -139,6 +153,7 @@ class Inspector(QWidget):
             self.captions.clear()
             self.history.clear()
             self.current_label.clear()
+            self.opinion.clear()
             self._update_target()
             return
         changed = self._record is None or self._record.id != image_id
@@ -198,6 +213,35 @@ class Inspector(QWidget):
             number = next((i for i, p in enumerate(self.canvas.persons(), start=1) if p.id == pid), "?")
             text += f"<br>Person {number}: {_chip(person_labels.get(pid), names)}"
         self.current_label.setText(text)
+
+    def show_model_opinion(self, class_name: str | None, confidence: float | None, disagrees: bool) -> None:
+        """The active model's prediction for the shown photo, or a hint when there is none."""
+        if class_name is None:
+            self.opinion.setText("<small>Model: no prediction for this photo</small>")
+            return
+        colour = DISAGREE_COLOUR if disagrees else PREDICTION_COLOUR
+        share = f" {100 * confidence:.0f}%" if confidence is not None else ""
+        style = f"background:{colour.name()}; color:white;"
+        chip = f"<span style='{style}'>&nbsp;{html.escape(class_name)}{share}&nbsp;</span>"
+        note = " <small>— disagrees with the label</small>" if disagrees else ""
+        self.opinion.setText(f"Model: {chip}{note}")
+
+    def show_suggestion(self, quality: LabelQuality | None, likely_wrong: bool, in_queue: bool) -> None:
+        """Guided curation's word on the shown photo: the suggested class of a doubtful label, or the guess for
+        an unlabelled photo of the label-next queue; nothing otherwise."""
+        if quality is None or not (likely_wrong or in_queue):
+            self.suggestion.hide()
+            return
+        chip = f"<b>{html.escape(quality.suggested_class)}</b>"
+        if likely_wrong:
+            text = (
+                f"Suggested: {chip} <small>— the label {html.escape(quality.given_class or '')} scores "
+                f"{100 * quality.score:.0f}% with a model that never saw it · Enter accepts</small>"
+            )
+        else:
+            text = f"Label next: the model guesses {chip} <small>· Enter accepts</small>"
+        self.suggestion.setText(text)
+        self.suggestion.show()
 
     def _show_captions(self, record: ImageRecord) -> None:
         votes = ", ".join(f"{k} {v}" for k, v in sorted(record.votes.items(), key=lambda kv: -kv[1]) if v)

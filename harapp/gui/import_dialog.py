@@ -1,4 +1,9 @@
-"""The import dialog: choose a COCO download or an image folder, watch progress, read the summary."""
+"""The import dialog: choose a COCO download or an image folder, watch progress, read the summary.
+
+With a project open, the dialog asks where the images go -- into that project, or into a new one (with
+Browse) -- instead of silently adding real photos to whatever is open (the demo, say). For the demo project
+the choice starts on "a new project"; otherwise the person picks.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -18,12 +24,13 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
 
 from harapp.core.importers.summary import ImportSummary
-from harapp.core.paths import data_dir
+from harapp.core.paths import data_dir, demo_project_path
 from harapp.gui.import_worker import DialogImportKind, ImportProgress, ImportRequest, ImportWorker
 from harapp.gui.workers import JobHandle, start_worker
 
@@ -36,6 +43,12 @@ def _path_row(edit: QLineEdit, browse) -> QWidget:  # noqa: ANN001 - a slot
     button = QPushButton("Browse…")
     button.clicked.connect(browse)
     layout.addWidget(button)
+    return row
+
+
+def _path_row_with(lead: QWidget, edit: QLineEdit, browse) -> QWidget:  # noqa: ANN001 - a slot
+    row = _path_row(edit, browse)
+    row.layout().insertWidget(0, lead)  # type: ignore[union-attr]
     return row
 
 
@@ -77,9 +90,15 @@ class ImportDialog(QDialog):
             ("flat", "Unlabelled images"),
         ):
             self.layout_box.addItem(text, value)
-        self.project = QLineEdit(str(project_path) if project_path else "")
-        self.project.setReadOnly(project_path is not None)
+        self.project = QLineEdit()
         self.project.setToolTip("The project file the images go into (created when it does not exist)")
+        self.into_open = QRadioButton(f"the open project, {project_path.name}" if project_path else "")
+        self.into_open.setToolTip(f"Add the images to {project_path}" if project_path else "")
+        self.into_new = QRadioButton("a new project:")
+        self.into_new.setToolTip("Make a new project file for these images; the open project stays as it is")
+        self.target_group = QButtonGroup(self)
+        self.target_group.addButton(self.into_open)
+        self.target_group.addButton(self.into_new)
         form = QFormLayout()
         if kind == "coco":
             self.source.setToolTip("A COCO folder holding val2017/ (or train2017/) and annotations/")
@@ -93,9 +112,15 @@ class ImportDialog(QDialog):
             self.source.setToolTip("A folder of images: one sub-folder per class, or just images")
             form.addRow("Image folder", _path_row(self.source, self._browse_source))
             form.addRow("Layout", self.layout_box)
-        form.addRow(
-            "Project file", _path_row(self.project, self._browse_project) if project_path is None else self.project
-        )
+        if project_path is None:
+            form.addRow("Project file", _path_row(self.project, self._browse_project))
+        else:
+            form.addRow("Import into", self.into_open)
+            form.addRow("", _path_row_with(self.into_new, self.project, self._browse_project))
+            if Path(project_path).resolve() == demo_project_path().resolve():
+                self.into_new.setChecked(True)  # real photos never belong in the generated demo
+            self.target_group.buttonToggled.connect(lambda *_: self._update_target())
+            self.project.textEdited.connect(lambda _t: self.into_new.setChecked(True))
         self.source.textChanged.connect(self._suggest_project)
 
         self.progress = QProgressBar()
@@ -118,6 +143,27 @@ class ImportDialog(QDialog):
         layout.addWidget(self.stage)
         layout.addWidget(self.report_view, 1)
         layout.addWidget(self.buttons)
+        self._update_target()
+
+    def _update_target(self) -> None:
+        """With a project open, Import waits until the person has said where the images go."""
+        asked = self._fixed_project is not None
+        chosen = not asked or self.target_group.checkedButton() is not None
+        self.start_button.setEnabled(chosen and self._handle is None and self.summary is None)
+        self.start_button.setToolTip(
+            "Start the import; it runs in the background and can be cancelled"
+            if chosen
+            else "Choose first where the images go: the open project or a new one"
+        )
+
+    def target_path(self) -> Path | None:
+        """Where the images will go, or None while that is not chosen yet."""
+        if self._fixed_project is not None and self.into_open.isChecked():
+            return Path(self._fixed_project)
+        if self._fixed_project is not None and not self.into_new.isChecked():
+            return None
+        text = self.project.text().strip()
+        return Path(text) if text else None
 
     # -- choosing files ------------------------------------------------------------------------------------
 
@@ -148,9 +194,11 @@ class ImportDialog(QDialog):
         )
         if path:
             self.project.setText(path if path.endswith(".harapp") else path + ".harapp")
+            self.project.setModified(True)  # chosen by the person: no longer follows the source folder
+            self.into_new.setChecked(True)
 
     def _suggest_project(self, text: str) -> None:
-        if self._fixed_project is None and text.strip() and not self.project.isModified():
+        if text.strip() and not self.project.isModified():
             self.project.setText(str(suggested_project_path(Path(text.strip()))))
 
     # -- running -------------------------------------------------------------------------------------------
@@ -164,8 +212,10 @@ class ImportDialog(QDialog):
         for folder in (source, images):
             if folder is not None and not folder.is_dir():
                 raise ValueError(f"{folder}: no such folder")
-        project = self.project.text().strip()
-        if not project:
+        if self._fixed_project is not None and self.target_group.checkedButton() is None:
+            raise ValueError("Choose where the images go: into the open project, or into a new one.")
+        project = self.target_path()
+        if project is None:
             raise ValueError("Choose the project file the images go into.")
         files = tuple(Path(p.strip()) for p in self.annotations.text().split(";") if p.strip())
         for file in files:
@@ -173,7 +223,7 @@ class ImportDialog(QDialog):
                 raise ValueError(f"{file}: no such annotation file")
         return ImportRequest(
             kind=self.kind,
-            project_path=Path(project),
+            project_path=project,
             root=source,
             images_dir=images,
             annotation_files=files,
@@ -240,7 +290,7 @@ class ImportDialog(QDialog):
 
     def _on_done(self) -> None:
         self._handle = None
-        self.start_button.setEnabled(self.summary is None)
+        self._update_target()
 
     def _cancel_or_close(self) -> None:
         if self._handle is not None:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QKeyEvent, QUndoCommand, QUndoStack
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
 from harapp.core.types import HistoryEntry
-from harapp.gui.gallery_model import GalleryProxy
+from harapp.gui.gallery_model import GalleryProxy, GalleryRow, Role
 from harapp.gui.gallery_view import GalleryView
 
 RESERVED_LETTERS = frozenset("adkz")
@@ -54,11 +54,15 @@ def class_keys(names: Sequence[str]) -> list[ClassKey]:
 class LabelCommand(QUndoCommand):
     """An edit that has already been written; undo reverts its history entries, redo reapplies them."""
 
-    def __init__(self, controller: LabelingController, entries: Sequence[HistoryEntry], text: str) -> None:
+    def __init__(
+        self, controller: LabelingController, entries: Sequence[HistoryEntry], text: str, focus_image: int
+    ) -> None:
         super().__init__(text)
         self._controller = controller
         self._entry_ids = [e.id for e in entries]
         self._image_ids = sorted({e.image_id for e in entries})
+        self._focus_image = focus_image
+        """The image the edit was made on: undo and redo select it again, so the person sees what changed."""
         self._done = True
 
     def redo(self) -> None:
@@ -66,10 +70,12 @@ class LabelCommand(QUndoCommand):
             return
         self._controller._replay(lambda p: p.reapply(self._entry_ids), self._image_ids)
         self._done = True
+        self._controller.replayed.emit(f"Redone: {self.text()}", self._focus_image)
 
     def undo(self) -> None:
         self._controller._replay(lambda p: p.revert(self._entry_ids), self._image_ids)
         self._done = False
+        self._controller.replayed.emit(f"Undone: {self.text()}", self._focus_image)
 
 
 class LabelingController(QObject):
@@ -77,8 +83,11 @@ class LabelingController(QObject):
 
     labels_changed = Signal(list)
     """Image ids whose labels changed (edit, undo or redo); the gallery refreshes those rows."""
+    replayed = Signal(str, int)
+    """After an undo or redo: what was undone or redone, in words, and the image it was made on."""
     person_labelled = Signal(int, int)
     error = Signal(str)
+    """A message for the status bar: an edit failed, or a key could not act (and why)."""
     keypoints_toggled = Signal()
 
     def __init__(self, view: GalleryView, parent: QObject | None = None) -> None:
@@ -88,6 +97,8 @@ class LabelingController(QObject):
         self._project: Project | None = None
         self.target_person: int | None = None
         """When a person box is selected in the inspector, keys label that person instead of the image."""
+        self.last_edit = ""
+        """The latest edit in words (the status bar shows it)."""
 
     def set_project(self, project: Project | None) -> None:
         self._project = project
@@ -130,9 +141,8 @@ class LabelingController(QObject):
         except HarappError as exc:
             self.error.emit(str(exc))
             return False
-        target = class_name or "no label"
-        noun = f"image {image_ids[0]}" if len(image_ids) == 1 else f"{len(image_ids)} images"
-        self._record(entries, f"Label {noun} as {target}" if class_name else f"Clear label of {noun}")
+        noun = self.image_name(image_ids[0]) if len(image_ids) == 1 else f"{len(image_ids)} images"
+        self._record(entries, f"Label {noun} as {class_name}" if class_name else f"Clear label of {noun}", image_ids[0])
         return True
 
     def label_person(self, image_id: int, person_id: int, class_name: str | None) -> bool:
@@ -143,14 +153,33 @@ class LabelingController(QObject):
         except HarappError as exc:
             self.error.emit(str(exc))
             return False
-        self._record([entry] if entry else [], f"Label person {person_id} as {class_name or 'no label'}")
+        whom = f"person {self.person_number(image_id, person_id)} in {self.image_name(image_id)}"
+        text = f"Label {whom} as {class_name}" if class_name else f"Clear label of {whom}"
+        self._record([entry] if entry else [], text, image_id)
         self.person_labelled.emit(image_id, person_id)
         return True
 
-    def _record(self, entries: Sequence[HistoryEntry], text: str) -> None:
+    def image_name(self, image_id: int) -> str:
+        """The file name a person knows an image by (internal ids mean nothing to them)."""
+        if self._project is None:
+            return f"image #{image_id}"
+        try:
+            return self._project.image(image_id).path.name
+        except HarappError:
+            return f"image #{image_id}"
+
+    def person_number(self, image_id: int, person_id: int) -> int | str:
+        """The person's number as the image view shows it (1, 2, ...), not the project-wide id."""
+        if self._project is None:
+            return person_id
+        ids = [p.id for p in self._project.persons(image_id)]
+        return ids.index(person_id) + 1 if person_id in ids else person_id
+
+    def _record(self, entries: Sequence[HistoryEntry], text: str, focus_image: int) -> None:
         if not entries:  # nothing changed: no undo step, nothing to refresh
             return
-        self.undo_stack.push(LabelCommand(self, entries, text))
+        self.undo_stack.push(LabelCommand(self, entries, text, focus_image))
+        self.last_edit = text
         self.labels_changed.emit(sorted({e.image_id for e in entries}))
 
     def _replay(self, action, image_ids: list[int]) -> None:  # noqa: ANN001 - Project -> entries
@@ -193,7 +222,9 @@ class LabelingController(QObject):
         if modifiers & Qt.KeyboardModifier.ShiftModifier:
             return False
         if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_0):
-            return self.label_current(None)
+            return self._label_or_explain(None)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            return self.accept_suggestion()
         if key == Qt.Key.Key_A:
             self.view.move_current(-1)
             return True
@@ -205,9 +236,55 @@ class LabelingController(QObject):
             return True
         name = self._class_for_text(text)
         if name is not None:
-            self.label_current(name)
+            self._label_or_explain(name)
+            return True
+        if len(text) == 1 and text.isdigit():
+            self.error.emit(self._no_class_message(text))
             return True
         return False
+
+    def current_suggestion(self) -> str | None:
+        """Guided curation's class for the current photo (see GalleryRow.suggestion), or None."""
+        index = self.view.currentIndex()
+        row = index.data(Role.ROW) if index.isValid() else None
+        return row.suggestion if isinstance(row, GalleryRow) else None
+
+    def accept_suggestion(self) -> bool:
+        """Enter: give the current photo its suggested (or guessed) class and move on; say why when it cannot."""
+        if self._project is None:
+            self.error.emit("Open or import a project first: Enter accepts a suggested label.")
+            return True
+        if len(self.view.selected_image_ids()) > 1 or self.target_person is not None:
+            self.error.emit("Enter accepts one photo's suggested label at a time: select a single photo.")
+            return True
+        suggestion = self.current_suggestion()
+        if suggestion is None:
+            self.error.emit(
+                "No suggested label for this photo: Review ▸ Likely mislabelled and Label next list the photos "
+                "that have one (after a model is trained)."
+            )
+            return True
+        self.label_current(suggestion)
+        return True
+
+    def _label_or_explain(self, class_name: str | None) -> bool:
+        """Label, or say in the status bar why the key cannot (a silent key looks like a saved label)."""
+        if self._project is None:
+            self.error.emit("Open or import a project first: keys label its photos.")
+            return True
+        if self.view.current_image_id() is None and len(self.view.selected_image_ids()) < 2:
+            shown = self.view.model().rowCount() if self.view.model() is not None else 0
+            why = "Select a photo first" if shown else "No photo is shown (the filters hide them all)"
+            self.error.emit(f"{why}: there is nothing to label.")
+            return True
+        self.label_current(class_name)
+        return True
+
+    def _no_class_message(self, digit: str) -> str:
+        keys = " · ".join(k.caption() for k in self.class_keys() if k.number)
+        if not keys:
+            return "The project has no classes yet: add them with Edit ▸ Classes…"
+        return f"No class has the key {digit}: the keys are {keys}."
 
     def _class_for_text(self, text: str) -> str | None:
         if len(text) != 1:

@@ -16,8 +16,22 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.core.types import ModelRecord
+from harapp.ml.kinds import kind_label, mode_label
 
-COLUMNS = ("Active", "Version", "Model", "Mode", "Accuracy", "Macro F1", "Labels rev.", "Trained")
+COLUMNS = ("Active", "Version", "Model", "Mode", "Accuracy", "Macro F1", "Labels", "Trained")
+COLUMN_TIPS = {
+    "Accuracy": "Share of the held-out test photos the model got right",
+    "Macro F1": "F1 averaged over the classes, so a rare class counts as much as a common one",
+    "Labels": "The label revision the model was trained on: later corrections are not in it",
+    "Trained": "When the run finished",
+}
+
+
+def model_caption(model: ModelRecord) -> str:
+    """How a person names a model: 'v3 · EfficientNet-Lite0 linear probe'."""
+    kind = kind_label(model.kind)
+    mode = mode_label(model.mode)
+    return f"v{model.id} · {kind} {mode}"
 
 
 def _pct(value: object) -> str:
@@ -42,8 +56,16 @@ class ModelsTable(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # Every column as wide as its longest entry (the page is wide enough); the last one takes the rest.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.setWordWrap(False)
+        for col, name in enumerate(COLUMNS):
+            header_item = self.table.horizontalHeaderItem(col)
+            if name in COLUMN_TIPS and header_item is not None:
+                header_item.setToolTip(COLUMN_TIPS[name])
         self.table.doubleClicked.connect(lambda _index: self._use_selected())
         self.table.itemSelectionChanged.connect(self._update_button)
         self.use_button = QPushButton("Use selected model", self)
@@ -70,17 +92,18 @@ class ModelsTable(QWidget):
             metrics = m.metrics or {}
             values = (
                 "\u2714" if m.active else "",
-                m.name or f"v{m.id}",
-                m.kind,
-                m.mode,
+                f"v{m.id}",
+                kind_label(m.kind),
+                mode_label(m.mode),
                 _pct(metrics.get("accuracy")),
                 _pct(metrics.get("macro_f1")),
-                str(m.label_revision),
-                str(m.created_at)[:19].replace("T", " "),
+                f"rev. {m.label_revision}",
+                str(m.created_at)[:16].replace("T", " "),
             )
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, m.id)
+                item.setToolTip(f"{m.name}\n{m.path}")
                 if col == 0:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                     item.setToolTip("active model" if m.active else "")

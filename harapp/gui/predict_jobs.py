@@ -1,4 +1,4 @@
-"""Prediction jobs: classify dropped or pasted images, and a whole project's images after training.
+"""Prediction jobs: classify dropped or pasted images with the active model.
 
 Inputs cross into the worker as paths or encoded bytes; results come back as frozen PredictOutcome records
 with the thumbnail as raw RGBA bytes (a QPixmap may only be made on the GUI thread).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,9 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtGui import QImage
 
 from harapp.core.errors import HarappError
-from harapp.core.types import Box, StoredPrediction
+from harapp.core.types import Box
 from harapp.gui.workers import Worker, error_message
+from harapp.ml.views import needs_person
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class PredictOutcome:
     error: str | None
     thumb_size: tuple[int, int] = (0, 0)
     thumb_rgba: bytes = b""
+    people: tuple[tuple[Box, str, float], ...] = ()
+    """Every person the pose model found (box in photo pixels, predicted class, its probability), largest first:
+    what the row shows when a photo has several."""
 
 
 THUMB_SIZE = 96
@@ -113,12 +116,15 @@ class PredictWorker(Worker):
         *,
         device: str = "auto",
         first_index: int = 0,
+        user_box: Box | None = None,
     ) -> None:
         super().__init__()
         self.checkpoint = Path(checkpoint)
         self.inputs: tuple[Path | ImageInput, ...] = tuple(inputs)
         self.device = device
         self.first_index = first_index
+        self.user_box = user_box
+        """The person a user pointed at (for a single input): predict that person instead of the largest."""
 
     def work(self) -> tuple[PredictOutcome, ...]:
         predictor = get_predictor(self.checkpoint, self.device)
@@ -135,62 +141,26 @@ class PredictWorker(Worker):
         try:
             image = _open_input(item)
             size, rgba = _thumbnail(image)
-            prediction = predictor.predict(image)
+            people: tuple[tuple[Box, str, float], ...] = ()
+            if self.user_box is not None:
+                prediction = predictor.predict(image, user_box=self.user_box)
+            elif predictor.detect and needs_person(predictor.views):
+                from harapp.ml.people import detect_boxes
+
+                # One search for people serves both: the main person's prediction and everyone's.
+                found = detect_boxes(image)
+                prediction = predictor.predict(image, detected=found)
+                if len(found) > 1:
+                    each = predictor.predict_people(image, found)
+                    people = tuple(
+                        (p.person_box or box, p.top_class, p.top_probability)
+                        for p, box in zip(each, found, strict=True)
+                    )
+            else:
+                prediction = predictor.predict(image)
         except HarappError as exc:
             return PredictOutcome(index, source, None, error_message(exc))
         except Exception as exc:  # noqa: BLE001 - an odd file must not end the whole batch
             log.warning("prediction failed for %s: %s", source, exc)
             return PredictOutcome(index, source, None, f"{source}: {error_message(exc)}")
-        return PredictOutcome(index, source, prediction, None, size, rgba)
-
-
-class ProjectPredictWorker(Worker):
-    """After training: predicts every image of the project so the gallery can show model disagreements.
-
-    Takes (image_id, path, person_boxes) read on the GUI thread and returns {image_id: StoredPrediction}; the
-    GUI thread writes them with ``Project.put_predictions`` over its own connection. The boxes
-    matter only for person-crop models; pass () otherwise.
-    """
-
-    def __init__(
-        self,
-        checkpoint: Path,
-        images: Sequence[tuple[int, Path, tuple[Box, ...]]],
-        *,
-        device: str = "auto",
-        batch_size: int = 16,
-    ) -> None:
-        super().__init__()
-        self.checkpoint = Path(checkpoint)
-        self.images = tuple((int(i), Path(p), tuple(b)) for i, p, b in images)
-        self.device = device
-        self.batch_size = max(1, batch_size)
-
-    def work(self) -> dict[int, StoredPrediction]:
-        from harapp.ml.images import load_image
-
-        predictor = get_predictor(self.checkpoint, self.device)
-        results: dict[int, StoredPrediction] = {}
-        total = len(self.images)
-        started = time.monotonic()
-        for start in range(0, total, self.batch_size):
-            self.check_cancelled()
-            ids: list[int] = []
-            batch: list[Any] = []
-            boxes: list[tuple[Box, ...]] = []
-            for image_id, path, person_boxes in self.images[start : start + self.batch_size]:
-                try:
-                    batch.append(load_image(path))
-                except HarappError as exc:  # a missing photo just gets no prediction
-                    log.info("no prediction for image %s: %s", image_id, exc)
-                    continue
-                ids.append(image_id)
-                boxes.append(person_boxes)
-            if batch:
-                predictions = predictor.predict(batch, boxes)
-                for image_id, pred in zip(ids, predictions, strict=True):
-                    results[image_id] = pred.stored()
-            done = min(total, start + self.batch_size)
-            elapsed = max(1e-6, time.monotonic() - started)
-            self.progressed.emit((done, total, done / elapsed))
-        return results
+        return PredictOutcome(index, source, prediction, None, size, rgba, people)

@@ -6,11 +6,13 @@ fills in when its result arrives. A file that is not a readable image gets an in
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -18,17 +20,16 @@ from PySide6.QtGui import (
     QDropEvent,
     QFontMetrics,
     QImage,
-    QKeySequence,
     QPainter,
     QPaintEvent,
     QPalette,
-    QPixmap,
-    QShortcut,
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QFileDialog,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -40,7 +41,11 @@ from PySide6.QtWidgets import (
 
 from harapp.core.image_files import IMAGE_SUFFIXES, expand_image_paths
 from harapp.core.store import Project
+from harapp.core.types import Box
+from harapp.gui.elided_label import ElidedLabel
 from harapp.gui.icons import icon
+from harapp.gui.models_table import model_caption
+from harapp.gui.person_picker import PersonPicker, read_photo, thumbnail_with_boxes
 from harapp.gui.predict_jobs import THUMB_SIZE, ImageInput, PredictOutcome, PredictWorker, qimage_to_input
 from harapp.gui.style import ErrorTextStyle, is_dark
 from harapp.gui.workers import JobHandle, start_worker
@@ -49,7 +54,11 @@ from harapp.ml.defaults import preferred_device
 log = logging.getLogger(__name__)
 
 MAX_INPUTS = 500
-NO_MODEL_TEXT = "Train a model first: no active model to predict with (see the Training panel)."
+ROW_MAX_WIDTH = 760
+"""Rows stop growing here: on a wide screen a bar across the whole window is harder to read, not easier."""
+COLUMN_WIDTH = 600
+"""A wide page shows the rows in columns of at least this width (two at 1366 px, three at 1920 px)."""
+NO_MODEL_TEXT = "Train a model first: no active model to predict with (see Train, Ctrl+2)."
 DROP_HINT = "Drop photos or folders here\npaste an image with Ctrl+V, or click Open…"
 
 
@@ -83,7 +92,7 @@ class ProbabilityBars(QWidget):
         return QSize(320, max(1, len(self._values)) * self._line_height())
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(200, max(1, len(self._values)) * self._line_height())
+        return QSize(160, max(1, len(self._values)) * self._line_height())
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         painter = QPainter(self)
@@ -117,17 +126,26 @@ class ProbabilityBars(QWidget):
 
 
 class PredictionRow(QFrame):
-    """One input: thumbnail, name, predicted class and bars -- or an error message."""
+    """One input: thumbnail (with the person boxes the model used), name, predicted class and bars -- or an
+    error message. Clicking the thumbnail asks which person the prediction should be about."""
+
+    choose_person = Signal(object)
+    """This row, when its thumbnail is clicked after a prediction."""
 
     def __init__(self, source: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source = source
         self.error: str | None = None
+        self.item: Path | ImageInput | None = None
+        """What was predicted (the panel sets it), so a person chosen later can be predicted again."""
+        self.index = -1
+        self.outcome: PredictOutcome | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMaximumWidth(ROW_MAX_WIDTH)
         self.thumb = QLabel(self)
         self.thumb.setFixedSize(THUMB_SIZE, THUMB_SIZE)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name_label = QLabel(Path(source).name or source, self)
+        self.name_label = ElidedLabel(Path(source).name or source, self)
         self.name_label.setToolTip(source)
         self.result_label = QLabel("Predicting…", self)
         font = self.result_label.font()
@@ -138,9 +156,14 @@ class PredictionRow(QFrame):
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.bars = ProbabilityBars(self)
         self.bars.hide()
+        self.person_label = QLabel(self)
+        self.person_label.setWordWrap(True)
+        self.person_label.hide()
+        self.thumb.installEventFilter(self)
         text = QVBoxLayout()
         text.addWidget(self.name_label)
         text.addWidget(self.result_label)
+        text.addWidget(self.person_label)
         text.addWidget(self.bars)
         text.addStretch(1)
         layout = QHBoxLayout(self)
@@ -152,13 +175,36 @@ class PredictionRow(QFrame):
             self.show_error(outcome.error or "no prediction")
             return
         pred = outcome.prediction
+        self.outcome = outcome
+        boxes = [box for box, _, _ in outcome.people] or ([pred.person_box] if pred.person_box else [])
         if outcome.thumb_rgba:
             w, h = outcome.thumb_size
             image = QImage(outcome.thumb_rgba, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-            self.thumb.setPixmap(QPixmap.fromImage(image))
+            self.thumb.setPixmap(thumbnail_with_boxes(image, pred.image_size, boxes, pred.person_box))
         self.result_label.setText(f"{pred.top_class}  {100 * pred.top_probability:.1f}%")
         self.bars.set_values(zip(pred.class_names, pred.probabilities, strict=True))
         self.bars.show()
+        self._show_person(pred, outcome)
+        if "person" in pred.views or "pose" in pred.views:
+            self.thumb.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.thumb.setToolTip("Click to choose the person the prediction is about")
+
+    def _show_person(self, pred: Any, outcome: PredictOutcome) -> None:
+        """Which person the model looked at, in words, and the others found in the photo."""
+        note = pred.person_note()
+        if len(outcome.people) > 1:
+            others = ", ".join(f"{cls} {100 * p:.0f}%" for _, cls, p in outcome.people)
+            note += f" · {len(outcome.people)} people: {others}"
+        self.person_label.setText(f"<small>{html.escape(note)}</small>")
+        self.person_label.show()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.thumb and event.type() == QEvent.Type.MouseButtonRelease and self.outcome is not None:
+            pred = self.outcome.prediction
+            if pred is not None and ("person" in pred.views or "pose" in pred.views):
+                self.choose_person.emit(self)
+                return True
+        return super().eventFilter(watched, event)
 
     def show_error(self, message: str) -> None:
         self.error = message
@@ -188,9 +234,11 @@ class PredictionPanel(QWidget):
         self._row_at: dict[int, PredictionRow] = {}
         self._next_index = 0  # never reused, so a job still running after Clear cannot fill a new row
         self.jobs: list[JobHandle] = []
+        self.picker_answer: Callable[[PersonPicker], Box | None] | None = None
+        """Tests: answers the 'which person?' dialog instead of a person."""
         self.setAcceptDrops(True)
-        self.status_label = QLabel(self)
-        self.status_label.setWordWrap(True)
+        # One line, elided, with the whole text as its tooltip: a long model name must not wrap over three lines.
+        self.status_label = ElidedLabel("", self)
         self.open_button = QPushButton("&Open…", self)
         self.open_button.setToolTip("Choose photos to classify (you can also drop them here or paste with Ctrl+V)")
         self.open_button.setIcon(icon("open"))
@@ -211,17 +259,21 @@ class PredictionPanel(QWidget):
         hint_font.setPointSizeF(hint_font.pointSizeF() * 1.2)
         self.hint_label.setFont(hint_font)
         self._rows_layout.addWidget(self.hint_label, 1)
+        self._grid = QGridLayout()
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._rows_layout.addLayout(self._grid)
         self._rows_layout.addStretch(1)
+        self._columns = 1
         self.rows_scroll = QScrollArea(self)
         self.rows_scroll.setWidgetResizable(True)
+        self.rows_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
         self.rows_scroll.setWidget(self._rows_box)
+        self.rows_scroll.viewport().installEventFilter(self)  # re-flow the columns when the page's width changes
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(header)
         layout.addWidget(self.rows_scroll, 1)
-        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
-        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        paste.activated.connect(self.paste)
+        # Ctrl+V is the main window's Edit menu action (window-wide); a shortcut here too would make it ambiguous.
         self._update_status()
 
     # -- model -----------------------------------------------------------------------------------------
@@ -232,7 +284,7 @@ class PredictionPanel(QWidget):
         if active is None:
             self.set_checkpoint(None)
         else:
-            self.set_checkpoint(active.path, f"{active.name} (v{active.id})" if active.name else None)
+            self.set_checkpoint(active.path, model_caption(active))
 
     def refresh_model(self, _model_id: int | None = None) -> None:
         """Re-read the project's active model (connect to TrainingPanel.active_model_changed)."""
@@ -262,16 +314,17 @@ class PredictionPanel(QWidget):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
-        if self._take_mime(event.mimeData()):
+        if self.take_mime(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def paste(self) -> None:
-        if not self._take_mime(QApplication.clipboard().mimeData()):
+        if not self.take_mime(QApplication.clipboard().mimeData()):
             self._update_status("The clipboard holds no image or file.")
 
-    def _take_mime(self, mime: QMimeData) -> bool:
+    def take_mime(self, mime: QMimeData) -> bool:
+        """Predict the files or the image a drop or the clipboard carries; False when it holds neither."""
         if mime is None:
             return False
         local = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
@@ -313,8 +366,11 @@ class PredictionPanel(QWidget):
         self._next_index += len(inputs)
         for offset, item in enumerate(inputs):
             row = PredictionRow(item.name if isinstance(item, ImageInput) else str(item), self._rows_box)
-            self._rows_layout.insertWidget(self._rows_layout.count() - 1, row)
+            row.item, row.index = item, first + offset
+            row.choose_person.connect(self.choose_person)
             self.rows.append(row)
+            count = len(self.rows) - 1
+            self._grid.addWidget(row, count // self._columns, count % self._columns)
             self._row_at[first + offset] = row
         self.hint_label.hide()
         worker = PredictWorker(self.checkpoint, inputs, device=self.device, first_index=first)
@@ -322,6 +378,39 @@ class PredictionPanel(QWidget):
         job.progressed.connect(self._on_outcome)
         end = first + len(inputs)
         job.failed.connect(lambda msg, a=first, b=end: self._on_job_failed(a, b, msg))
+        self.jobs.append(job)
+        job.done.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
+
+    def choose_person(self, row: PredictionRow) -> Box | None:
+        """Ask which person the row's prediction is about; predict again with that person."""
+        outcome = row.outcome
+        if outcome is None or outcome.prediction is None or row.item is None or self.checkpoint is None:
+            return None
+        source: str | bytes = row.item.png if isinstance(row.item, ImageInput) else str(row.item)
+        photo = read_photo(source)
+        if photo.isNull():
+            self._update_status(f"Cannot show {row.source} to choose a person.")
+            return None
+        pred = outcome.prediction
+        boxes = [box for box, _, _ in outcome.people] or ([pred.person_box] if pred.person_box else [])
+        picker = PersonPicker(photo, boxes, pred.person_box, self)
+        if self.picker_answer is not None:  # tests answer for the person
+            box = self.picker_answer(picker)
+        else:
+            box = picker.chosen_box() if picker.exec() == QDialog.DialogCode.Accepted else None
+        if box is None:
+            return None
+        self.repredict(row, box)
+        return box
+
+    def repredict(self, row: PredictionRow, box: Box) -> None:
+        """Predict one row's photo again, about the person in `box`."""
+        if row.item is None or self.checkpoint is None:
+            return
+        row.result_label.setText("Predicting…")
+        worker = PredictWorker(self.checkpoint, [row.item], device=self.device, first_index=row.index, user_box=box)
+        job = start_worker(worker, name="harapp-predict-person", parent=self)
+        job.progressed.connect(self._on_outcome)
         self.jobs.append(job)
         job.done.connect(lambda j=job: self.jobs.remove(j) if j in self.jobs else None)
 
@@ -339,6 +428,20 @@ class PredictionPanel(QWidget):
             if row is not None and row.error is None and row.bars.isHidden():
                 row.show_error(message)
         self._update_status(message)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.rows_scroll.viewport() and event.type() == QEvent.Type.Resize:
+            columns = max(1, self.rows_scroll.viewport().width() // COLUMN_WIDTH)
+            if columns != self._columns:
+                self._columns = columns
+                for row in self.rows:
+                    self._grid.removeWidget(row)
+                for index, row in enumerate(self.rows):
+                    self._grid.addWidget(row, index // columns, index % columns)
+        return super().eventFilter(watched, event)
+
+    def columns(self) -> int:
+        return self._columns
 
     def clear(self) -> None:
         for job in list(self.jobs):

@@ -1,4 +1,8 @@
-"""'?' shows every key: a translucent sheet over the window; any key or click hides it."""
+"""'?' shows every key: a translucent sheet over the window; any key or click hides it.
+
+Two columns: the labelling keys (the project's classes, moving, clearing, persons) and the menu shortcuts,
+which the window reads from its own actions so the list cannot fall behind the menus.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,9 @@ GENERAL_KEYS: tuple[tuple[str, str], ...] = (
     ("Shift+click, Ctrl+click", "select several images; a label key then labels them all (one undo)"),
     ("K", "show or hide keypoints"),
     ("click a box", "label that person instead of the whole image"),
-    ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
-    ("Ctrl+F", "search captions"),
-    ("Ctrl+O", "open a project"),
-    ("Ctrl+T", "start training"),
     ("?", "show this list; any key closes it"),
 )
+"""Keys that are no menu action: the labelling keys work in the Label mode whenever no text field has focus."""
 
 
 def shortcut_rows(keys: Sequence[ClassKey]) -> list[tuple[str, str]]:
@@ -37,6 +38,15 @@ def shortcut_rows(keys: Sequence[ClassKey]) -> list[tuple[str, str]]:
     return rows + list(GENERAL_KEYS)
 
 
+def _table(rows: Sequence[tuple[str, str]]) -> str:
+    cells = "".join(
+        f"<tr><td align='right' style='padding:2px 10px'><b>{html.escape(k)}</b></td>"
+        f"<td style='padding:2px 10px'>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table>{cells}</table>"
+
+
 class ShortcutsOverlay(QWidget):
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -45,19 +55,21 @@ class ShortcutsOverlay(QWidget):
         self.sheet = QLabel()
         self.sheet.setTextFormat(Qt.TextFormat.RichText)
         self.sheet.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.sheet.setStyleSheet("color: white; font-size: 11pt;")
+        self.sheet.setStyleSheet("color: white;")
         layout = QVBoxLayout(self)
         layout.addWidget(self.sheet, 0, Qt.AlignmentFlag.AlignCenter)
         parent.installEventFilter(self)
         self.hide()
 
-    def set_keys(self, keys: Sequence[ClassKey]) -> None:
-        cells = "".join(
-            f"<tr><td align='right' style='padding:3px 14px'><b>{html.escape(k)}</b></td>"
-            f"<td style='padding:3px 14px'>{html.escape(v)}</td></tr>"
-            for k, v in shortcut_rows(keys)
+    def set_keys(self, keys: Sequence[ClassKey], menu_rows: Sequence[tuple[str, str]] = ()) -> None:
+        labelling = _table(shortcut_rows(keys))
+        menus = _table(menu_rows)
+        self.sheet.setText(
+            "<table><tr>"
+            f"<td valign='top' style='padding-right:24px'><h3>Labelling</h3>{labelling}</td>"
+            f"<td valign='top'><h3>Menus</h3>{menus}</td>"
+            "</tr></table>"
         )
-        self.sheet.setText(f"<h2>Keyboard</h2><table>{cells}</table>")
 
     def rows_text(self) -> str:
         return self.sheet.text()

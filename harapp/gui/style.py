@@ -20,6 +20,8 @@ SOURCE_TEXT = {
 UNCERTAIN_COLOUR = QColor("#F0B400")
 DISAGREE_COLOUR = QColor("#E0245E")
 PREDICTION_COLOUR = QColor("#37474F")
+SUGGESTION_COLOUR = QColor("#6A1B9A")
+"""Guided curation's suggested label: violet, apart from the class colours and the disagreement red."""
 """A model prediction that agrees with the label (or stands alone): dark slate, white text, on any photo."""
 
 

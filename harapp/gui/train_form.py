@@ -1,11 +1,16 @@
-"""The training settings form: model kind, mode (only valid pairs enabled), hyperparameters, device."""
+"""The training settings form: model kind, mode (only valid pairs enabled), hyperparameters, device.
+
+A field the chosen kind and mode do not use is disabled, and its tooltip says why (the table lives in
+harapp.ml.mode_fields, beside the other per-mode knowledge), so no setting looks as if it mattered when it does
+not.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -22,6 +27,7 @@ from PySide6.QtWidgets import (
 from harapp.ml.config import DEFAULT_PROMPTS, TrainConfig
 from harapp.ml.defaults import preferred_choice, start_config
 from harapp.ml.kinds import KINDS, MODE_LABELS, get_kind
+from harapp.ml.mode_fields import unused_fields
 
 PROMPT_SEPARATOR = " | "
 
@@ -40,6 +46,9 @@ def format_eta(seconds: float | None) -> str:
 
 
 class TrainForm(QWidget):
+    changed = Signal()
+    """Any setting changed (the panel re-estimates the run's time)."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         kind, mode = preferred_choice()
@@ -73,9 +82,21 @@ class TrainForm(QWidget):
         self.device_label = QLabel("detecting…", self)
         self.device_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._add_tooltips()
+        self._fields: dict[str, QWidget] = {
+            "epochs": self.epochs_spin,
+            "batch_size": self.batch_spin,
+            "lr": self.lr_spin,
+            "image_size": self.size_spin,
+            "weights_path": self.weights_edit,
+            "prompts": self.prompts_edit,
+        }
+        self._tips = {name: widget.toolTip() for name, widget in self._fields.items()}
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
         self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+        for spin in (self.epochs_spin, self.batch_spin, self.size_spin):
+            spin.valueChanged.connect(lambda _v: self.changed.emit())
         form = QFormLayout(self)
+        self._form = form
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("&Model:", self.kind_combo)
         form.addRow("M&ode:", self.mode_combo)
@@ -89,6 +110,9 @@ class TrainForm(QWidget):
             weights_label.setBuddy(self.weights_edit)
         form.addRow("&Prompts:", self.prompts_edit)
         form.addRow("Device:", self.device_label)
+        self._rows = {
+            name: form.labelForField(weights_row if name == "weights_path" else w) for name, w in self._fields.items()
+        }
         self._running = False
         self._on_kind_changed()
 
@@ -107,8 +131,9 @@ class TrainForm(QWidget):
         self.lr_spin.setToolTip("AdamW learning rate of the head; a pretrained backbone learns at a tenth of it")
         self.size_spin.setToolTip("Side of the square the photos are resized to; larger is slower")
         self.weights_edit.setToolTip(
-            "A local weights file (state dict) for ResNet or EfficientNet-Lite0, or an open_clip checkpoint for CLIP; "
-            "leave empty to use the built-in or downloaded weights"
+            "A local weights file (state dict) for ResNet or EfficientNet-Lite0; for CLIP, open_clip's .bin or "
+            ".safetensors or OpenAI's .pt, checked against the CLIP model. Leave empty to use the built-in, "
+            "downloaded or registered weights (`harapp weights add FILE` registers CLIP weights once, for offline use)"
         )
         self.prompts_edit.setToolTip(
             "CLIP's class prompts, separated by ' | '; {} stands for the class name (e.g. 'a photo of a person {}.')"
@@ -161,17 +186,27 @@ class TrainForm(QWidget):
             self.lr_spin.setValue(defaults.lr)
             self.size_spin.setValue(defaults.image_size)
         self.set_running(self._running)
+        self.changed.emit()
+
+    def unused(self) -> dict[str, str]:
+        """{field: why the chosen kind and mode ignore it}."""
+        return unused_fields(self.model_kind(), self.mode())
 
     def set_running(self, running: bool) -> None:
         self._running = running
-        for w in (self.kind_combo, self.mode_combo, self.batch_spin, self.size_spin):
+        for w in (self.kind_combo, self.mode_combo):
             w.setEnabled(not running)
-        trains = self.mode() != "zero-shot"
-        for spin in (self.epochs_spin, self.lr_spin):
-            spin.setEnabled(not running and trains)
-        self.weights_edit.setEnabled(not running and self.mode() != "scratch")  # scratch: random weights
+        unused = self.unused()
+        for name, widget in self._fields.items():
+            why = unused.get(name)
+            widget.setEnabled(not running and why is None)
+            # Qt shows tooltips on disabled widgets too: the reason is one hover away.
+            widget.setToolTip(f"Not used here: {why}" if why else self._tips[name])
+            label = self._rows.get(name)
+            if label is not None:
+                label.setEnabled(why is None)
+                label.setToolTip(widget.toolTip())
         self.weights_button.setEnabled(self.weights_edit.isEnabled())
-        self.prompts_edit.setEnabled(not running and get_kind(self.model_kind()).prompt_head)
 
     def build_config(self, overrides: dict[str, Any] | None = None) -> TrainConfig:
         """A validated TrainConfig from the form; ``overrides`` set fields the form does not show."""

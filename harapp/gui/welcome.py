@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -16,6 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from harapp.core.paths import load_settings
+from harapp.gui.recent_projects import THUMB_SIDE, RecentInfo, RecentProjectsWorker
+from harapp.gui.workers import JobHandle, start_worker
 
 
 class WelcomeView(QWidget):
@@ -68,6 +71,11 @@ class WelcomeView(QWidget):
         column.addStretch(1)
         self.recent = QListWidget()
         self.recent.setToolTip("Double-click (or Enter) to open a recent project")
+        self.recent.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE * 3 // 4))
+        self.recent.setSpacing(2)
+        self.recent.setWordWrap(True)
+        self._job: JobHandle | None = None
+        self._again = False
         self.recent.itemActivated.connect(self._on_recent)
         self.recent.setMinimumHeight(180)
         self.recent.setMaximumHeight(360)
@@ -93,13 +101,15 @@ class WelcomeView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the recent projects from the settings file; files that vanished are shown greyed out."""
+        """Re-read the recent projects from the settings file; files that vanished are shown greyed out. Image
+        counts, dates and thumbnails arrive from a worker a moment later."""
         self.recent.clear()
-        for text in load_settings().recent_projects:
-            path = Path(text)
-            item = QListWidgetItem(f"{path.stem}  —  {path.parent}")
+        paths = [Path(text) for text in load_settings().recent_projects]
+        for path in paths:
+            item = QListWidgetItem(f"{path.stem}\n{path.parent}")
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path))
+            item.setSizeHint(QSize(0, THUMB_SIDE * 3 // 4 + 8))
             if not path.exists():
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
                 item.setToolTip(f"{path} (file not found)")
@@ -108,6 +118,41 @@ class WelcomeView(QWidget):
             placeholder = QListWidgetItem("No recent projects yet")
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             self.recent.addItem(placeholder)
+            return
+        self._read_details(paths)
+
+    def _read_details(self, paths: list[Path]) -> None:
+        if self._job is not None and self._job.is_running():
+            self._again = True  # the list changed while the last read ran: read again once it ends
+            self._job.cancel()
+            return
+        job = start_worker(RecentProjectsWorker(paths), name="harapp-recent", parent=self)
+        job.progressed.connect(self._show_details)
+        job.done.connect(self._after_read)
+        self._job = job
+
+    def _after_read(self) -> None:
+        self._job = None
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def _show_details(self, info: RecentInfo) -> None:
+        for row in range(self.recent.count()):
+            item = self.recent.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) != str(info.path):
+                continue
+            item.setText(f"{info.path.stem}  —  {info.summary()}\n{info.path.parent}")
+            if info.thumbnail is not None:
+                item.setIcon(QIcon(QPixmap.fromImage(info.thumbnail)))
+
+    def details_text(self) -> list[str]:
+        """The recent list's lines as shown (tests)."""
+        return [self.recent.item(i).text() for i in range(self.recent.count())]
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        self._again = False
+        return self._job.cancel_and_wait(timeout_ms) if self._job is not None else True
 
     def _on_recent(self, item: QListWidgetItem) -> None:
         text = item.data(Qt.ItemDataRole.UserRole)

@@ -9,6 +9,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from harapp.core.store import Project
+from harapp.gui.curation import CurationRefresher, RefreshOutcome
 from harapp.gui.filters_panel import FiltersPanel
 from harapp.gui.gallery_model import GalleryModel, GalleryProxy
 from harapp.gui.gallery_view import GalleryView
@@ -36,6 +37,10 @@ class Workspace(QWidget):
         self.labeling = LabelingController(self.gallery, self)
         self.labeling.install_on(self.gallery)
         self.labeling.install_on(self.inspector)
+        self.labeling.install_on(self.inspector.canvas)
+        self.refresher = CurationRefresher(self)
+        """Re-scores labels (and retrains a cheap active model) in the background after corrections."""
+        self.refresher.has_scores = lambda: self.model.quality_source() is not None
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.filters)
@@ -50,13 +55,18 @@ class Workspace(QWidget):
         layout.addWidget(self.splitter)
 
         self.gallery.current_image_changed.connect(self.inspector.show_image)
+        self.gallery.current_image_changed.connect(self._show_model_opinion)
         self.gallery.relabel_requested.connect(lambda name: self.labeling.label_current(name or None, advance=False))
         self.inspector.label_clicked.connect(self._on_label_clicked)
         self.inspector.person_selected.connect(self._on_person_selected)
         self.labeling.labels_changed.connect(self._on_labels_changed)
+        self.labeling.labels_changed.connect(self.refresher.labels_changed)
+        self.refresher.refreshed.connect(self.apply_refresh)
+        self.refresher.message.connect(self.status_message.emit)
         self.labeling.person_labelled.connect(lambda _img, pid: self.inspector.select_next_person(pid))
         self.labeling.keypoints_toggled.connect(self.inspector.toggle_keypoints)
         self.labeling.error.connect(self.status_message.emit)
+        self.labeling.replayed.connect(self._on_replayed)
         self.model.modelReset.connect(self._select_first)
         self.model.modelReset.connect(self._show_counts)
         self.proxy.filter_changed.connect(self._keep_current_visible)
@@ -75,6 +85,10 @@ class Workspace(QWidget):
         self.inspector.set_project(project)
         self.filters.set_classes(self._class_names)
         self.model.set_project(project)
+        self.refresher.set_project(project)
+        self._show_review_counts()
+        if project is not None and self._scores_behind(project):
+            self.refresher.refresh_now()  # stored scores show at once; fresh ones follow in the background
 
     def reload(self) -> None:
         """Everything may have changed (an import into the open project, a class merge)."""
@@ -86,8 +100,46 @@ class Workspace(QWidget):
         if current is not None:
             self.select_image(current)
 
+    def _scores_behind(self, project: Project) -> bool:
+        """The stored scores are older than the labels (changed elsewhere, or after the last refresh)."""
+        source = self.model.quality_source()
+        return source is not None and source[1] != project.label_revision()
+
+    def apply_refresh(self, outcome: RefreshOutcome) -> None:
+        """Swap in what a background refresh read: new predictions (when the model was retrained) and scores."""
+        if outcome.predictions is not None:
+            self.model.set_predictions(outcome.predictions)
+        self.model.set_quality(outcome.quality)
+        self._show_review_counts()
+        self._show_model_opinion(self.gallery.current_image_id())
+
+    def _show_review_counts(self) -> None:
+        wrong, queue = self.model.quality_counts()
+        source = self.model.quality_source()
+        if self._project is None:
+            note = ""
+        elif source is None:
+            note = "No scores yet: train a model (or Edit ▸ Score labels now)"
+        elif source[1] != self._project.label_revision():
+            note = f"Updating after your corrections… (scored by {source[0]})"
+        else:
+            note = f"Scored by {source[0]}"
+        self.filters.show_review_counts(wrong, queue, note)
+
     def reload_predictions(self, *_args: object) -> None:
         self.model.reload_predictions()
+        self._show_model_opinion(self.gallery.current_image_id())
+
+    def _show_model_opinion(self, image_id: int | None) -> None:
+        row = self.model.image_row(image_id) if image_id is not None else None
+        if row is None or row.prediction is None:
+            self.inspector.show_model_opinion(None, None, False)
+        else:
+            self.inspector.show_model_opinion(row.prediction, row.confidence, row.disagrees)
+        if row is None:
+            self.inspector.show_suggestion(None, False, False)
+        else:
+            self.inspector.show_suggestion(row.quality, row.likely_wrong, row.in_queue)
 
     def class_names(self) -> list[str]:
         return list(self._class_names)
@@ -101,8 +153,8 @@ class Workspace(QWidget):
         self.gallery.select_row(row)
         return True
 
-    def show_image_set(self, image_ids: Sequence[int], description: str) -> None:
-        self.filters.show_image_set(image_ids, description)
+    def show_image_set(self, image_ids: Sequence[int], description: str, short: str | None = None) -> None:
+        self.filters.show_image_set(image_ids, description, short)
         self._select_first()
 
     def _select_first(self) -> None:
@@ -132,9 +184,19 @@ class Workspace(QWidget):
         self._show_counts()
         if self.inspector.image_id() in image_ids:
             self.inspector.refresh()
-        count = len(image_ids)
-        self.status_message.emit(f"Saved: {count} image{'s' if count != 1 else ''} relabelled")
+        self._show_model_opinion(self.gallery.current_image_id())
+        self._show_review_counts()
+        if self.labeling.last_edit:
+            self.status_message.emit(f"Saved: {self.labeling.last_edit}")
+            self.labeling.last_edit = ""
+
+    def _on_replayed(self, text: str, image_id: int) -> None:
+        """After Ctrl+Z or Ctrl+Shift+Z: say what changed and show that photo again."""
+        if not self.select_image(image_id):
+            text += " (the filters hide that photo: Reset filters shows it)"
+        self.status_message.emit(text)
 
     def shutdown(self) -> None:
+        self.refresher.stop()
         self.thumbnails.shutdown()
         self.inspector.shutdown()

@@ -2,10 +2,10 @@
 cache (or decoded now where the cache lacks them), stacked by a loader, then moved to the device, augmented as
 whole batches there, and normalised.
 
-A sample is a set of named views of one photo (ViewSet): today's models read one, "image" (the whole photo, or
-the legacy largest-person crop); a view is only a Region, so a person view is one more entry of the same cache.
-Batches come out as (x, y, positions): x is a tensor for a single "image" view and a dict of tensors otherwise
-(views plus any per-sample vectors), y the class indices and positions the samples' places in the item list.
+A sample is a set of named views of one photo (a ViewSet, such as photo_views.PhotoViews): each image view is a
+Region of the photo, so a person view is one more entry of the same cache, and per-sample vectors (the pose)
+travel beside the pixels. Batches come out as (x, y, positions): x a dict of tensors by view name (what
+HarModel's forward takes), y the class indices and positions the samples' places in the item list.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,7 +25,7 @@ from harapp.core.types import LabelledItem
 from harapp.ml import distributed
 from harapp.ml.augment import BatchAugment
 from harapp.ml.data import init_worker
-from harapp.ml.decode import Entry, Region, decode_entry
+from harapp.ml.decode import Entry, decode_entry
 from harapp.ml.decoded_cache import SlotReader
 from harapp.ml.device import loader_workers
 from harapp.ml.models import Preprocess
@@ -43,43 +42,6 @@ class ViewSet(Views, Protocol):
     def vectors(self, items: Sequence[LabelledItem]) -> dict[str, npt.NDArray[np.float32]]:
         """name -> (n, D) floats for the items (pose features, say); {} for none."""
         ...
-
-
-@dataclass(frozen=True)
-class SingleView:
-    """Today's input: one view named "image", the whole photo as the model's preprocessing fits it, or (the
-    legacy person_crop) the largest person box with a margin, clipped to the photo, as ml.images crops it."""
-
-    fit: str = "squash"
-    fraction: float = 1.0
-    person_crop: bool = False
-    names: tuple[str, ...] = field(default=("image",), init=False)
-
-    @classmethod
-    def of(cls, pre: Preprocess, person_crop: bool) -> SingleView:
-        fit = "squash" if pre.resize_mode == "squash" else "center"
-        return cls(fit, pre.crop_pct if fit == "center" else 1.0, person_crop)
-
-    def regions(self, item: LabelledItem) -> tuple[Region, ...]:
-        box = _largest_box_crop(item) if self.person_crop else None
-        return (Region(box, "squash" if self.fit == "squash" else "center", self.fraction),)
-
-    def vectors(self, items: Sequence[LabelledItem]) -> dict[str, npt.NDArray[np.float32]]:
-        return {}
-
-
-def _largest_box_crop(item: LabelledItem, margin: float = 0.15) -> tuple[float, float, float, float] | None:
-    """ml.images.crop_largest_box's rectangle, from the photo size the project knows; None: the whole photo."""
-    usable = [b for b in item.person_boxes if b[2] > 1 and b[3] > 1]
-    if not usable or item.width <= 0 or item.height <= 0:
-        return None
-    x, y, w, h = max(usable, key=lambda b: b[2] * b[3])
-    mx, my = w * margin, h * margin
-    left, top = max(0, int(x - mx)), max(0, int(y - my))
-    right, bottom = min(item.width, int(round(x + w + mx))), min(item.height, int(round(y + h + my)))
-    if right - left < 2 or bottom - top < 2:
-        return None
-    return (float(left), float(top), float(right - left), float(bottom - top))
 
 
 class ViewDataset(Dataset):
@@ -157,9 +119,9 @@ class BatchPrep:
         x = self.augment(pixels.permute(0, 3, 1, 2).to(torch.float32).div_(255).contiguous())
         return x.sub_(self.mean).div_(self.std)
 
-    def __call__(self, views: Mapping[str, torch.Tensor], vectors: Mapping[str, torch.Tensor]) -> Any:
-        if list(views) == ["image"] and not vectors:
-            return self.image(views["image"])
+    def __call__(
+        self, views: Mapping[str, torch.Tensor], vectors: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         out = {name: self.image(pixels) for name, pixels in views.items()}
         out.update({name: v.to(self.device, non_blocking=True) for name, v in vectors.items()})
         return out
@@ -239,7 +201,7 @@ class DeviceBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
         cancel = self.cancel if distributed.ranks().world > 1 else None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
+import socket
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,48 +90,130 @@ def save_checkpoint(
     return Path(path)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    """Why torch.load failed, in words: a file of another kind, or a damaged (e.g. truncated) checkpoint."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError as read_error:
+        return CheckpointError(f"Cannot read checkpoint {path}: {read_error.strerror or read_error}")
+    if head.startswith(_SQLITE_MAGIC):
+        return CheckpointError(
+            f"{path} is not a harapp checkpoint: it is a project file (.harapp). Checkpoints are the .pt files in "
+            "the project's .models folder; `harapp eval` takes the checkpoint first, then the project."
+        )
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            return CheckpointError(f"Checkpoint {path} is damaged: the file is truncated or corrupt.")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                broken = archive.testzip()
+        except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
+            return CheckpointError(f"Checkpoint {path} is damaged: the file is truncated or corrupt.")
+        if broken is not None:
+            return CheckpointError(f"Checkpoint {path} is damaged: {broken} inside it fails its checksum.")
+        if not any(n.endswith("data.pkl") for n in names):
+            return CheckpointError(f"{path} is not a harapp checkpoint (a zip file, but not a PyTorch one).")
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            return CheckpointError(
+                f"{path} is not a harapp checkpoint: it holds Python objects a harapp checkpoint never has, and "
+                "harapp does not load those (loading them could run any code)."
+            )
+        return CheckpointError(f"Checkpoint {path} is damaged: PyTorch cannot read it ({str(exc)[:200]}).")
+    if head.startswith(_PICKLE_MAGIC):
+        return CheckpointError(f"{path} is not a harapp checkpoint (an old-style PyTorch or pickle file).")
+    return CheckpointError(f"{path} is not a harapp checkpoint (not a PyTorch file).")
+
+
+def _check_crcs(path: Path) -> None:
+    """PyTorch does not check the CRC32 its zip format stores for each entry, so a flipped bit in the weights
+    would load silently; reading the file once more to check them costs about 0.1 s per 100 MB."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"Checkpoint {path} is damaged: the file is truncated or corrupt.") from exc
+    if broken is not None:
+        raise CheckpointError(f"Checkpoint {path} is damaged: {broken} inside it fails its checksum.")
+
+
+def _tensors(value: Any, what: str, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in value.items()):
+        raise CheckpointError(f"Checkpoint {path} is damaged: its {what} are not a set of named tensors.")
+    return value
+
+
 def load_checkpoint(path: Path | str) -> Checkpoint:
+    """Read a checkpoint; CheckpointError saying 'not a harapp checkpoint' or 'damaged' otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises various types for truncated or foreign files
-        raise CheckpointError(f"Cannot read checkpoint {path}: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a harapp checkpoint.")
-    if int(raw.get("version", 0)) > VERSION:
-        raise CheckpointError(f"Checkpoint {path} was written by a newer harapp (format {raw['version']}).")
-    return Checkpoint(
-        path=path,
-        config=TrainConfig.from_dict(raw["config"]),
-        class_names=tuple(raw["class_names"]),
-        preprocess=Preprocess.from_dict(raw["preprocess"]),
-        weights_source=str(raw["model"]["weights_source"]),
-        metrics=Metrics.from_dict(raw["metrics"]) if raw.get("metrics") else None,
-        metrics_split=str(raw.get("metrics_split", "test")),
-        label_revision=int(raw.get("label_revision", 0)),
-        created_at=str(raw.get("created_at", "")),
-        complete=bool(raw.get("complete", True)),
-        extra=dict(raw.get("extra") or {}),
-        head_state=raw["head_state"],
-        backbone_state=raw.get("backbone_state"),
-    )
+        raise CheckpointError(f"{path} is not a harapp checkpoint (a PyTorch file of something else).")
+    _check_crcs(path)
+    version = raw.get("version", 0)
+    if isinstance(version, int) and version > VERSION:
+        raise CheckpointError(f"Checkpoint {path} was written by a newer harapp (format {version}).")
+    try:
+        backbone = raw.get("backbone_state")
+        return Checkpoint(
+            path=path,
+            config=TrainConfig.from_dict(raw["config"]),
+            class_names=tuple(str(n) for n in raw["class_names"]),
+            preprocess=Preprocess.from_dict(raw["preprocess"]),
+            weights_source=str(raw["model"]["weights_source"]),
+            metrics=Metrics.from_dict(raw["metrics"]) if raw.get("metrics") else None,
+            metrics_split=str(raw.get("metrics_split", "test")),
+            label_revision=int(raw.get("label_revision", 0)),
+            created_at=str(raw.get("created_at", "")),
+            complete=bool(raw.get("complete", True)),
+            extra=dict(raw.get("extra") or {}),
+            head_state=_tensors(raw["head_state"], "head weights", path),
+            backbone_state=_tensors(backbone, "backbone weights", path) if backbone is not None else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)[:200]
+        raise CheckpointError(f"Checkpoint {path} is damaged: a harapp checkpoint, but malformed ({detail}).") from exc
 
 
 def restore_model(ckpt: Checkpoint) -> HarModel:
     """Rebuild the network; a checkpoint without backbone weights reloads them from their original source."""
+    return restore_built(ckpt).model
+
+
+def restore_built(ckpt: Checkpoint) -> BuiltModel:
+    """The network with its preprocessing and the weights source it was trained from, so that features it
+    computes share the project's cache with the training run's."""
     config = ckpt.config
     if ckpt.backbone_state is not None:
         # Weights come from the checkpoint, so skip downloading or reading the original ones.
         config = TrainConfig.from_dict({**config.to_dict(), "pretrained": False, "weights_path": None})
     built = build_model(config, ckpt.class_names, init_head=False)
     model = built.model
-    if ckpt.backbone_state is not None:
-        model.backbone.load_state_dict(ckpt.backbone_state)
-    model.head.load_state_dict(ckpt.head_state)
+    head_state = dict(ckpt.head_state)
+    # Checkpoints from before calibration have no temperature: their probabilities stay as they were.
+    head_state.setdefault("temperature", torch.ones(()))
+    try:
+        if ckpt.backbone_state is not None:
+            model.backbone.load_state_dict(ckpt.backbone_state)
+        model.head.load_state_dict(head_state)
+    except RuntimeError as exc:  # missing, unexpected or wrongly shaped tensors
+        raise CheckpointError(
+            f"Checkpoint {ckpt.path} is damaged: its weights do not fit a {config.model_kind} model "
+            f"({str(exc).splitlines()[0][:200]})."
+        ) from exc
     model.eval()
-    return model
+    return dataclasses.replace(built, weights_source=ckpt.weights_source)
 
 
 def check_classes(ckpt: Checkpoint, project_classes: Sequence[str]) -> None:
@@ -148,3 +234,56 @@ def check_classes(ckpt: Checkpoint, project_classes: Sequence[str]) -> None:
         f"Model {ckpt.path.name} was trained on classes ({', '.join(theirs)}) but the project has "
         f"({', '.join(ours)}): {'; '.join(detail)}. Retrain the model on this project."
     )
+
+
+def register_checkpoint(project: Any, ckpt: Checkpoint) -> int:
+    """Add a checkpoint file to the project's models table: a finished run with its test metrics, an
+    interrupted one (a mid-run save) with its validation accuracy, named so the Models list says which."""
+    config = ckpt.config
+    stamp = ckpt.created_at[:16].replace("T", " ")
+    if ckpt.metrics is not None and ckpt.complete:
+        metrics = ckpt.metrics.to_dict()
+        name = f"{config.model_kind} {config.mode} {stamp} (recovered)"
+    else:
+        epoch = ckpt.extra.get("epoch")
+        metrics = {"class_names": list(ckpt.class_names), "val_accuracy": ckpt.extra.get("val_accuracy")}
+        name = f"{config.model_kind} {config.mode} {stamp} (interrupted" + (f" at epoch {epoch})" if epoch else ")")
+    return int(
+        project.register_model(
+            name, config.model_kind, config.mode, ckpt.path, ckpt.label_revision, metrics, config.to_dict()
+        )
+    )
+
+
+def adopt_leftovers(project: Any) -> tuple[list[Path], list[int]]:
+    """Tidy what killed runs left beside a project: delete stale temporary files, register checkpoints that
+    were never registered (foreign or damaged .pt files are left alone). Returns (deleted, new model ids).
+    A read-only project is only looked at."""
+    from harapp.core.leftovers import clean_stale_temporaries, unregistered_checkpoints
+
+    if getattr(project, "readonly", False):
+        return [], []
+    removed = clean_stale_temporaries(project.path)
+    registered = []
+    for path in unregistered_checkpoints(project):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            continue
+        if not ckpt.complete and _writer_alive(ckpt.extra):
+            continue  # a run in progress saved its best epoch so far; it registers the file when it ends
+        registered.append(register_checkpoint(project, ckpt))
+    return removed, registered
+
+
+def _writer_alive(extra: dict[str, Any]) -> bool:
+    pid, host = extra.get("writer_pid"), extra.get("writer_host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, under another user
+        return True
+    return True

@@ -14,10 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from harapp.ml import weights as W
+from harapp.ml.clip_fit import check_fits
 from harapp.ml.config import TrainConfig
 from harapp.ml.errors import ConfigError, WeightsUnavailableError
 from harapp.ml.kinds import ModelKind
 from harapp.ml.models import BuiltModel, HarModel, Preprocess
+from harapp.ml.weights_formats import read_weights_file
+from harapp.ml.weights_registry import find_registered, read_registered_state
 
 HF_DEFAULT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -84,15 +87,28 @@ def _create(name: str, **kwargs: object) -> Any:
 
 
 def _from_file(name: str, path: str, quick_gelu: bool = False) -> Any:
+    """Any format `harapp weights add` takes (open_clip .bin/.pt, .safetensors, OpenAI's TorchScript .pt), checked
+    key by key and shape by shape, with the same messages."""
+    state = check_fits(name, read_weights_file(path).state, Path(path))
     model = _create(name, pretrained=None, force_quick_gelu=quick_gelu)
-    state = W.load_state_dict_file(path)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise WeightsUnavailableError(
-            f"Weights file {path} does not fit open_clip model {name}: {str(exc).splitlines()[0]}"
-        ) from exc
+    model.load_state_dict(state)
     return model
+
+
+def _from_registry(name: str, tag: str) -> tuple[Any, str] | None:
+    """The weights `harapp weights add` stored for (name, tag), in the variant they were registered with."""
+    entry = find_registered(name, tag)
+    if entry is None:
+        return None
+    model = _create(name, pretrained=None, force_quick_gelu=entry.quick_gelu)
+    try:
+        model.load_state_dict(read_registered_state(entry))
+    except RuntimeError as exc:  # open_clip changed the architecture since the file was registered
+        raise WeightsUnavailableError(
+            f"The weights registered for {name} ({tag}) at {entry.path} no longer fit it: "
+            f"{str(exc).splitlines()[0]}. Run `harapp weights remove {name} {entry.pretrained}` and add them again."
+        ) from exc
+    return model, entry.source
 
 
 def uses_quick_gelu(name: str, tag: str | None) -> bool:
@@ -118,6 +134,9 @@ def create_clip(
         return _from_file(name, weights_path, quick), f"file:{weights_path}"
     if not tag:
         return _create(name, pretrained=None, force_quick_gelu=quick), "random"
+    registered = _from_registry(name, tag)  # before the hub: what the user registered works offline
+    if registered is not None:
+        return registered
     if not open_clip.get_pretrained_cfg(name, tag):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
         raise WeightsUnavailableError(f"open_clip has no pretrained tag {tag!r} for {name}; known tags: {tags}.")
@@ -133,7 +152,8 @@ def create_clip(
             if fallback:
                 return _from_file(name, fallback, quick), f"file:{fallback}"
             reason = "HF_HUB_OFFLINE is set" if W.hub_offline() else f"{host} cannot be reached"
-            raise W.unavailable(what, f"they are not in the cache ({clip_cache_dir()}) and {reason}")
+            register = f"harapp weights add FILE --model {name} --pretrained {tag}"
+            raise W.unavailable(what, f"they are not in the cache ({clip_cache_dir()}) and {reason}", register=register)
         # huggingface_hub shows a tqdm progress bar on stderr while it downloads.
         return _create(name, pretrained=tag, cache_dir=str(clip_cache_dir())), source
     except (OSError, RuntimeError) as exc:
@@ -171,6 +191,16 @@ def text_classifier(clip: Any, name: str, class_names: Sequence[str], templates:
 _TEXT_CACHE: dict[tuple[object, ...], torch.Tensor] = {}
 
 
+def zero_shot_weight(classifier: torch.Tensor, model: HarModel) -> torch.Tensor:
+    """The head weight of a zero-shot classifier over every image view: the mean of the views' logits (each
+    view is a photo of the person), and nothing from the pose vector, which no text describes."""
+    n_views = len(model.image_views)
+    parts = [classifier / n_views] * n_views
+    if model.pose_dim:
+        parts.append(classifier.new_zeros(classifier.shape[0], model.pose_dim))
+    return torch.cat(parts, dim=1)
+
+
 def build_clip(
     kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
 ) -> BuiltModel:
@@ -180,7 +210,7 @@ def build_clip(
     clip.eval()
     visual = clip.visual
     dim = int(getattr(visual, "output_dim", 0) or clip.text_projection.shape[-1])
-    model = HarModel(kind, visual, dim, len(class_names), normalize=True)
+    model = HarModel(kind, visual, dim, len(class_names), normalize=True, views=config.views)
     if init_head:
         # A retrain after label corrections asks for the same prompts again: encoding them through the text
         # tower is over a second of a one-click retrain on a CPU, so keep them for the session.
@@ -193,7 +223,7 @@ def build_clip(
                 _TEXT_CACHE.pop(next(iter(_TEXT_CACHE)))
             _TEXT_CACHE[key] = classifier
         scale = float(clip.logit_scale.exp().item()) if hasattr(clip, "logit_scale") else 100.0
+        model.head.linear.weight.data.copy_(zero_shot_weight(classifier * scale, model))
         with torch.no_grad():
-            model.head.linear.weight.copy_(classifier * scale)
             model.head.linear.bias.zero_()
     return BuiltModel(model, clip_preprocess(visual), source, architecture=config.clip_model)

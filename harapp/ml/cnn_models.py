@@ -10,7 +10,7 @@ from torch import nn
 
 from harapp.ml import weights as W
 from harapp.ml.config import TrainConfig
-from harapp.ml.kinds import ModelKind
+from harapp.ml.kinds import FROZEN_BACKBONE_MODES, ModelKind
 from harapp.ml.models import BuiltModel, HarModel, Preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,7 +67,9 @@ def build_scratch_cnn(
 ) -> BuiltModel:
     net = ScratchCNN(widths=(32, 64, 128, _feature_dim(kind)))
     pre = Preprocess(config.image_size, HALF, HALF, "squash", 1.0, "bilinear")
-    return BuiltModel(HarModel(kind, net, net.out_dim, len(class_names), normalize=False), pre, "random")
+    return BuiltModel(
+        HarModel(kind, net, net.out_dim, len(class_names), normalize=False, views=config.views), pre, "random"
+    )
 
 
 def _resnet(kind: ModelKind, pretrained: bool) -> nn.Module:
@@ -93,8 +95,34 @@ def build_resnet(
         net = _resnet(kind, use_pretrained)
         source = f"torchvision:{kind.name}" if use_pretrained else "random"
     pre = Preprocess(config.image_size, IMAGENET_MEAN, IMAGENET_STD, "squash", 1.0, "bilinear")
-    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False)
+    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False, views=config.views)
     return BuiltModel(model, pre, source)
+
+
+_LITE0_STATE: dict[str, torch.Tensor] = {}
+
+
+def _lite0_imagenet_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The packaged ImageNet weights in timm's layout, read and mapped once per process: after a correction,
+    the app rebuilds this backbone a few times a second, and reading the file was a third of each build."""
+    if not _LITE0_STATE:
+        source = W.load_state_dict_file(W.efficientnet_lite0_file())
+        _LITE0_STATE.update(W.map_state_in_order(source, net.state_dict(), "efficientnet-lite0"))
+    return _LITE0_STATE
+
+
+_FROZEN: dict[str, nn.Module] = {}
+
+
+def _frozen_lite0() -> nn.Module:
+    """One shared pretrained backbone for the modes that never train it (linear probe): a retrain after a
+    correction builds the model three times in a second, and timm's construction was a tenth of that."""
+    if "lite0" not in _FROZEN:
+        net = efficientnet_lite0_backbone(True, 0).eval()
+        for param in net.parameters():
+            param.requires_grad_(False)
+        _FROZEN["lite0"] = net
+    return _FROZEN["lite0"]
 
 
 def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Module:
@@ -102,8 +130,7 @@ def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Mo
 
     net: Any = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)  # has reset_classifier
     if pretrained:
-        source = W.load_state_dict_file(W.efficientnet_lite0_file())
-        net.load_state_dict(W.map_state_in_order(source, net.state_dict(), "efficientnet-lite0"))
+        net.load_state_dict(_lite0_imagenet_state(net))
     if num_classes != 1000:
         net.reset_classifier(num_classes)
     return net
@@ -124,9 +151,12 @@ def build_efficientnet_lite0(
         net = efficientnet_lite0_backbone(False, 0)
         _load_file_without(net, config.weights_path, "classifier")
         source = f"file:{config.weights_path}"
+    elif use_pretrained and config.mode in FROZEN_BACKBONE_MODES:
+        net = _frozen_lite0()
+        source = W.EFFNET_LITE0_SOURCE
     else:
         net = efficientnet_lite0_backbone(use_pretrained, 0)
         source = W.EFFNET_LITE0_SOURCE if use_pretrained else "random"
     pre = efficientnet_lite0_preprocess(config.image_size)
-    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False)
+    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False, views=config.views)
     return BuiltModel(model, pre, source)

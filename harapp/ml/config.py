@@ -8,6 +8,7 @@ from typing import Any
 
 from harapp.ml.errors import ConfigError
 from harapp.ml.kinds import DEFAULT_KIND, KINDS, Mode, get_kind
+from harapp.ml.views import DEFAULT_VIEWS, View, check_views, legacy_views
 
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "a photo of a person {}.",
@@ -52,7 +53,9 @@ class TrainConfig:
     weights_path: str | None = None
     finetune_last_blocks: int | None = None
     prompts: tuple[str, ...] | None = None
-    person_crop: bool = False
+    views: tuple[View, ...] = DEFAULT_VIEWS
+    """What the model sees of each photo: the whole photo, the square around its main person, that person's
+    body pose (see harapp.ml.views)."""
     pretrained: bool = True
     loader_workers: int | None = None
     """Processes decoding images; None: none on the CPU (they would compete with the model), several on a GPU."""
@@ -87,6 +90,7 @@ class TrainConfig:
             raise ConfigError(f"loader_workers must be 0 or more, got {self.loader_workers}.")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}.")
+        check_views(self.views)
         if self.prompts is not None and not all("{}" in p for p in self.prompts):
             raise ConfigError("Every prompt template must contain '{}' where the class name goes.")
         return self
@@ -95,6 +99,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         if d["prompts"] is not None:
             d["prompts"] = list(d["prompts"])
+        d["views"] = list(self.views)
         return d
 
     @classmethod
@@ -103,6 +108,8 @@ class TrainConfig:
         values = {k: v for k, v in d.items() if k in known}
         if values.get("prompts") is not None:
             values["prompts"] = tuple(values["prompts"])
+        # Configs from before views existed saw one image: the whole photo, or its largest person.
+        values["views"] = tuple(values["views"]) if "views" in values else legacy_views(bool(d.get("person_crop")))
         return cls(**values)
 
     def prompt_templates(self) -> tuple[str, ...]:

@@ -1,9 +1,9 @@
-"""Datasets over a frozen label snapshot, seeded stratified splits and the image transforms."""
+"""Seeded stratified splits of a frozen label snapshot, class weights, and the PIL image path of one photo (the
+predictor's: decode, cut each view, eval transform), which the decoded-image cache reproduces pixel for pixel."""
 
 from __future__ import annotations
 
 import gc
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from harapp.core.types import LabelledItem
-from harapp.ml.device import loader_workers
-from harapp.ml.images import crop_largest_box, load_image
 from harapp.ml.models import Preprocess
+from harapp.ml.people import PersonInput
+from harapp.ml.persons import crop_square, square_region
+from harapp.ml.views import View
 
 _INTERPOLATION = {
     "bilinear": T.InterpolationMode.BILINEAR,
@@ -98,55 +98,21 @@ def eval_transform(pre: Preprocess) -> T.Compose:
     return T.Compose([*steps, T.ToTensor(), T.Normalize(pre.mean, pre.std)])
 
 
-def train_transform(pre: Preprocess, augment: bool) -> T.Compose:
-    if not augment:
-        return eval_transform(pre)
-    interp = _INTERPOLATION.get(pre.interpolation, T.InterpolationMode.BILINEAR)
-    # Mild crops only: a tight crop can cut off the legs that tell walking from standing.
-    return T.Compose(
-        [
-            T.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), ratio=(0.75, 1.333), interpolation=interp),
-            T.RandomHorizontalFlip(),
-            T.ColorJitter(0.2, 0.2, 0.2, 0.02),
-            T.ToTensor(),
-            T.Normalize(pre.mean, pre.std),
-        ]
-    )
-
-
-def prepare_image(img: Image.Image, boxes: tuple, person_crop: bool) -> Image.Image:
-    return crop_largest_box(img, boxes) if person_crop else img
-
-
-def decode_side(pre: Preprocess, person_crop: bool) -> int | None:
-    """The short side an image needs before its transform; None when a person crop needs every pixel."""
-    if person_crop:
+def decode_side(pre: Preprocess, views: Sequence[View]) -> int | None:
+    """The short side a photo needs before its transforms; None when a person view needs every pixel."""
+    if "person" in views:
         return None
     return pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
 
 
-def load_item(item: LabelledItem, side: int | None, person_crop: bool) -> Image.Image:
-    img = load_image(item.path, min_side=side)
-    return prepare_image(img, item.person_boxes, person_crop)
-
-
-class SnapshotDataset(Dataset):
-    """Items of a snapshot as (tensor, class index, position); images are read lazily, one per access."""
-
-    def __init__(
-        self, items: Sequence[LabelledItem], transform: T.Compose, person_crop: bool = False, side: int | None = None
-    ) -> None:
-        self.items = tuple(items)
-        self.transform = transform
-        self.person_crop = person_crop
-        self.side = None if person_crop else side
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        item = self.items[index]
-        return self.transform(load_item(item, self.side, self.person_crop)), item.class_index, index
+def view_images(img: Image.Image, views: Sequence[View], person: PersonInput) -> dict[str, Image.Image]:
+    """The image of each image view of a photo: the whole photo, and the square around its person."""
+    out: dict[str, Image.Image] = {}
+    if "whole" in views:
+        out["whole"] = img
+    if "person" in views:
+        out["person"] = crop_square(img, square_region(person.box)) if person.box is not None else img
+    return out
 
 
 def class_weights(items: Sequence[LabelledItem], num_classes: int) -> torch.Tensor:
@@ -168,29 +134,3 @@ def init_worker(_worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def data_loader(
-    data: Dataset,
-    batch_size: int,
-    device: torch.device,
-    *,
-    shuffle: bool = False,
-    seed: int = 0,
-    requested_workers: int | None = None,
-    keep_workers: bool = False,
-) -> DataLoader:
-    """A loader with image-decoding worker processes where the device waits for images (never more workers than
-    batches: a fully cached run starts none), pinned memory for CUDA, and seeded shuffling and augmentation."""
-    batches = math.ceil(len(data) / batch_size)  # type: ignore[arg-type]
-    workers = min(loader_workers(device, requested_workers), batches)
-    return DataLoader(
-        data,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=keep_workers and workers > 0,
-        generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=init_worker,
-    )

@@ -89,9 +89,8 @@ def decode_entry(entry: Entry, size: int, interpolation: str = "bilinear") -> np
     """The entry's pixels as a (size, size, 3) uint8 array; ImageFileError naming the file when it is unreadable.
 
     Every entry gives exactly the pixels of the PIL path before ToTensor: the whole photo those of
-    ml.data.eval_transform (same JPEG draft scale, same PIL resize), a box those of persons.crop_square (or of
-    ml.images.crop_largest_box, whose box it is) then that resize; so features from the cache equal features
-    from the photo, and the embedding cache stays valid.
+    ml.data.eval_transform (same JPEG draft scale, same PIL resize), a box those of persons.crop_square then that
+    resize; so features from the cache equal features from the photo, and the embedding cache stays valid.
     """
     resample = _RESAMPLE.get(interpolation, Image.Resampling.BILINEAR)
     region = entry.region

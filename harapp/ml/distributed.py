@@ -11,15 +11,16 @@ collective that another rank never reaches.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -27,7 +28,7 @@ from torch import nn
 
 from harapp.core.errors import HarappError
 from harapp.ml.device import resolve_device
-from harapp.ml.errors import ConfigError
+from harapp.ml.errors import ConfigError, TrainingCancelled
 
 T = TypeVar("T")
 
@@ -35,6 +36,10 @@ JOB_TIMEOUT = datetime.timedelta(minutes=60)
 """How long a collective may wait: longer than one machine's rank needs to build the decoded cache of a large
 project while the others wait for it. A rank that fails does not make the others wait this long (see
 DistributedJob)."""
+PATIENT_TIMEOUT = datetime.timedelta(hours=12)
+"""How long the other ranks wait for work rank 0 does alone (leader_only): finding people in a large project's
+photos the first time takes about 60 ms a photo on one process, and predicting every photo of the project
+after training longer still; hours, not the job timeout."""
 
 
 class PeerFailed(HarappError):
@@ -62,8 +67,13 @@ def launched_world() -> int:
         return 1
 
 
+_ALONE: contextvars.ContextVar[bool] = contextvars.ContextVar("harapp_alone", default=False)
+_PATIENT: list[Any] = []
+"""The gloo group leader_only waits in (DistributedJob makes it): the default group's timeout stays short."""
+
+
 def ranks() -> Ranks:
-    if not (dist.is_available() and dist.is_initialized()):
+    if _ALONE.get() or not (dist.is_available() and dist.is_initialized()):
         return Ranks()
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -123,6 +133,66 @@ def gather_rows(positions: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Te
     out = torch.zeros(shape, dtype=rows.dtype)
     out[torch.cat(all_pos).cpu()] = torch.cat(all_rows).cpu()
     return out
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Within it, this thread acts as a job of one process: every helper here is the identity, loaders take every
+    item, features are not gathered. For work rank 0 does by itself (see leader_only)."""
+    token = _ALONE.set(True)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
+
+
+def agreed(work: Callable[[], T]) -> T:
+    """work() on every rank, then an agreement on how it ended: when it was cancelled or failed on any rank, every
+    rank raises (its own exception, else TrainingCancelled or PeerFailed), so no rank goes on into a collective
+    that another one never reaches."""
+    if ranks().world == 1:
+        return work()
+    outcome: BaseException | None = None
+    value: T | None = None
+    try:
+        value = work()
+    except BaseException as exc:  # every rank must still reach the agreement below
+        outcome = exc
+    cancelled = any_rank(isinstance(outcome, TrainingCancelled))
+    failed = any_rank(outcome is not None and not isinstance(outcome, TrainingCancelled))
+    if outcome is not None:
+        raise outcome
+    if cancelled:
+        raise TrainingCancelled()
+    if failed:
+        raise PeerFailed("another rank failed")
+    return value  # type: ignore[return-value]
+
+
+def leader_only(work: Callable[[], T], share: bool = True) -> T | None:
+    """work() on rank 0 alone (under alone()), while the other ranks wait; returns its result on every rank (with
+    share; else None on the others). A cancel or failure on rank 0 raises on every rank, as in agreed()."""
+    if ranks().world == 1:
+        return work()
+    outcome: BaseException | None = None
+    value: T | None = None
+    if ranks().is_leader:
+        try:
+            with alone():
+                value = work()
+        except BaseException as exc:
+            outcome = exc
+    status = "ok" if outcome is None else "cancelled" if isinstance(outcome, TrainingCancelled) else "failed"
+    box: list[Any] = [(status, value if share else None)]
+    dist.broadcast_object_list(box, src=0, group=_PATIENT[0] if _PATIENT else None)
+    status, shared = box[0]
+    if outcome is not None:
+        raise outcome
+    if status == "cancelled":
+        raise TrainingCancelled()
+    if status == "failed":
+        raise PeerFailed("rank 0 failed")
+    return value if ranks().is_leader else cast("T | None", shared)
 
 
 def wrap_for_training(model: nn.Module, device: torch.device) -> nn.Module:
@@ -191,6 +261,7 @@ class DistributedJob:
         else:
             raise ConfigError(f"Training across processes runs on CUDA GPUs or on the CPU, not on {device.type}.")
         dist.init_process_group(backend, timeout=self.timeout)
+        _PATIENT[:] = [dist.new_group(backend="gloo", timeout=PATIENT_TIMEOUT)]
         self.device = device
         self.ranks = ranks()
         try:
@@ -207,6 +278,7 @@ class DistributedJob:
         if self._watcher is not None:
             self._watcher.join(timeout=2)
         if kind is None and self._clean:
+            _PATIENT.clear()
             dist.destroy_process_group()
         # After a failure the group is left as it is: tearing down NCCL with a peer gone can block.
 
@@ -215,9 +287,9 @@ class DistributedJob:
         for a failure of another rank)."""
         try:
             status = body()
-            # Leave together (rank 0 is the last to finish: it writes the checkpoint): a rank that left early
-            # would make the others' last collective fail.
-            dist.barrier()
+            # Leave together (rank 0 is the last to finish: it writes the checkpoint and predicts the project): a
+            # rank that left early would make the others' last collective fail.
+            dist.barrier(group=_PATIENT[0] if _PATIENT else None)
             self._clean = True
             return status
         except KeyboardInterrupt:

@@ -1,32 +1,37 @@
-"""Frozen-backbone features, cached per image and per model key in the project, and head training on them."""
+"""Frozen-backbone features of every view of a photo, cached in the project per image (and person box).
+
+A linear probe, CLIP zero-shot, label-quality scores and project-wide predictions of such models all work
+from these vectors, so after the first run a retrain or a re-scoring decodes no photo at all.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from harapp.core.types import LabelledItem
-from harapp.ml.batches import SingleView, image_batches
+from harapp.ml.batches import image_batches
 from harapp.ml.config import TrainConfig
 from harapp.ml.device import autocast
 from harapp.ml.distributed import from_leader, gather_rows
-from harapp.ml.models import BuiltModel, LinearHead
+from harapp.ml.models import BuiltModel
+from harapp.ml.people import NOBODY, PersonInput, VectorStore
+from harapp.ml.photo_views import PhotoViews
 from harapp.ml.progress import Reporter
+from harapp.ml.vector_cache import BoxRows
+from harapp.ml.views import View
+
+EmbeddingStore = VectorStore
+"""The project's vector cache, as the trainer and the feature code see it."""
 
 
-class EmbeddingStore(Protocol):
-    def get_embeddings(self, model_key: str, image_ids: Sequence[int]) -> dict[int, bytes]: ...
-    def put_embeddings(self, model_key: str, vectors: dict[int, bytes]) -> None: ...
-
-
-def model_key(config: TrainConfig, built: BuiltModel) -> str:
-    """Everything that changes a feature vector; a random-init backbone depends on the seed too."""
+def model_key(config: TrainConfig, built: BuiltModel, view: View = "whole") -> str:
+    """Everything that changes a feature vector of one image view; a random-init backbone depends on the
+    seed too."""
     source = built.weights_source
     if source.startswith("file:"):
         path = Path(source[5:])
@@ -40,41 +45,42 @@ def model_key(config: TrainConfig, built: BuiltModel) -> str:
         built.architecture,
         source,
         f"{pre.image_size}:{pre.resize_mode}:{pre.crop_pct}:{pre.interpolation}",
-        f"crop={int(config.person_crop)}",
+        f"view={view}",
     ]
     digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
     return f"{config.model_kind}:{digest}"
 
 
 @torch.no_grad()
-def compute_features(
+def compute_view_features(
     built: BuiltModel,
     items: Sequence[LabelledItem],
+    people: Sequence[PersonInput],
+    view: View,
     device: torch.device,
     batch_size: int,
-    person_crop: bool,
     reporter: Reporter,
-    epoch_info: tuple[int, int] = (1, 1),
     requested_workers: int | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """Features of items in order; across ranks each rank computes its share and all get every row."""
+    """Backbone features of one image view of each item (rows in item order), from the run's decoded-image cache
+    where there is one (use_cache); across ranks each rank computes its share and every rank gets all rows."""
     model = built.model.to(device).eval()
     pre = built.preprocess
+    views = PhotoViews.of(pre, (view,), dict(zip(items, people, strict=True)))
     loader = image_batches(
-        items, pre, SingleView.of(pre, person_crop), batch_size=batch_size, device=device, train=False,
-        augment=False, seed=0, requested_workers=requested_workers, use_cache=use_cache,
+        items, pre, views, batch_size=batch_size, device=device, train=False, augment=False, seed=0,
+        requested_workers=requested_workers, use_cache=use_cache,
     )  # fmt: skip
     out: list[torch.Tensor] = []
     positions: list[torch.Tensor] = []
     steps = len(loader)
     for step, (x, _, pos) in enumerate(loader, start=1):
         with autocast(device):
-            out.append(model.features(x).float().cpu())
+            out.append(model.view_features(x[view]).float().cpu())
         positions.append(pos)
-        reporter.step(epoch=epoch_info[0], epochs=epoch_info[1], step=step, steps=steps, images=len(pos))
-    dim = built.model.feature_dim
-    local = torch.cat(out) if out else torch.zeros(0, dim)
+        reporter.step(epoch=1, epochs=1, step=step, steps=steps, images=len(pos))
+    local = torch.cat(out) if out else torch.zeros(0, model.backbone_dim)
     where = torch.cat(positions) if positions else torch.zeros(0, dtype=torch.long)
     return gather_rows(where, local, len(items))
 
@@ -85,118 +91,103 @@ def cached_features(
     items: Sequence[LabelledItem],
     device: torch.device,
     reporter: Reporter,
-    store: EmbeddingStore | None,
+    store: VectorStore | None,
+    people: Sequence[PersonInput] | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Features for items in order, computing only those the store lacks; returns (features, computed count)."""
-    key = model_key(config, built)
-    ids = [it.image_id for it in items]
-    # A person-level snapshot lists an image once per person; its crops cannot share one image-keyed vector.
-    image_level = len(set(ids)) == len(ids)
-    use_store = store is not None and (image_level or not config.person_crop)
-    cached = store.get_embeddings(key, ids) if use_store and store is not None else {}
-    cached = from_leader(cached)  # across ranks only rank 0 has the project: its cache decides what is computed
-    missing = [it for it in items if it.image_id not in cached]
-    reporter.start_phase("embedding")
-    fresh = compute_features(
-        built, missing, device, config.batch_size, config.person_crop, reporter,
-        requested_workers=config.loader_workers, use_cache=config.decoded_cache,
-    )  # fmt: skip
-    if use_store and store is not None and missing:
-        store.put_embeddings(
-            key, {it.image_id: v.numpy().astype(np.float32).tobytes() for it, v in zip(missing, fresh, strict=True)}
-        )
-    by_id = {it.image_id: fresh[i] for i, it in enumerate(missing)}
-    for image_id, blob in cached.items():
-        by_id[image_id] = torch.from_numpy(np.frombuffer(blob, dtype=np.float32).copy())
-    dim = built.model.feature_dim
-    feats = torch.stack([by_id[i] for i in ids]) if ids else torch.zeros(0, dim)
-    return feats, len(missing)
+    """The head's input for each item, in order, computing only what the store lacks; returns (features,
+    number of image-view vectors computed).
 
-
-# Chosen by 5-fold CV on the real COCO photos (EfficientNet-Lite0 features): 1e-4..3e-2 all lie within a few
-# points; 1e-2 is the middle of the plateau.
-LINEAR_PROBE_L2 = 1e-2
-LINEAR_PROBE_MAX_ITER = 200
-
-
-def train_head(
-    head: LinearHead,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    val_x: torch.Tensor,
-    val_y: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    reporter: Reporter,
-    l2: float = LINEAR_PROBE_L2,
-    max_iter: int = LINEAR_PROBE_MAX_ITER,
-) -> list[dict[str, Any]]:
-    """Fit the head on cached vectors: full-batch L-BFGS on an L2-regularised cross-entropy.
-
-    A convex problem on a few hundred vectors: L-BFGS converges in well under a second, needs no learning rate
-    or epoch count, and gives the same answer every time. The penalty pulls towards the initial weights, so a
-    CLIP head stays near its zero-shot classifier when there is little data. The val vectors first measure the
-    head fitted without them, then join the final fit.
+    A person view without a person shows the whole photo, so it reuses the whole view's vector.
     """
-    reporter.start_phase("training")
-    init = {k: v.clone() for k, v in head.state_dict().items()}
-    # With val vectors there are two fits; one progress scale over both keeps the bar moving forwards.
-    steps = 2 * max_iter if len(val_x) else max_iter
-    final, iterations = _fit_lbfgs(head, train_x, train_y, class_weight, reporter, l2, max_iter, (0, steps))
-    val_acc = None
-    if len(val_x):
-        with torch.no_grad():
-            val_acc = float((head(val_x).argmax(1) == val_y).float().mean())
-        # Nothing to select with val (no epochs, no early stopping), so the final head learns from it too.
-        head.load_state_dict(init)
-        all_x, all_y = torch.cat([train_x, val_x]), torch.cat([train_y, val_y])
-        # The refit starts from the initial weights again: its losses would draw a false jump on the chart.
-        final, more = _fit_lbfgs(
-            head, all_x, all_y, class_weight, reporter, l2, max_iter, (max_iter, steps), report_loss=False
+    people = list(people) if people is not None else [NOBODY] * len(items)
+    model = built.model
+    columns: list[torch.Tensor] = []
+    computed = 0
+    reporter.start_phase("embedding")
+    whole = None
+    if "whole" in model.image_views or any(p.box is None for p in people):
+        whole, n = _whole_vectors(built, config, items, device, reporter, store)
+        computed += n
+    if "whole" in model.image_views:
+        assert whole is not None
+        columns.append(whole)
+    if "person" in model.image_views:
+        person, n = _person_vectors(built, config, items, people, whole, device, reporter, store)
+        columns.append(person)
+        computed += n
+    if model.pose_dim:
+        poses = [p.pose if p.pose is not None else np.zeros(model.pose_dim, np.float32) for p in people]
+        columns.append(
+            torch.from_numpy(np.stack(poses).astype(np.float32)) if poses else torch.zeros(0, model.pose_dim)
         )
-        iterations += more
-    reporter.step(epoch=1, epochs=1, step=steps, steps=steps, images=0, loss=final, val_accuracy=val_acc)
-    return [{"epoch": 1, "loss": final, "val_accuracy": val_acc, "iterations": iterations}]
+    return torch.cat(columns, dim=1), computed
 
 
-def _fit_lbfgs(
-    head: LinearHead,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    class_weight: torch.Tensor | None,
+def _whole_vectors(
+    built: BuiltModel,
+    config: TrainConfig,
+    items: Sequence[LabelledItem],
+    device: torch.device,
     reporter: Reporter,
-    l2: float,
-    max_iter: int,
-    progress_scale: tuple[int, int],
-    report_loss: bool = True,
-) -> tuple[float, int]:
-    """Returns the objective at the solution and the number of evaluations; progress_scale is (offset, steps)."""
-    head.train()
-    start = head.linear.weight.detach().clone()
-    with torch.no_grad():
-        xs = (x - head.shift) / head.scale  # once, not in every one of the hundreds of evaluations
-    opt = torch.optim.LBFGS(
-        list(head.linear.parameters()), lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-5, tolerance_change=1e-8,
-    )  # fmt: skip
-    calls = [0]
-    offset, steps = progress_scale
+    store: VectorStore | None,
+) -> tuple[torch.Tensor, int]:
+    key = model_key(config, built, "whole")
+    ids = [it.image_id for it in items]
+    cached = store.get_embeddings(key, sorted(set(ids))) if store is not None else {}
+    cached = from_leader(cached)  # across ranks only rank 0 has the project: its cache decides what is computed
+    by_id = {i: torch.from_numpy(np.frombuffer(blob, dtype=np.float32).copy()) for i, blob in cached.items()}
+    missing = list({it.image_id: it for it in items if it.image_id not in by_id}.values())
+    if missing:
+        fresh = compute_view_features(
+            built, missing, [NOBODY] * len(missing), "whole", device, config.batch_size, reporter,
+            config.loader_workers, config.decoded_cache,
+        )  # fmt: skip
+        for item, vector in zip(missing, fresh, strict=True):
+            by_id[item.image_id] = vector
+    if store is not None and missing:
+        store.put_embeddings(key, {it.image_id: by_id[it.image_id].numpy().tobytes() for it in missing})
+    dim = built.model.backbone_dim
+    return (torch.stack([by_id[i] for i in ids]) if ids else torch.zeros(0, dim)), len(missing)
 
-    def objective() -> torch.Tensor:
-        loss = F.cross_entropy(head.linear(xs), y, weight=class_weight)
-        return loss + l2 * (head.linear.weight - start).pow(2).sum()
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = objective()
-        loss.backward()
-        calls[0] += 1
-        step = offset + min(calls[0], max_iter)
-        # Vectors, not images: counting them as images/s would show a meaningless six-figure rate.
-        reporter.step(epoch=1, epochs=1, step=step, steps=steps, images=0, loss=loss.item() if report_loss else None)
-        return loss
-
-    opt.step(closure)  # returns the loss at the starting point, not at the solution
-    head.eval()
-    with torch.no_grad():
-        final = float(objective())
-    return final, calls[0]
+def _person_vectors(
+    built: BuiltModel,
+    config: TrainConfig,
+    items: Sequence[LabelledItem],
+    people: Sequence[PersonInput],
+    whole: torch.Tensor | None,
+    device: torch.device,
+    reporter: Reporter,
+    store: VectorStore | None,
+) -> tuple[torch.Tensor, int]:
+    dim = built.model.backbone_dim
+    key = model_key(config, built, "person")
+    ids = sorted({it.image_id for it, p in zip(items, people, strict=True) if p.box is not None})
+    cached = from_leader(store.get_embeddings(key, ids) if store is not None else {})
+    rows = {i: BoxRows.decode(cached.get(i, b""), dim) for i in ids}
+    out: list[torch.Tensor | None] = []
+    missing: list[int] = []
+    for n, (item, person) in enumerate(zip(items, people, strict=True)):
+        if person.box is None:
+            assert whole is not None
+            out.append(whole[n])
+            continue
+        found = rows[item.image_id].find(person.box)
+        out.append(torch.from_numpy(found.copy()) if found is not None else None)
+        if found is None:
+            missing.append(n)
+    if missing:
+        fresh = compute_view_features(
+            built, [items[n] for n in missing], [people[n] for n in missing], "person", device, config.batch_size,
+            reporter, config.loader_workers, config.decoded_cache,
+        )  # fmt: skip
+        for n, vector in zip(missing, fresh, strict=True):
+            out[n] = vector
+            box = people[n].box
+            assert box is not None
+            rows[items[n].image_id].add(box, vector.numpy())
+        if store is not None:
+            touched = {items[n].image_id for n in missing}
+            store.put_embeddings(key, {i: rows[i].encode() for i in touched})
+    vectors = [v for v in out if v is not None]
+    return (torch.stack(vectors) if vectors else torch.zeros(0, dim)), len(missing)

@@ -13,6 +13,14 @@ class WeightsUnavailableError(HarappError):
     """Pretrained weights are not on disk and cannot be downloaded."""
 
 
+class WeightsFileError(WeightsUnavailableError):
+    """A weights file is not weights, is damaged, would run code when loaded, or does not fit the model."""
+
+
+class WeightsCacheError(HarappError):
+    """The weights cache folder cannot take a file: read-only, full, or not a folder."""
+
+
 class OutOfMemoryError(HarappError):
     """The accelerator ran out of memory; the message suggests a smaller batch."""
 

@@ -82,6 +82,8 @@ class ModelKind:
     """Top-level backbone layers before the first block (they train last, with every block)."""
     pretrained_weights: str = ""
     """The builder's name for its pretrained weights (torchvision: the weights enum, e.g. 'ResNet18_Weights.X')."""
+    own_image_size: bool = False
+    """The model runs at its architecture's own input size, whatever the form's image size says (CLIP)."""
     prompt_head: bool = False
     """The head starts as a zero-shot classifier made from class prompts: prompts apply, zero-shot needs no
     training, and a linear probe or fine-tune starts from that head as it is."""
@@ -172,6 +174,7 @@ KINDS: Mapping[str, ModelKind] = _registry(
         feature_dim=None,
         block_pattern=r"^transformer\.resblocks\.(\d+)\.",
         stem_layers=("conv1", "class_embedding", "positional_embedding", "ln_pre"),
+        own_image_size=True,
         prompt_head=True,
     ),
 )
@@ -184,3 +187,16 @@ def get_kind(name: str) -> ModelKind:
         return KINDS[name]
     except KeyError:
         raise ConfigError(f"Unknown model kind {name!r}; choose one of {', '.join(KINDS)}.") from None
+
+
+def kind_label(name: str) -> str:
+    """How the GUI names a kind; the name itself for a kind this harapp does not know (an old checkpoint)."""
+    kind = KINDS.get(name)
+    return kind.label if kind is not None else name
+
+
+def mode_label(name: str) -> str:
+    for mode, label in MODE_LABELS.items():
+        if mode == name:
+            return label
+    return name

@@ -3,60 +3,82 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from harapp.core.types import LabelledItem
-from harapp.ml.batches import DeviceBatches, SingleView, image_batches
+from harapp.ml.batches import DeviceBatches, image_batches
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split
 from harapp.ml.device import autocast
 from harapp.ml.distributed import gather_rows, mean_over_ranks, wrap_for_training
 from harapp.ml.models import BuiltModel
+from harapp.ml.people import PersonInput
+from harapp.ml.photo_views import PhotoViews
 from harapp.ml.progress import Reporter
 
 CPU = torch.device("cpu")
 
 
+People = Mapping[LabelledItem, PersonInput]
+"""The person input of each item of a run (harapp.ml.people.resolve_people)."""
+
+
 def make_loader(
     items: Sequence[LabelledItem],
+    people: People,
     built: BuiltModel,
     config: TrainConfig,
     train: bool,
     seed: int,
     device: torch.device = CPU,
 ) -> DeviceBatches:
-    """Batches (x, y, positions) on the device: from the run's decoded-image cache where it has the photos, this
-    rank's share when training across processes."""
+    """Batches (x, y, positions) on the device, x holding every view the model reads: from the run's decoded-image
+    cache where it has the photos, this rank's share when training across processes."""
     pre = built.preprocess
     return image_batches(
-        items, pre, SingleView.of(pre, config.person_crop), batch_size=config.batch_size, device=device,
+        items, pre, PhotoViews.of(pre, config.views, people), batch_size=config.batch_size, device=device,
         train=train, augment=config.augment, seed=seed, requested_workers=config.loader_workers,
         use_cache=config.decoded_cache,
     )  # fmt: skip
 
 
 @torch.no_grad()
-def predict_items(
-    built: BuiltModel, items: Sequence[LabelledItem], config: TrainConfig, device: torch.device, reporter: Reporter
-) -> tuple[list[int], list[int]]:
-    """(targets, predictions) for items, in order (gathered from every rank's share)."""
+def predict_logits(
+    built: BuiltModel,
+    items: Sequence[LabelledItem],
+    people: People,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    report: bool = False,
+) -> tuple[list[int], torch.Tensor]:
+    """(targets, raw logits on the CPU) for items, in order (gathered from every rank's share). ``report``: send
+    step progress (the final evaluation is a phase of its own; the validation inside each epoch is part of the
+    fit and stays silent)."""
     model = built.model.eval()
+    n_classes = built.model.head.linear.out_features
     rows: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
     positions: list[torch.Tensor] = []
-    for x, y, pos in make_loader(items, built, config, train=False, seed=config.seed, device=device):
+    loader = make_loader(items, people, built, config, train=False, seed=config.seed, device=device)
+    for step, (x, y, pos) in enumerate(loader, start=1):
         reporter.check_cancel()
         with autocast(device):
-            logits = model(x)
-        rows.append(torch.stack([y.cpu(), logits.argmax(1).cpu()], 1))
+            rows.append(model(**x).float().cpu())
+        targets.append(y.cpu())
         positions.append(pos)
-    local = torch.cat(rows) if rows else torch.zeros(0, 2, dtype=torch.long)
+        if report:
+            reporter.step(epoch=1, epochs=1, step=step, steps=len(loader), images=len(y))
+    logits = torch.cat(rows) if rows else torch.zeros(0, n_classes)
+    labels = torch.cat(targets).float()[:, None] if targets else torch.zeros(0, 1)
     where = torch.cat(positions) if positions else torch.zeros(0, dtype=torch.long)
-    ordered = gather_rows(where, local, len(items))
-    return ordered[:, 0].tolist(), ordered[:, 1].tolist()
+    # One gather puts the logits and the targets (one more column) in item order.
+    ordered = gather_rows(where, torch.cat([logits, labels], 1), len(items))
+    return ordered[:, -1].long().tolist(), ordered[:, :-1]
 
 
 def param_groups(built: BuiltModel, config: TrainConfig) -> list[dict[str, Any]]:
@@ -92,6 +114,7 @@ def _freeze_norm_statistics(model: nn.Module, all_norms: bool) -> None:
 def fit(
     built: BuiltModel,
     split: Split,
+    people: People,
     config: TrainConfig,
     device: torch.device,
     loss_fn: nn.Module,
@@ -103,7 +126,7 @@ def fit(
     loss_fn = loss_fn.to(device)
     opt = torch.optim.AdamW(param_groups(built, config), weight_decay=config.weight_decay)
     train_model = wrap_for_training(model, device)  # DDP across ranks; after the optimiser set what trains
-    loader = make_loader(split.train, built, config, train=True, seed=config.seed, device=device)
+    loader = make_loader(split.train, people, built, config, train=True, seed=config.seed, device=device)
     steps = max(1, len(loader))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
     history: list[dict[str, Any]] = []
@@ -117,7 +140,7 @@ def fit(
         for step, (x, y, _) in enumerate(loader, start=1):
             reporter.check_cancel()
             with autocast(device):
-                logits = train_model(x)
+                logits = train_model(**x)
             loss = loss_fn(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +154,8 @@ def fit(
             )  # fmt: skip
         train_loss = mean_over_ranks(total, seen)
         if split.val:
-            targets, preds = predict_items(built, split.val, config, device, reporter)
+            targets, logits = predict_logits(built, split.val, people, config, device, reporter)
+            preds = logits.argmax(1).tolist()
             val_acc = sum(int(t == p) for t, p in zip(targets, preds, strict=True)) / len(targets)
             score = val_acc
         else:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harapp.ml.calibration import Calibration
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -17,6 +19,13 @@ class Metrics:
     test_image_ids: tuple[int, ...]
     test_predictions: tuple[int, ...]
     test_targets: tuple[int, ...] = ()
+    test_probabilities: tuple[tuple[float, ...], ...] = ()
+    """Calibrated class probabilities of each held-out image, as the project's predictions store them."""
+    calibration: Calibration | None = None
+
+    @property
+    def ece(self) -> float | None:
+        return self.calibration.ece if self.calibration is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -28,6 +37,8 @@ class Metrics:
             "test_image_ids": list(self.test_image_ids),
             "test_predictions": list(self.test_predictions),
             "test_targets": list(self.test_targets),
+            "test_probabilities": [list(p) for p in self.test_probabilities],
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
         }
 
     @classmethod
@@ -41,11 +52,18 @@ class Metrics:
             tuple(int(x) for x in d.get("test_image_ids", ())),
             tuple(int(x) for x in d.get("test_predictions", ())),
             tuple(int(x) for x in d.get("test_targets", ())),
+            tuple(tuple(float(v) for v in row) for row in d.get("test_probabilities", ())),
+            Calibration.from_dict(d["calibration"]) if d.get("calibration") else None,
         )
 
 
 def compute_metrics(
-    targets: Sequence[int], predictions: Sequence[int], class_names: Sequence[str], image_ids: Sequence[int] = ()
+    targets: Sequence[int],
+    predictions: Sequence[int],
+    class_names: Sequence[str],
+    image_ids: Sequence[int] = (),
+    probabilities: Sequence[Sequence[float]] = (),
+    calibration: Calibration | None = None,
 ) -> Metrics:
     n = len(class_names)
     confusion = [[0] * n for _ in range(n)]
@@ -73,13 +91,16 @@ def compute_metrics(
         test_image_ids=tuple(int(i) for i in image_ids),
         test_predictions=tuple(int(p) for p in predictions),
         test_targets=tuple(int(t) for t in targets),
+        test_probabilities=tuple(tuple(float(v) for v in row) for row in probabilities),
+        calibration=calibration,
     )
 
 
 def format_metrics(m: Metrics) -> str:
     """A text report: accuracy, macro-F1, per-class table and the confusion matrix."""
     width = max([len(c) for c in m.class_names] + [9])
-    lines = [f"accuracy {m.accuracy:.3f}   macro-F1 {m.macro_f1:.3f}   (n={len(m.test_targets)})", ""]
+    ece = f"   ECE {m.ece:.3f}" if m.ece is not None else ""
+    lines = [f"accuracy {m.accuracy:.3f}   macro-F1 {m.macro_f1:.3f}{ece}   (n={len(m.test_targets)})", ""]
     lines.append(f"{'class':<{width}}  precision  recall     f1  support")
     for name in m.class_names:
         pc = m.per_class[name]

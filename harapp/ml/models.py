@@ -17,6 +17,8 @@ from torch import nn
 
 from harapp.ml.config import TrainConfig
 from harapp.ml.kinds import ModelKind, get_kind
+from harapp.ml.pose import POSE_DIM
+from harapp.ml.views import View, image_views
 
 TAIL = 10**6
 
@@ -48,46 +50,112 @@ class Preprocess:
 
 
 class LinearHead(nn.Module):
-    """A linear classifier whose input is standardised with statistics of the training features."""
+    """A linear classifier on standardised features, with the temperature that calibrates its logits.
+
+    The standardisation uses statistics of the training features; the temperature is fitted on held-out
+    predictions after training (harapp.ml.calibration) and divides the logits wherever probabilities are
+    shown or ranked. It starts at 1: uncalibrated.
+    """
 
     shift: torch.Tensor
     scale: torch.Tensor
+    temperature: torch.Tensor
 
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(dim))
+        self.register_buffer("temperature", torch.ones(()))
         self.linear = nn.Linear(dim, num_classes)
+        # Zeros, not nn.Linear's random start: a probe's penalty pulls the weights towards where they start,
+        # and towards a random classifier it would pull the fit away from the data (a prompt head is set
+        # to its zero-shot classifier right after).
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear((features - self.shift) / self.scale)
 
     def set_standardisation(self, features: torch.Tensor) -> None:
-        self.shift.copy_(features.mean(0))
-        self.scale.copy_(features.std(0).clamp_min(1e-6) if len(features) > 1 else torch.ones_like(self.scale))
+        """Standardise with these features' statistics, keeping what the head computes on raw features.
+
+        The weights are rescaled with the statistics, so a head set up beforehand (CLIP's zero-shot
+        classifier) gives the same logits after the change.
+        """
+        shift = features.mean(0)
+        scale = features.std(0).clamp_min(1e-6) if len(features) > 1 else torch.ones_like(self.scale)
+        with torch.no_grad():
+            raw_weight = self.linear.weight / self.scale
+            raw_bias = self.linear.bias - raw_weight @ self.shift
+            self.linear.weight.copy_(raw_weight * scale)
+            self.linear.bias.copy_(raw_bias + raw_weight @ shift)
+        self.shift.copy_(shift)
+        self.scale.copy_(scale)
 
 
 class HarModel(nn.Module):
-    """backbone(x) -> features (optionally L2-normalised, as CLIP's classifier expects) -> head -> logits."""
+    """Each image view through the backbone (optionally L2-normalised, as CLIP's classifier expects), the
+    features of the views and the pose vector concatenated, then the head: logits.
 
-    def __init__(self, kind: ModelKind, backbone: nn.Module, dim: int, num_classes: int, normalize: bool) -> None:
+    forward() gives raw logits for training; probabilities() gives calibrated class probabilities.
+    """
+
+    def __init__(
+        self,
+        kind: ModelKind,
+        backbone: nn.Module,
+        dim: int,
+        num_classes: int,
+        normalize: bool,
+        views: Sequence[View] = ("whole",),
+    ) -> None:
         super().__init__()
         self.kind = kind.name
         self._block = re.compile(kind.block_pattern)
         self._stem_layers = kind.stem_layers
         self.backbone = backbone
-        self.head = LinearHead(dim, num_classes)
+        self.views = tuple(views)
+        self.image_views = image_views(self.views)
+        self.backbone_dim = dim
+        self.pose_dim = POSE_DIM if "pose" in self.views else 0
+        self.feature_dim = dim * len(self.image_views) + self.pose_dim
+        self.head = LinearHead(self.feature_dim, num_classes)
         self.normalize = normalize
-        self.feature_dim = dim
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.backbone(x)
+    def view_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features of a batch of images of one view."""
+        f = self.backbone(images)
         if isinstance(f, tuple):
             f = f[0]
         return F.normalize(f.float(), dim=-1) if self.normalize else f.float()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def features(
+        self, whole: torch.Tensor | None = None, person: torch.Tensor | None = None, pose: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        given = {"whole": whole, "person": person}
+        batches = []
+        for view in self.image_views:
+            batch = given[view]
+            if batch is None:
+                raise ValueError(f"this model needs its {view!r} view")
+            batches.append(batch)
+        # One backbone pass over all image views: half the calls, the same numbers.
+        feats = list(self.view_features(torch.cat(batches)).chunk(len(batches)))
+        if self.pose_dim:
+            if pose is None:
+                raise ValueError("this model needs its 'pose' view")
+            feats.append(pose.float())
+        return torch.cat(feats, dim=1)
+
+    def forward(
+        self, whole: torch.Tensor | None = None, person: torch.Tensor | None = None, pose: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.head(self.features(whole, person, pose))
+
+    def probabilities(
+        self, whole: torch.Tensor | None = None, person: torch.Tensor | None = None, pose: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return calibrated_probabilities(self.forward(whole, person, pose), self.head.temperature)
 
     def block_index(self, param_name: str) -> int:
         """Depth group of a backbone parameter: 0 stem, 1..n blocks, TAIL for layers after the last block."""
@@ -110,6 +178,10 @@ class HarModel(nn.Module):
             threshold = indices[-last_blocks]
         for name, param in named:
             param.requires_grad = self.block_index(name) >= threshold
+
+
+def calibrated_probabilities(logits: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+    return (logits.float() / temperature).softmax(-1)
 
 
 @dataclass

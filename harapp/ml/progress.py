@@ -10,9 +10,10 @@ from typing import Literal
 
 from harapp.ml.errors import TrainingCancelled
 
-Phase = Literal["decoding", "embedding", "training", "evaluating"]
-"""What a training job is doing: decoding photos into the decoded-image cache, computing (or reading) features,
-fitting, or scoring the held-out images."""
+Phase = Literal["people", "decoding", "embedding", "warm-up", "training", "evaluating", "predicting", "scoring"]
+"""What a job is doing: finding people and their poses, decoding photos into the decoded-image cache, computing (or
+reading) features, fitting a fine-tune's head before its epochs, fitting, scoring the held-out images, predicting
+the project's images, or scoring label quality."""
 
 
 @dataclass(frozen=True)

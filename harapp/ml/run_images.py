@@ -16,7 +16,6 @@ from harapp.core.types import LabelledItem, LabelSnapshot
 from harapp.ml import distributed
 from harapp.ml.decode import Entry, Region
 from harapp.ml.decoded_cache import DecodedCache, SlotReader, cache_folder, limit_bytes_from_settings
-from harapp.ml.errors import TrainingCancelled
 from harapp.ml.progress import Reporter
 
 
@@ -50,6 +49,7 @@ class RunImages:
         self.limit_bytes = limit
         self._known: dict[tuple[int, str], dict[tuple[str, str], int]] = {}
         self.notes: list[str] = []
+        self.adding = True
 
     def slots(
         self, items: Sequence[LabelledItem], views: Views, size: int, interpolation: str, all_items: bool
@@ -73,29 +73,16 @@ class RunImages:
         return (cache.reader() if (table >= 0).any() else None), table
 
     def _ensure(self, cache: DecodedCache, entries: list[Entry]) -> npt.NDArray[np.int64]:
-        ranks = distributed.ranks()
-        builds = ranks.local_rank == 0
-        outcome: BaseException | None = None
-        slots = np.full(len(entries), -1, np.int64)
-        if builds:
-            try:
-                slots = self._build(cache, entries)
-            except BaseException as exc:  # every rank must still reach the agreement below
-                outcome = exc
-        if ranks.world > 1:
-            cancelled = distributed.any_rank(isinstance(outcome, TrainingCancelled))
-            failed = distributed.any_rank(outcome is not None and not isinstance(outcome, TrainingCancelled))
-            if outcome is not None:
-                raise outcome
-            if cancelled:
-                raise TrainingCancelled()
-            if failed:
-                raise distributed.PeerFailed("another rank failed while decoding photos into the cache")
-            if not builds:
-                slots = cache.lookup(entries)
-        elif outcome is not None:
-            raise outcome
-        return slots
+        if not self.adding:  # what the cache has, without decoding anything into it
+            return cache.lookup(entries)
+        builds = distributed.ranks().local_rank == 0
+        slots = distributed.agreed(lambda: self._build(cache, entries) if builds else None)
+        return slots if slots is not None else cache.lookup(entries)
+
+    def stop_adding(self) -> None:
+        """From now on, read what the cache holds and decode the rest on the fly without caching it: for the
+        project's other photos, predicted once after training (they would fill the cache for one read)."""
+        self.adding = False
 
     def _build(self, cache: DecodedCache, entries: list[Entry]) -> npt.NDArray[np.int64]:
         previous = self.reporter.phase

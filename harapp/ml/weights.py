@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from harapp.ml.errors import WeightsUnavailableError
+from harapp.ml.errors import WeightsFileError, WeightsUnavailableError
 
 HF_HOST = "huggingface.co"
 PROBE_TIMEOUT_S = 1.5
@@ -70,12 +70,14 @@ def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S)
     return bool(answer and answer[0])
 
 
-def unavailable(what: str, reason: str) -> WeightsUnavailableError:
+def unavailable(what: str, reason: str, *, register: str = "") -> WeightsUnavailableError:
+    """register: the `harapp weights add` command that would register a downloaded file, where there is one."""
     unset = " (and unset HF_HUB_OFFLINE)" if hub_offline() else ""
+    once = f", or register a file downloaded elsewhere once with `{register}`" if register else ""
     return WeightsUnavailableError(
         f"Pretrained weights for {what} are not available: {reason}. Either connect to the internet so they can "
         f"be downloaded once{unset}, or point harapp to a local weights file "
-        "(--weights PATH on the command line, or the Weights file field of the Train panel)."
+        f"(--weights PATH on the command line, or the Weights file field of the Train panel){once}."
     )
 
 
@@ -88,13 +90,25 @@ def load_state_dict_file(path: Path | str) -> dict[str, torch.Tensor]:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise WeightsUnavailableError(f"Cannot read weights file {path}: {exc}") from exc
+    return state_dict_from(obj, path)
+
+
+def state_dict_from(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in what a weights file held: plain, wrapped in {'state_dict': ...}, or 'module.'-prefixed."""
+    if isinstance(obj, dict) and obj.get("format") == "harapp-checkpoint":
+        raise WeightsFileError(
+            f"{path} is a harapp checkpoint (a trained activity classifier), not pretrained weights: "
+            "open it with `harapp predict` or the Models tab."
+        )
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsUnavailableError(f"Weights file {path} does not hold a state dict of tensors.")
+        raise WeightsFileError(f"Weights file {path} does not hold a state dict of tensors.")
+    if not obj:
+        raise WeightsFileError(f"Weights file {path} holds no tensors.")
     # Checkpoints saved from DataParallel / DDP prefix every key with 'module.'.
-    if obj and all(k.startswith("module.") for k in obj):
+    if all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return dict(obj)
 

@@ -29,7 +29,7 @@ def test_label_show_undo_and_stats(project_file: Path, capsys: pytest.CaptureFix
     assert "label: sitting (human)" in capsys.readouterr().out
     assert main(["undo", str(project_file)]) == 0
     with Project.open(project_file) as project:
-        assert project.stats()["labelled"] == 0
+        assert project.stats().labelled == 0
 
 
 def test_repeated_undo_steps_back_through_the_history(project_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +48,7 @@ def test_repeated_undo_steps_back_through_the_history(project_file: Path, capsys
     assert main(["undo", str(project_file)]) == 1  # nothing left: an undo never undoes an undo
     assert "nothing to undo" in capsys.readouterr().err
     with Project.open(project_file) as project:
-        assert project.stats()["labelled"] == 0
+        assert project.stats().labelled == 0
 
 
 def test_classes_merge_and_undo(project_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

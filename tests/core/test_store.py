@@ -76,7 +76,7 @@ def test_unknown_class_image_or_person_is_a_clear_error(tmp_path: Path) -> None:
         project.set_label(999, "walking")
     with pytest.raises(LabelError, match="no person"):
         project.set_label(ids[0], "walking", person_id=12345)
-    assert project.stats()["labelled"] == 0
+    assert project.stats().labelled == 0
 
 
 def test_person_labels_are_separate_from_the_image_label(tmp_path: Path) -> None:
@@ -128,9 +128,11 @@ def test_stats_counts_classes_sources_and_uncertain(tmp_path: Path) -> None:
     project.upsert_image(source, "c.jpg", 1, 1)
     project.set_label(b, "walking", "caption", votes={"walking": 3})
     stats = project.stats()
-    assert stats["images"] == 3 and stats["labelled"] == 1 and stats["uncertain"] == 1
-    assert stats["per_class"]["walking"] == 1 and stats["per_source"]["caption"] == 1
-    assert stats["missing_files"] == 3
+    assert stats.images == 3 and stats.labelled == 1 and stats.uncertain == 1
+    assert stats.per_class["walking"] == 1 and stats.per_source["caption"] == 1
+    assert stats.not_found_at_import == 3
+    assert stats.missing == 3  # a.jpg, b.jpg and c.jpg were never written to tmp_path
+    assert project.stats(check_files=False).missing is None
     assert project.image(a).uncertain and not project.image(b).uncertain
 
 
@@ -271,3 +273,15 @@ def test_embeddings_are_read_for_the_asked_ids_only(tmp_path: Path) -> None:
     assert found == {ids[2]: bytes([ids[2] % 256]), ids[0]: bytes([ids[0] % 256])}
     assert any("image_id IN (" in s for s in statements)
     project.close()
+
+
+def test_embedding_count_by_kind(tmp_path: Path) -> None:
+    with Project.create(tmp_path / "p.harapp") as project:
+        source = project.add_source("folder", tmp_path, {})
+        ids = [project.upsert_image(source, f"{i}.jpg", 4, 4) for i in range(3)]
+        assert project.embedding_count("resnet18:") == 0
+        project.put_embeddings("resnet18:aaa", {ids[0]: b"1", ids[1]: b"2"})
+        project.put_embeddings("resnet18:bbb", {ids[2]: b"3"})
+        project.put_embeddings("resnet50:ccc", {i: b"4" for i in ids})
+        assert project.embedding_count("resnet18:") == 2  # the fullest key of that kind
+        assert project.embedding_count("clip:") == 0

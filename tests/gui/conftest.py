@@ -24,3 +24,37 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+FAKE_SPEED = {"forward_ips": 40.0, "train_ips": 15.0, "decode_seconds": 0.005, "build_seconds": 0.5, "device": "CPU"}
+
+
+@pytest.fixture(autouse=True)
+def fake_speed_probe(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The training form measures this machine's speed (seconds of CPU per model kind) when it is shown; GUI
+    tests get fixed figures at once instead. The real probe has its own test in tests/ml/test_estimate.py."""
+    from harapp.ml import estimate
+
+    calls: list[tuple[str, int]] = []
+
+    def fake(
+        kind: str, image_size: int, device: str = "auto", batch: int = 4, cancel=None, photos=()
+    ) -> estimate.Speed:  # noqa: ANN001
+        calls.append((kind, image_size))
+        speed = estimate.Speed(**FAKE_SPEED)
+        estimate.save_speed(kind, image_size, device, speed)
+        return speed
+
+    monkeypatch.setattr(estimate, "measure_speed", fake)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def answer_close_question(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Closing a window mid-training asks "stop it and quit?" in a modal box, which nobody clicks in a test:
+    the answer is "Stop and quit" unless a test sets its own (``window.close_guard.ask``)."""
+    from harapp.gui import close_guard
+
+    asked: list[bool] = []
+    monkeypatch.setattr(close_guard, "ask_to_stop", lambda _parent: asked.append(True) or True)
+    return asked

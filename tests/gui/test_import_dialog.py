@@ -40,13 +40,27 @@ def test_coco_import_summary(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
     summary = dialog.summary
     with Project.open(target, readonly=True) as project:
         stats = project.stats()
-    assert summary.images == stats["images"] == 12
-    assert (summary.labelled, summary.uncertain) == (stats["labelled"], stats["uncertain"])
+    assert summary.images == stats.images == 12
+    assert (summary.labelled, summary.uncertain) == (stats.labelled, stats.uncertain)
     assert summary.missing == 0
     text = dialog.report_view.toPlainText()
-    assert "Imported 12 images" in text and f"Labelled from captions: {stats['labelled']}" in text
-    assert "Missing files" in text
+    assert "Imported 12 images" in text and f"{stats.labelled} labelled from their captions" in text
+    assert "not on disk" not in text and "Missing" not in text, "nothing to alarm anyone about"
     assert dialog.progress.value() == dialog.progress.maximum()
+
+
+def test_a_partial_download_is_described_calmly(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    dataset = make_demo(tmp_path / "coco", n_images=12)
+    photos = sorted((dataset / "images").glob("*.jpg"))
+    for photo in photos[:4]:  # a subset download: the annotations name more images than the disk holds
+        photo.unlink()
+    dialog = _dialog(qtbot, "coco", dataset, None)
+    dialog.project.setText(str(tmp_path / "subset.harapp"))
+    dialog.project.setModified(True)
+    _run(qtbot, dialog)
+    text = dialog.report_view.toPlainText()
+    assert "The annotations name 12 images; 8 of them are on disk" in text
+    assert "Missing files" not in text
 
 
 def test_bad_annotations_show_the_cause_and_leave_no_project(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
@@ -87,6 +101,7 @@ def test_cancel_leaves_the_project_as_it_was(qtbot, tmp_path: Path, monkeypatch)
     monkeypatch.setattr(import_worker, "import_coco", slow_import)
     existing = make_curation_project(tmp_path)
     dialog = _dialog(qtbot, "coco", tmp_path / "images", existing.path)
+    dialog.into_open.setChecked(True)
     dialog.start()
     qtbot.waitUntil(lambda: "importing" in dialog.stage.text(), timeout=10_000)
     dialog.cancel_button.click()
@@ -105,8 +120,11 @@ def test_folder_import_into_the_open_project(qtbot, tmp_path: Path) -> None:  # 
     window = MainWindow(existing.path)
     qtbot.addWidget(window)
     dialog = window.import_dialog("folder")
-    assert dialog.project.text() == str(existing.path) and dialog.project.isReadOnly()
     dialog.source.setText(str(folder))
+    assert not dialog.start_button.isEnabled(), "with a project open, the dialog asks where the images go first"
+    assert "curation.harapp" in dialog.into_open.text()
+    dialog.into_open.setChecked(True)
+    assert dialog.target_path() == existing.path
     with qtbot.waitSignal(dialog.imported, timeout=30_000):
         dialog.start()
     qtbot.waitUntil(lambda: not dialog.is_running(), timeout=30_000)
@@ -114,6 +132,35 @@ def test_folder_import_into_the_open_project(qtbot, tmp_path: Path) -> None:  # 
     labels = {window.workspace.model.row_at(r).label for r in range(12, 14)}
     assert labels == {"sitting", "running"}
     window.close()
+
+
+def test_import_with_a_project_open_can_make_a_new_project(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    existing = make_curation_project(tmp_path)
+    dataset = make_demo(tmp_path / "coco", n_images=6)
+    window = MainWindow(existing.path)
+    qtbot.addWidget(window)
+    dialog = window.import_dialog("coco")
+    dialog.source.setText(str(dataset))
+    target = tmp_path / "elsewhere" / "fresh.harapp"
+    dialog.project.setText(str(target))
+    dialog.project.textEdited.emit(str(target))  # typing a path (or Browse…) chooses "a new project"
+    assert dialog.into_new.isChecked() and dialog.start_button.isEnabled()
+    with qtbot.waitSignal(dialog.imported, timeout=30_000):
+        dialog.start()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=30_000)
+    assert window.project is not None and window.project.path == target, "the new project is opened"
+    with Project.open(existing.path, readonly=True) as old:
+        assert old.count_images() == 12, "the project that was open is unchanged"
+    window.close()
+
+
+def test_the_demo_project_defaults_to_a_new_project(qtbot) -> None:  # noqa: ANN001
+    from harapp.core.demo.project import create_demo_project
+
+    create_demo_project(demo_project_path().parent, n_images=4)
+    dialog = ImportDialog("coco", demo_project_path())
+    qtbot.addWidget(dialog)
+    assert dialog.into_new.isChecked(), "real photos never go into the generated demo by default"
 
 
 def test_demo_project_created_in_background_then_opened(qtbot) -> None:  # noqa: ANN001

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 from harapp.core.paths import load_settings
 from harapp.core.store import Project
 from harapp.gui.main_window import MainWindow, window_settings
+from harapp.gui.modes import Mode
 from tests.gui.curation_data import CLASSES, CurationProject, make_curation_project
 
 
@@ -18,9 +19,11 @@ def curation(tmp_path: Path) -> CurationProject:
     return make_curation_project(tmp_path)
 
 
-def _window(qtbot, path: Path | None = None) -> MainWindow:  # noqa: ANN001
+def _window(qtbot, path: Path | None = None, size: tuple[int, int] | None = None) -> MainWindow:  # noqa: ANN001
     window = MainWindow(path)
     qtbot.addWidget(window)
+    if size is not None:  # a first start fits the (small, offscreen) screen; some tests need room
+        window.resize(*size)
     window.show()
     qtbot.waitExposed(window)
     return window
@@ -32,15 +35,16 @@ def test_welcome_view_without_project(qtbot) -> None:  # noqa: ANN001
     assert window.windowTitle() == "harapp"
     assert set(window.welcome.buttons) == {"open", "coco", "folder", "demo"}
     assert all(b.toolTip() for b in window.welcome.buttons.values())
-    assert not window.actions_by_name["close"].isEnabled()
-    assert window.train_dock.isHidden() and window.predict_dock.isHidden()  # they need a project
+    for name in ("close", "mode_train", "train", "retrain", "cancel_training", "classes"):
+        assert not window.actions_by_name[name].isEnabled(), f"{name} needs a project"
+    assert window.modes.isHidden()  # the modes need a project
     window.close()
 
 
 def test_opens_project_into_workspace(qtbot, curation: CurationProject) -> None:  # noqa: ANN001
     window = _window(qtbot, curation.path)
-    assert window.stack.currentWidget() is window.workspace
-    assert not window.train_dock.isHidden() and not window.predict_dock.isHidden()
+    assert window.stack.currentWidget() is window.modes and window.modes.mode() == Mode.LABEL
+    assert window.modes.currentWidget() is window.workspace
     assert window.windowTitle().startswith("curation.harapp")
     assert window.workspace.model.rowCount() == 12
     # The first image is selected and shown in the inspector, with its two person boxes.
@@ -95,17 +99,29 @@ def test_geometry_is_restored(qtbot) -> None:  # noqa: ANN001
     again.close()
 
 
-def test_dock_choice_is_restored(qtbot, curation: CurationProject) -> None:  # noqa: ANN001
+def test_modes_switch_by_menu_and_keep_the_selection(qtbot, curation: CurationProject) -> None:  # noqa: ANN001
     window = _window(qtbot, curation.path)
-    window.predict_dock.hide()
+    window.workspace.select_image(curation.ids[3])
+    window.actions_by_name["mode_train"].trigger()
+    assert window.modes.currentWidget() is window.training_panel and window.training_panel.isVisible()
+    assert not window.workspace.isVisible(), "one mode at a time: Train has the whole window"
+    window.actions_by_name["mode_predict"].trigger()
+    assert window.modes.currentWidget() is window.prediction_panel
+    window.actions_by_name["mode_label"].trigger()
+    assert window.workspace.gallery.current_image_id() == curation.ids[3]
+    window.close()
+
+
+def test_label_splitter_is_restored(qtbot, curation: CurationProject) -> None:  # noqa: ANN001
+    window = _window(qtbot, curation.path)
+    window.resize(1300, 700)
+    window.workspace.splitter.setSizes([200, 500, 560])
+    wanted = window.workspace.splitter.sizes()
     window.close()
     again = _window(qtbot, curation.path)
-    assert again.predict_dock.isHidden() and not again.train_dock.isHidden()
-    again.close_project()
-    again.close()  # closing from the welcome view must not save its hidden docks as the choice
-    third = _window(qtbot, curation.path)
-    assert not third.train_dock.isHidden()
-    third.close()
+    again.resize(1300, 700)
+    assert again.workspace.splitter.sizes() == wanted
+    again.close()
 
 
 def test_confusion_cell_filters_gallery(qtbot, curation: CurationProject) -> None:  # noqa: ANN001
@@ -170,7 +186,7 @@ def test_gallery_paints_thumbnails_and_badges(qtbot, curation: CurationProject) 
 
     from harapp.gui.style import DISAGREE_COLOUR, PREDICTION_COLOUR, class_colour
 
-    window = _window(qtbot, curation.path)
+    window = _window(qtbot, curation.path, (1400, 900))
     workspace = window.workspace
     loader = workspace.thumbnails
     qtbot.waitUntil(

@@ -162,7 +162,7 @@ def test_project_active_model_is_used(qtbot, checkpoint: Path, tmp_path: Path) -
         project.set_active_model(model_id)
         widget.refresh_model(model_id)
         assert widget.checkpoint == checkpoint
-        assert f"tiny (v{model_id})" in widget.status_label.text()
+        assert f"v{model_id} · Small CNN from scratch" in widget.status_label.text()
         assert "retrain" not in widget.status_label.text()
         project.rename_class("sitting", "seated")
         widget.refresh_model(model_id)
@@ -204,3 +204,35 @@ def test_window_drop_open_dialog_and_ctrl_v_all_reach_the_panel(
     for row in panel.rows:
         assert sum(p for _, p in row.bars.values()) == pytest.approx(1.0, abs=1e-4)
     window.close()
+
+
+def test_the_row_shows_the_person_used_and_a_chosen_person_is_predicted(
+    qtbot,
+    panel: PredictionPanel,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    (photo, _cls), *_ = make_photos(tmp_path / "in", per_class=1, size=48)
+    panel.predict_paths([photo])
+    _wait_done(qtbot, panel, 1)
+    row = panel.rows[0]
+    first = row.outcome
+    assert first is not None and first.prediction is not None
+    # Generated shapes have no person the pose model can find: the model saw the whole photo, and says so.
+    assert first.prediction.person_box is None and first.prediction.person_source == "none"
+    assert "no person found: whole photo only" in row.person_label.text()
+    box = (2.0, 2.0, 20.0, 20.0)
+    asked: list[tuple[list, object]] = []
+
+    def answer(picker):  # type: ignore[no-untyped-def]
+        asked.append((list(picker.canvas.boxes), picker.canvas.used))
+        picker.canvas.choose(box)
+        return picker.chosen_box()
+
+    panel.picker_answer = answer
+    with qtbot.waitSignal(panel.prediction_ready, timeout=30_000) as again:
+        qtbot.mouseClick(row.thumb, Qt.MouseButton.LeftButton)
+    assert asked == [([], None)]
+    second = again.args[0]
+    assert second.prediction.person_source == "user" and second.prediction.person_box == box
+    assert row.outcome is second and "chosen person" in row.person_label.text()
+    assert abs(sum(second.prediction.probabilities) - 1) < 1e-4

@@ -89,7 +89,9 @@ def test_start_draws_the_chart_and_cancel_stops_it(qtbot, panel: TrainingPanel, 
     assert not panel.kind_combo.isEnabled(), "settings are frozen while a run uses them"
     qtbot.waitUntil(lambda: len(panel.chart.points()) >= 3, timeout=60_000)
     assert panel.progress_bar.value() > 0
-    assert "images/s" in panel.status_label.text() and "ETA" in panel.status_label.text()
+    assert "images/s" in panel.status_label.text() and "left" in panel.status_label.text()
+    assert "fit" in panel.status_label.text() and "epoch" in panel.status_label.text()
+    assert (panel.chart.x_title(), panel.chart.x_max()) == ("epoch", 400), "the axis is the run's, from the start"
     xs = [p.x for p in panel.chart.points()]
     assert xs == sorted(xs) and all(p.loss is not None and p.loss >= 0 for p in panel.chart.points())
     with qtbot.waitSignal(panel.train_job.done, timeout=10_000):
@@ -123,7 +125,7 @@ def test_finished_training_shows_metrics_models_and_stores_predictions(qtbot, pa
         assert p.class_name in ("walking", "running") and 0 <= p.confidence <= 1
         assert sum(p.probabilities.values()) == pytest.approx(1, abs=1e-4)
     # Retrain: the same settings again on the current labels gives a second model version.
-    assert panel.retrain_button.isEnabled()
+    qtbot.waitUntil(panel.retrain_button.isEnabled, timeout=10_000)  # once the run's thread has ended
     with qtbot.waitSignal(panel.predictions_updated, timeout=60_000):
         qtbot.mouseClick(panel.retrain_button, Qt.MouseButton.LeftButton)
     assert len(project.models()) == 2

@@ -30,6 +30,14 @@ def _few_threads() -> Iterator[None]:
     torch.set_num_threads(old)
 
 
+def random_views(model: torch.nn.Module, n: int, size: int) -> dict[str, torch.Tensor]:
+    """Random inputs for every view a HarModel takes (image views at `size`, the pose vector)."""
+    views = {name: torch.randn(n, 3, size, size) for name in model.image_views}  # type: ignore[union-attr]
+    if model.pose_dim:  # type: ignore[truthy-function]
+        views["pose"] = torch.randn(n, int(model.pose_dim))  # type: ignore[arg-type]
+    return views
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Register a tiny random-init ViT with open_clip, so CLIP code paths run in a second, offline."""

@@ -19,7 +19,7 @@ MESSAGE = "injected failure in the second training step"
 
 def _failing_make_loader(*args: Any, **kwargs: Any) -> Any:
     batches = _real_make_loader(*args, **kwargs)
-    if not kwargs.get("train", args[3] if len(args) > 3 else False):
+    if not kwargs["train"]:  # loop calls make_loader with train= by name
         return batches
 
     class FailsAtStepTwo:

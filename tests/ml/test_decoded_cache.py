@@ -3,6 +3,7 @@ when photos are corrupt, the disk is full or a build is cancelled."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from pathlib import Path
@@ -17,17 +18,22 @@ from harapp.core.paths import Settings, save_settings
 from harapp.core.types import LabelledItem, LabelSnapshot
 from harapp.ml import decoded_cache as dc
 from harapp.ml.augment import BatchAugment
-from harapp.ml.batches import BatchPrep, SingleView, ViewDataset, image_batches
-from harapp.ml.data import eval_transform
+from harapp.ml.batches import BatchPrep, ViewDataset, image_batches
+from harapp.ml.data import decode_side, eval_transform, view_images
 from harapp.ml.decode import WHOLE, Entry, Region, decode_entry
-from harapp.ml.images import crop_largest_box, load_image
+from harapp.ml.images import load_image
 from harapp.ml.models import Preprocess
+from harapp.ml.people import NOBODY, PersonInput
 from harapp.ml.persons import crop_square, square_region
+from harapp.ml.photo_views import PhotoViews
+from harapp.ml.pose import POSE_DIM
 from harapp.ml.progress import Reporter
 from harapp.ml.run_images import run_images
 from tests.ml.conftest import draw_shapes
 
 PRE = Preprocess(32, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), "squash")
+CENTER = Preprocess(24, (0.48, 0.45, 0.4), (0.27, 0.26, 0.28), "center-crop", 0.875, "bicubic")
+WHOLE_ONLY = PhotoViews(("whole",), {})
 
 
 def _photo(path: Path, size: tuple[int, int] = (97, 61), seed: int = 0) -> Path:
@@ -40,20 +46,30 @@ def _entries(items: list[LabelledItem]) -> list[Entry]:
     return [Entry(str(it.path), WHOLE) for it in items]
 
 
-@pytest.mark.parametrize(
-    "pre",
-    [PRE, Preprocess(24, (0.48, 0.45, 0.4), (0.27, 0.26, 0.28), "center-crop", 0.875, "bicubic")],
-    ids=["squash-bilinear", "center-crop-bicubic"],
-)
+@pytest.mark.parametrize("pre", [PRE, CENTER], ids=["squash-bilinear", "center-crop-bicubic"])
 def test_cached_pixels_give_the_eval_transform_numbers_exactly(pre: Preprocess, tmp_path: Path) -> None:
     path = _photo(tmp_path / "p.jpg", (160, 100))
-    view = SingleView.of(pre, person_crop=False)
     item = LabelledItem(1, path, 0, (), 160, 100)
-    pixels = decode_entry(Entry(str(path), view.regions(item)[0]), pre.image_size, pre.interpolation)
-    side = pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
-    expected = eval_transform(pre)(load_image(path, min_side=side))
+    (region,) = PhotoViews.of(pre, ("whole",)).regions(item)
+    pixels = decode_entry(Entry(str(path), region), pre.image_size, pre.interpolation)
+    expected = eval_transform(pre)(load_image(path, min_side=decode_side(pre, ("whole",))))
     got = BatchPrep(pre, torch.device("cpu"), None).image(torch.from_numpy(pixels)[None])[0]
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("pre", [PRE, CENTER], ids=["squash-bilinear", "center-crop-bicubic"])
+def test_the_person_view_is_the_predictors_square_pixel_for_pixel(pre: Preprocess, tmp_path: Path) -> None:
+    path = _photo(tmp_path / "p.jpg", (400, 300))
+    item = LabelledItem(1, path, 0, (), 400, 300)
+    # A person near the top-left corner: the square reaches past it and is padded with FILL.
+    person = PersonInput((-5.0, 10.0, 30.0, 50.0), "annotation", None)
+    _, square = PhotoViews.of(pre, ("whole", "person"), {item: person}).regions(item)
+    pixels = decode_entry(Entry(str(path), square), pre.image_size, pre.interpolation)
+    expected = eval_transform(pre)(view_images(load_image(path), ("person",), person)["person"])
+    assert torch.equal(BatchPrep(pre, torch.device("cpu"), None).image(torch.from_numpy(pixels)[None])[0], expected)
+    # Nobody found: the person view is the whole photo, one cache entry for both views.
+    whole, nobody = PhotoViews.of(pre, ("whole", "person"), {item: NOBODY}).regions(item)
+    assert nobody == whole == PhotoViews.of(pre, ("whole",)).regions(item)[0] and whole.box is None
 
 
 def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
@@ -63,12 +79,6 @@ def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
     region = square_region((-5.0, 10.0, 30.0, 50.0))
     entry = Entry(str(path), Region(region.as_box()))
     assert np.array_equal(decode_entry(entry, 40), np.asarray(crop_square(img, region, 40)))
-    # The legacy person crop: the largest box with a margin, clipped to the photo, then squashed.
-    boxes = ((5.0, 5.0, 10.0, 10.0), (300.0, 120.0, 90.0, 170.0))
-    item = LabelledItem(1, path, 0, boxes, 400, 300)
-    legacy = SingleView.of(PRE, person_crop=True).regions(item)[0]
-    expected = crop_largest_box(img, boxes).resize((32, 32), Image.Resampling.BILINEAR)
-    assert np.array_equal(decode_entry(Entry(str(path), legacy), 32), np.asarray(expected))
 
 
 def test_built_once_then_read_and_rebuilt_when_a_photo_changes(tmp_path: Path) -> None:
@@ -103,11 +113,11 @@ def test_the_cap_leaves_photos_to_decode_on_the_fly(tmp_path: Path) -> None:
     assert ensured.decoded == 3 and int((ensured.slots >= 0).sum()) == 3
     assert ensured.note is not None and "5 of 8" in ensured.note and "decoded_cache_gb" in ensured.note
     # The dataset reads the three cached views and decodes the other five: every sample comes out the same.
-    data = ViewDataset(items, SingleView(), 32, "bilinear", cache.reader(), ensured.slots[:, None])
+    data = ViewDataset(items, WHOLE_ONLY, 32, "bilinear", cache.reader(), ensured.slots[:, None])
     views, _, labels, positions = data[list(range(8))]
     assert positions.tolist() == list(range(8)) and labels.tolist() == [it.class_index for it in items]
     for i, entry in enumerate(_entries(items)):
-        assert np.array_equal(views["image"][i].numpy(), decode_entry(entry, 32))
+        assert np.array_equal(views["whole"][i].numpy(), decode_entry(entry, 32))
 
 
 def test_a_corrupt_photo_is_named_and_the_others_are_cached(tmp_path: Path) -> None:
@@ -178,14 +188,16 @@ def test_training_builds_the_cache_beside_the_project_and_gives_the_same_run(tmp
     items = draw_shapes(tmp_path / "imgs", 32)
     snapshot = LabelSnapshot(("walking", "running", "sitting", "standing"), tuple(items), 1, tmp_path / "p.harapp")
     base = {"model_kind": "cnn-scratch", "mode": "scratch", "epochs": 2, "batch_size": 8, "image_size": 32}
-    config = TrainConfig(**base, device="cpu", augment=False)
+    config = TrainConfig(**base, device="cpu", augment=False, views=("whole", "person"))
     phases: list[str] = []
     cached = train(config, snapshot, tmp_path / "a.pt", progress=lambda p: phases.append(p.phase))
-    assert "decoding" in phases and phases.index("decoding") < phases.index("training")
+    # One decoding phase, after the people are known and before the epochs: every view of every photo at once.
+    steps = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+    assert steps[:4] == ["people", "decoding", "training", "evaluating"], steps
     files = list((tmp_path / "p.cache").glob("decoded-32-*.u8"))
-    assert len(files) == 1 and files[0].stat().st_size == 32 * dc.slot_bytes(32)
+    assert len(files) == 1 and files[0].stat().st_size == 2 * 32 * dc.slot_bytes(32)  # whole + person
     # The same pixels either way: the run from the cache is the run that decodes every photo every epoch.
-    plain = train(TrainConfig(**base, device="cpu", augment=False, decoded_cache=False), snapshot, tmp_path / "b.pt")
+    plain = train(dataclasses.replace(config, decoded_cache=False), snapshot, tmp_path / "b.pt")
     assert cached.history == plain.history
     phases.clear()
     train(config, snapshot, tmp_path / "c.pt", progress=lambda p: phases.append(p.phase))
@@ -198,40 +210,36 @@ def test_the_settings_cap_of_zero_turns_the_cache_off(tmp_path: Path) -> None:
     snapshot = LabelSnapshot(("a", "b", "c", "d"), tuple(items), 1, tmp_path / "p.harapp")
     with run_images(snapshot, Reporter(None, None)):
         loader = image_batches(
-            items, PRE, SingleView(), batch_size=4, device=torch.device("cpu"), train=True, augment=False, seed=0
+            items, PRE, WHOLE_ONLY, batch_size=4, device=torch.device("cpu"), train=True, augment=False, seed=0
         )
         assert sum(len(y) for _, y, _ in loader) == 8
     assert not (tmp_path / "p.cache").exists()
 
 
-class TwoViews:
-    """A stand-in for the person-aware input: the whole photo, a square around the first box, and a vector."""
-
-    names = ("whole", "person")
-
-    def regions(self, item: LabelledItem) -> tuple[Region, ...]:
-        return (WHOLE, Region(square_region(item.person_boxes[0]).as_box()))
-
-    def vectors(self, items: list[LabelledItem]) -> dict[str, np.ndarray]:
-        return {"pose": np.array([[it.class_index, 1.0, 2.0] for it in items], dtype=np.float32)}
-
-
-def test_samples_with_several_views_come_out_as_a_dict(tmp_path: Path) -> None:
+def test_samples_carry_every_view_and_the_pose_from_the_people_step(tmp_path: Path) -> None:
     items = draw_shapes(tmp_path / "imgs", 10)
     snapshot = LabelSnapshot(("a", "b", "c", "d"), tuple(items), 1, tmp_path / "p.harapp")
+    # Each photo's person is its shape, with a pose vector whose first value names the item; item 3 has nobody.
+    people = {
+        it: PersonInput(it.person_boxes[0], "annotation", np.full(POSE_DIM, float(it.image_id), np.float32))
+        for it in items
+    }
+    people[items[3]] = PersonInput(None, "none", None)
+    views = PhotoViews.of(PRE, ("whole", "person", "pose"), people)
     with run_images(snapshot, Reporter(None, None)):
         loader = image_batches(
-            items, PRE, TwoViews(), batch_size=4, device=torch.device("cpu"), train=True, augment=True, seed=0
+            items, PRE, views, batch_size=4, device=torch.device("cpu"), train=True, augment=True, seed=0
         )
         batches = list(loader)
     assert len(batches) == 3 and sorted(torch.cat([p for _, _, p in batches]).tolist()) == list(range(10))
     x, y, positions = batches[0]
     assert set(x) == {"whole", "person", "pose"}
-    assert x["whole"].shape == x["person"].shape == (4, 3, 32, 32) and x["pose"].shape == (4, 3)
-    assert x["pose"][:, 0].tolist() == [float(items[p].class_index) for p in positions]
-    # Both views of every photo went into the cache: 20 entries, one file.
+    assert x["whole"].shape == x["person"].shape == (4, 3, 32, 32) and x["pose"].shape == (4, POSE_DIM)
+    expected = [0.0 if p == 3 else float(items[p].image_id) for p in positions.tolist()]
+    assert x["pose"][:, 0].tolist() == expected  # carried from the people step, never decoded
+    # Both views of every photo went into the cache, but the person view of item 3 is its whole photo: 19 entries.
     (data,) = (tmp_path / "p.cache").glob("decoded-32-*.u8")
-    assert data.stat().st_size == 20 * dc.slot_bytes(32)
+    assert data.stat().st_size == 19 * dc.slot_bytes(32)
 
 
 def test_batch_augmentation_differs_per_sample_and_repeats_per_seed() -> None:
@@ -253,7 +261,7 @@ def test_a_gpu_reads_a_full_cache_with_a_prefetch_thread(tmp_path: Path, monkeyp
         monkeypatch.setattr(batches, "loader_workers", lambda device, requested: workers)  # as on a GPU
         with run_images(snapshot, Reporter(None, None)):
             loader = image_batches(
-                items, PRE, SingleView(), batch_size=8, device=torch.device("cpu"), train=False, augment=False, seed=0
+                items, PRE, WHOLE_ONLY, batch_size=8, device=torch.device("cpu"), train=False, augment=False, seed=0
             )
             return [loader.loader, *list(loader)]
 
@@ -261,7 +269,10 @@ def test_a_gpu_reads_a_full_cache_with_a_prefetch_thread(tmp_path: Path, monkeyp
     threaded, *got = read(2)
     assert isinstance(threaded, batches.PrefetchThread) and not isinstance(in_process, batches.PrefetchThread)
     assert len(got) == len(expected) == 3
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(got, expected, strict=True))
+    assert all(
+        torch.equal(a[0]["whole"], b[0]["whole"]) and torch.equal(a[2], b[2])
+        for a, b in zip(got, expected, strict=True)
+    )
 
     # A failure in the thread reaches the loop that reads the batches.
     def unreadable(*args: object) -> None:

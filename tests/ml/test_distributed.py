@@ -53,8 +53,9 @@ def demo_project(demo_root: Path, tmp_path: Path) -> Path:
 
 
 def test_two_ranks_write_one_checkpoint_register_one_model_and_match_one_process(demo_project: Path) -> None:
-    # A linear probe: features are computed on both ranks (each its half) and gathered; the head is fitted on
-    # all of them. One process computes the same features, so the test predictions must be the same.
+    # A linear probe on every view (whole photo, person, pose): rank 0 finds each photo's person and sends it to
+    # rank 1; features of both image views are computed on both ranks (each its half) and gathered; the head is
+    # fitted on all of them. One process computes the same features, so the test predictions must be the same.
     options = ["--model", "efficientnet-lite0", "--mode", "linear-probe", "--image-size", "64", "--device", "cpu"]
     run = _torchrun("-m", "harapp", "train", str(demo_project), *options, "--batch-size", "32")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -64,17 +65,29 @@ def test_two_ranks_write_one_checkpoint_register_one_model_and_match_one_process
     with Project.open(demo_project, readonly=True) as project:
         (record,) = project.models()
         snapshot = project.snapshot()
+        active = project.active_model()
+        stored = project.predictions(record.id)
+        scored = project.label_quality()
     assert Path(record.path) == checkpoint and load_checkpoint(checkpoint).complete
+    assert load_checkpoint(checkpoint).config.views == ("whole", "person", "pose")
     ddp = load_checkpoint(checkpoint).metrics
-    assert ddp is not None and f"model id {record.id}" in run.stdout
+    assert ddp is not None and f"model id {record.id}, now the active model" in run.stdout
+    # Rank 0 then did what `harapp train` does in one process: the model is active, every photo is predicted
+    # (once: one line on stdout) and the labels are scored.
+    assert active is not None and active.id == record.id and len(stored) == 96 and scored
+    assert run.stdout.count("predictions stored for 96 images") == 1 and "label review" in run.stdout
 
     config = TrainConfig.for_kind("efficientnet-lite0", "linear-probe", image_size=64, batch_size=32, device="cpu")
     single = train(config, snapshot, demo_project.parent / "single.pt").metrics
     assert single is not None
-    # Tolerance: none. The same features (computed in eval mode, so independent of how a batch is split) give
-    # the same head and the same predictions.
+    # Tolerance: none. The same people and the same features (computed in eval mode, so independent of how a batch
+    # is split) give the same head and the same predictions.
     assert ddp.test_image_ids == single.test_image_ids
     assert ddp.test_predictions == single.test_predictions and ddp.accuracy == single.accuracy
+    # The stored predictions are the held-out ones of the metrics: rank 0 predicted the project with the same head.
+    names = snapshot.class_names
+    for image_id, probs in zip(ddp.test_image_ids, ddp.test_probabilities, strict=True):
+        assert [stored[image_id].probabilities[c] for c in names] == pytest.approx(probs, abs=1e-5)
 
 
 def test_gradients_averaged_over_two_ranks_learn_as_one_process_with_the_same_global_batch(
@@ -165,3 +178,17 @@ def test_one_process_runs_the_same_code_without_a_process_group() -> None:
     assert distributed.mean_over_ranks(3.0, 4) == 0.75 and distributed.from_leader({"a": 1}) == {"a": 1}
     rows = distributed.gather_rows(torch.tensor([2, 0, 1]), torch.tensor([[20], [0], [10]]), 3)
     assert rows.flatten().tolist() == [0, 10, 20]
+    assert distributed.leader_only(lambda: 5) == 5 and distributed.agreed(lambda: 6) == 6
+
+
+def test_work_of_rank_0_alone_and_its_cancel_or_failure_reach_every_rank(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    from tests.ml.ddp_agreements import agreements
+
+    mp.start_processes(agreements, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, start_method="spawn")
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    # People found by rank 0 reach rank 1; rank 0's cancel cancels both; its failure is its own error on rank 0
+    # and a peer's failure on rank 1; an unshared result stays on rank 0; agreed(): a cancel on rank 1 reaches 0.
+    assert rank0 == ["value people", "cancelled", "failed: no photos", "value mine", "value 0", "cancelled"]
+    assert rank1 == ["value people", "cancelled", "peer failed", "value None", "value 1", "cancelled"]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from harapp.core.types import DEFAULT_CLASSES
 from harapp.ml import embeddings
 from harapp.ml.config import TrainConfig
+from harapp.ml.models import build_model
+from harapp.ml.people import resolve_people
+from harapp.ml.progress import Reporter
 from harapp.ml.trainer import train
 from tests.ml.conftest import draw_shapes, project_from_items
+
+CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("kind", ["efficientnet-lite0", "clip"])
@@ -20,20 +27,22 @@ def test_retrain_after_label_changes_embeds_only_new_images(
     root = tmp_path / "imgs"
     items = draw_shapes(root, 36)
     project = project_from_items(tmp_path / "p.harapp", items[:32], root)
-    computed: list[int] = []
-    original = embeddings.compute_features
+    computed: list[tuple[str, int]] = []
+    original = embeddings.compute_view_features
 
-    def counting(built, todo, *args, **kwargs):  # type: ignore[no-untyped-def]
-        computed.append(len(todo))
-        return original(built, todo, *args, **kwargs)
+    def counting(built, todo, people, view, *args, **kwargs):  # type: ignore[no-untyped-def]
+        computed.append((view, len(todo)))
+        return original(built, todo, people, view, *args, **kwargs)
 
-    monkeypatch.setattr(embeddings, "compute_features", counting)
+    monkeypatch.setattr(embeddings, "compute_view_features", counting)
     config = TrainConfig(
         model_kind=kind, mode="linear-probe", image_size=64, epochs=3, batch_size=8, device="cpu",
         clip_model=tiny_clip, pretrained=kind != "clip",
     )  # fmt: skip
     first = train(config, project.snapshot(), tmp_path / "a.pt", project=project)
-    assert computed == [32]
+    # The images carry no person boxes in the project (and the pose model finds nobody in shapes), so the
+    # person view falls back to the whole photo and reuses its vector.
+    assert computed == [("whole", 32)]
     assert first.model_id is not None
     record = {m.id: m for m in project.models()}[first.model_id]
     assert record.kind == kind and record.mode == "linear-probe"
@@ -50,7 +59,7 @@ def test_retrain_after_label_changes_embeds_only_new_images(
     snapshot = project.snapshot()
     assert len(snapshot.items) == 36
     second = train(config, snapshot, tmp_path / "b.pt", project=project)
-    assert computed == [32, 4]
+    assert computed == [("whole", 32), ("whole", 4)]
     assert second.history[-1]["embedded_images"] == 4
     project.close()
 
@@ -64,34 +73,39 @@ def test_model_key_depends_on_what_changes_features(tiny_clip: str) -> None:
     assert key == embeddings.model_key(TrainConfig(model_kind="efficientnet-lite0", image_size=64, lr=0.1), built)
     bigger = TrainConfig(model_kind="efficientnet-lite0", image_size=96)
     assert key != embeddings.model_key(bigger, build_model(bigger, DEFAULT_CLASSES))
-    assert key != embeddings.model_key(
-        TrainConfig(model_kind="efficientnet-lite0", image_size=64, person_crop=True), built
-    )
+    assert key != embeddings.model_key(base, built, "person")
 
 
-def test_linear_probe_fit_reports_the_solution_and_a_forward_moving_bar() -> None:
-    import torch
+def test_person_vectors_are_cached_per_box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "imgs"
+    items = draw_shapes(root, 12)
+    project = project_from_items(tmp_path / "p.harapp", items, root)
+    snapshot = project.snapshot()
+    with_boxes = [
+        dataclasses.replace(it, person_boxes=src.person_boxes) for it, src in zip(snapshot.items, items, strict=True)
+    ]
+    computed: list[tuple[str, int]] = []
+    original = embeddings.compute_view_features
 
-    from harapp.ml.models import LinearHead
-    from harapp.ml.progress import Reporter, TrainProgress
+    def counting(built, todo, people, view, *args, **kwargs):  # type: ignore[no-untyped-def]
+        computed.append((view, len(todo)))
+        return original(built, todo, people, view, *args, **kwargs)
 
-    generator = torch.Generator().manual_seed(0)
-    centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0]])
-    labels = torch.arange(3).repeat(40)
-    features = centres[labels] + 0.3 * torch.randn(len(labels), 2, generator=generator)
-    head = LinearHead(2, 3)
-    with torch.no_grad():
-        head.linear.weight.fill_(0.0)
-        head.linear.bias.fill_(0.0)
-    reports: list[TrainProgress] = []
-    history = embeddings.train_head(
-        head, features[:90], labels[:90], features[90:], labels[90:], None, Reporter(reports.append, None, 1e9)
-    )
-    # Zero weights start at log(3) ~ 1.1; the history must hold the loss at the solution, far below that.
-    assert history[-1]["loss"] < 0.5
-    assert history[-1]["val_accuracy"] == 1.0
-    fractions = [r.fraction for r in reports]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    # The refit on train + val restarts from the initial weights: its losses are not drawn as a jump.
-    assert all(r.loss is None for r in reports if 0.5 < r.fraction < 1.0)
-    assert reports[-1].loss == history[-1]["loss"]
+    monkeypatch.setattr(embeddings, "compute_view_features", counting)
+    config = TrainConfig(image_size=64, batch_size=8, device="cpu", views=("whole", "person"))
+    built = build_model(config, DEFAULT_CLASSES)
+    people = resolve_people(with_boxes, config.views, project, Reporter(None, None))
+    assert all(p.source == "annotation" for p in people)
+    first, n_first = embeddings.cached_features(built, config, with_boxes, CPU, Reporter(None, None), project, people)
+    assert computed == [("whole", 12), ("person", 12)] and n_first == 24
+    again, n_again = embeddings.cached_features(built, config, with_boxes, CPU, Reporter(None, None), project, people)
+    assert n_again == 0 and torch.equal(first, again)
+    # Another box for one image misses the cache for that image only, and gives another vector.
+    moved = [dataclasses.replace(with_boxes[0], person_boxes=((2.0, 2.0, 40.0, 40.0),)), *with_boxes[1:]]
+    moved_people = resolve_people(moved, config.views, project, Reporter(None, None))
+    third, n_third = embeddings.cached_features(built, config, moved, CPU, Reporter(None, None), project, moved_people)
+    assert n_third == 1 and computed[-1] == ("person", 1)
+    dim = built.model.backbone_dim
+    assert torch.equal(third[0, :dim], first[0, :dim]) and not torch.equal(third[0, dim:], first[0, dim:])
+    assert torch.equal(third[1:], first[1:])
+    project.close()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from harapp.core.errors import ImageFileError
-from harapp.ml.images import crop_largest_box, load_image
+from harapp.ml.images import load_image
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:
@@ -108,12 +108,11 @@ def test_missing_file(tmp_path: Path) -> None:
         load_image(tmp_path / "nope.png")
 
 
-def test_crop_largest_box_with_margin() -> None:
-    img = Image.new("RGB", (100, 100))
-    out = crop_largest_box(img, ((10, 10, 10, 10), (40, 20, 40, 60)))
-    # 40x60 box with 15% margin each side: 52 x 78
-    assert out.size == (52, 78)
-    assert crop_largest_box(img, ()).size == (100, 100)
+def test_min_side_decodes_big_jpeg_2000_with_fewer_levels(tmp_path: Path) -> None:
+    path = tmp_path / "big.jp2"
+    Image.new("RGB", (800, 600), (200, 30, 30)).save(path)
+    assert load_image(path, min_side=128).size == (200, 150)  # two levels skipped: 1/4, short side still >= 128
+    assert load_image(path).size == (800, 600)
 
 
 def test_min_side_decodes_big_jpegs_at_reduced_scale(tmp_path: Path) -> None:

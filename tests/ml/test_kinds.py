@@ -14,6 +14,7 @@ from harapp.ml.config import TrainConfig
 from harapp.ml.errors import ConfigError
 from harapp.ml.kinds import DEFAULT_KIND, KINDS, MODES, ModelKind, get_kind, standard_defaults
 from harapp.ml.models import BuiltModel, HarModel, Preprocess, build_model
+from tests.ml.conftest import random_views
 
 CLASSES = ("walking", "running", "sitting", "standing")
 HARAPP = Path(__file__).resolve().parents[2] / "harapp"
@@ -31,10 +32,10 @@ def test_each_kind_builds_what_its_entry_says(name: str, tiny_clip: str) -> None
     built = _build(kind, tiny_clip)
     assert built.model.kind == name
     if kind.feature_dim is not None:
-        assert built.model.feature_dim == kind.feature_dim
+        assert built.model.backbone_dim == kind.feature_dim
     size = built.preprocess.image_size
     with torch.no_grad():
-        features = built.model.eval().features(torch.randn(1, 3, size, size))
+        features = built.model.eval().features(**random_views(built.model, 1, size))
     assert features.shape == (1, built.model.feature_dim)
     # The block pattern finds the backbone's blocks, so "fine-tune the last N blocks" means something.
     groups = {built.model.block_index(n) for n, _ in built.model.backbone.named_parameters()}

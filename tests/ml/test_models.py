@@ -15,6 +15,8 @@ from harapp.ml.data import eval_transform
 from harapp.ml.errors import ConfigError
 from harapp.ml.images import load_image
 from harapp.ml.models import build_model
+from harapp.ml.pose import POSE_DIM
+from tests.ml.conftest import random_views
 
 CLASSES = ("walking", "running", "sitting", "standing")
 SKI = 795  # ImageNet class 'ski'
@@ -34,10 +36,14 @@ def test_factory_returns_model_and_preprocessing(kind: str, mode: str, size: int
     assert built.preprocess.image_size == size
     assert len(built.preprocess.mean) == 3 and len(built.preprocess.std) == 3
     built.model.eval()
+    views = random_views(built.model, 2, size)
     with torch.no_grad():
-        feats = built.model.features(torch.randn(2, 3, size, size))
-        logits = built.model(torch.randn(2, 3, size, size))
-    assert feats.shape == (2, dim)
+        feats = built.model.features(**views)
+        logits = built.model(**views)
+    # Whole photo and person square through the backbone, then the pose vector.
+    assert built.model.backbone_dim == dim
+    assert feats.shape == (2, 2 * dim + POSE_DIM) == (2, built.model.feature_dim)
+    assert torch.equal(feats[:, 2 * dim :], views["pose"])
     assert logits.shape == (2, 4)
     assert built.backbone_pretrained == (kind == "efficientnet-lite0")
 

@@ -17,7 +17,8 @@ from harapp.ml.predictor import Predictor
 from harapp.ml.progress import Reporter, TrainProgress
 from harapp.ml.trainer import cross_validate, train
 
-FAST = {"epochs": 2, "batch_size": 8, "device": "cpu", "augment": False}
+FAST = {"epochs": 2, "batch_size": 8, "device": "cpu", "augment": False, "views": ("whole",)}
+"""Tests about the training loop itself see the whole photo only; the round trip below uses every view."""
 
 CASES = [
     {"model_kind": "cnn-scratch", "mode": "scratch", "image_size": 32},
@@ -45,7 +46,7 @@ def test_train_checkpoint_predict_round_trip(
         local = tmp_path / f"{case['model_kind']}.pth"
         torch.save(getattr(tvm, case["model_kind"])(weights=None).state_dict(), local)
         case = {**case, "weights_path": str(local)}
-    config = TrainConfig(**{**FAST, **case, "clip_model": tiny_clip})
+    config = TrainConfig(**{**FAST, **case, "clip_model": tiny_clip, "views": ("whole", "person", "pose")})
     path = tmp_path / "model.pt"
     result = train(config, shapes_snapshot, path)
     assert not result.cancelled and result.checkpoint_path == path and result.metrics is not None
@@ -65,19 +66,25 @@ def test_train_checkpoint_predict_round_trip(
     predictor = Predictor.from_checkpoint(path, device="cpu")
     by_id = {it.image_id: it for it in shapes_snapshot.items}
     test_items = [by_id[i] for i in metrics.test_image_ids]
-    preds = predictor.predict([it.path for it in test_items])
+    preds = predictor.predict([it.path for it in test_items], [it.person_boxes for it in test_items])
     assert isinstance(preds, list)
     # The restored model predicts exactly what the trained one did on the held-out images.
     assert [predictor.class_names.index(p.top_class) for p in preds] == list(metrics.test_predictions)
-    for p in preds:
+    for p, item in zip(preds, test_items, strict=True):
         assert abs(sum(p.probabilities) - 1) < 1e-4 and p.latency_ms > 0
         assert p.sorted()[0] == (p.top_class, p.top_probability)
+        # Every default model sees the annotated person's square beside the whole photo.
+        assert p.person_source == "annotation" and p.person_box == item.person_boxes[0]
+    # The stored held-out probabilities are the calibrated ones the predictor gives.
+    for p, row in zip(preds, metrics.test_probabilities, strict=True):
+        assert p.probabilities == pytest.approx(row, abs=1e-4)
+    assert ckpt.config.views == ("whole", "person", "pose")
 
 
 def test_cnn_scratch_learns_the_demo_dataset(demo_snapshot: LabelSnapshot, tmp_path: Path) -> None:
     config = TrainConfig(
         model_kind="cnn-scratch", mode="scratch", epochs=10, batch_size=16, lr=3e-3, image_size=32,
-        person_crop=True, augment=False, early_stopping_patience=0, device="cpu", seed=0,
+        views=("person",), augment=False, early_stopping_patience=0, device="cpu", seed=0,
     )  # fmt: skip
     result = train(config, demo_snapshot, tmp_path / "demo.pt")
     assert result.metrics is not None
@@ -136,12 +143,13 @@ def _raise_oom_when(monkeypatch: pytest.MonkeyPatch, min_batch: int) -> list[int
     batches: list[int] = []  # sizes of training batches
     original = HarModel.forward
 
-    def forward(self: HarModel, x: torch.Tensor) -> torch.Tensor:
+    def forward(self: HarModel, whole: torch.Tensor | None = None, **views: torch.Tensor) -> torch.Tensor:
+        assert whole is not None
         if self.training:
-            batches.append(len(x))
-        if self.training and len(x) >= min_batch:
+            batches.append(len(whole))
+        if self.training and len(whole) >= min_batch:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(self, x)
+        return original(self, whole, **views)
 
     monkeypatch.setattr(HarModel, "forward", forward)
     return batches

@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from harapp.core.types import LabelledItem, LabelSnapshot
 from harapp.ml import loop
+from harapp.ml.batches import DeviceBatches, image_batches
 from harapp.ml.config import TrainConfig
-from harapp.ml.data import class_weights, eval_transform, stratified_split, train_transform
+from harapp.ml.data import class_weights, stratified_split
 from harapp.ml.models import Preprocess, build_model
+from harapp.ml.photo_views import PhotoViews
 from harapp.ml.trainer import _loss, train
+from tests.ml.conftest import draw_shapes
+
+CPU = torch.device("cpu")
 
 
 def _items(per_class: dict[int, int]) -> list[LabelledItem]:
@@ -53,15 +57,26 @@ def test_balanced_loss_weighs_rare_classes_up() -> None:
     assert torch.equal(balanced.weight, weights) and plain.weight is None
 
 
-def test_augmentation_varies_training_images_and_never_evaluation_ones() -> None:
+def test_augmentation_varies_training_images_and_never_evaluation_ones(tmp_path: Path) -> None:
     pre = Preprocess(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    image = Image.effect_mandelbrot((64, 48), (-2.0, -1.2, 1.0, 1.2), 40).convert("RGB")
-    torch.manual_seed(0)
-    augmented = [train_transform(pre, augment=True)(image) for _ in range(4)]
-    assert all(t.shape == (3, 32, 32) for t in augmented)
-    assert any(not torch.equal(augmented[0], t) for t in augmented[1:])
-    plain = [eval_transform(pre)(image), eval_transform(pre)(image), train_transform(pre, augment=False)(image)]
-    assert torch.equal(plain[0], plain[1]) and torch.equal(plain[0], plain[2])
+    items = draw_shapes(tmp_path / "imgs", 4)
+
+    def epoch(loader: DeviceBatches) -> dict[int, torch.Tensor]:
+        """Each item's image in one pass, by its position (training batches come shuffled)."""
+        return {int(p): x["whole"][i] for x, _, positions in loader for i, p in enumerate(positions)}
+
+    def batches(train: bool, augment: bool) -> DeviceBatches:
+        views = PhotoViews.of(pre, ("whole",))
+        return image_batches(items, pre, views, batch_size=2, device=CPU, train=train, augment=augment, seed=0)
+
+    augmented = batches(train=True, augment=True)
+    first, second = epoch(augmented), epoch(augmented)
+    assert all(first[i].shape == (3, 32, 32) for i in range(4))
+    assert all(not torch.equal(first[i], second[i]) for i in range(4))  # a new crop and flip every epoch
+    evaluation = epoch(batches(train=False, augment=True))
+    plain = epoch(batches(train=True, augment=False))
+    assert all(torch.equal(evaluation[i], plain[i]) and torch.equal(evaluation[i], epoch(batches(False, False))[i])
+               for i in range(4))  # fmt: skip
 
 
 def test_fine_tuning_gives_the_backbone_a_lower_learning_rate() -> None:

@@ -38,6 +38,10 @@ class ImportReport:
     per_class: dict[str, int] = field(default_factory=dict)
     source_id: int | None = None
     source_ids: tuple[int, ...] = ()
+    orphan_annotations: int = 0
+    """Annotations skipped because they name an image id missing from their file's 'images'."""
+    named: int = 0
+    """Images the annotation files name (in scope or not, on disk or not)."""
 
 
 @dataclass
@@ -51,11 +55,12 @@ class _Totals:
     missing_examples: list[str] = field(default_factory=list)
     per_class: dict[str, int] = field(default_factory=dict)
     source_ids: list[int] = field(default_factory=list)
+    named: int = 0
 
 
 def _annotation_files(root: Path) -> list[Path]:
     folder = root / "annotations"
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         raise DatasetError(f"{root}: not a COCO folder (no 'annotations' folder inside)")
     files = sorted(p for p in folder.glob("*.json") if p.name.startswith(_ANNOTATION_PREFIXES))
     if not files:
@@ -67,7 +72,7 @@ def _images_dir_for(root: Path, split: str | None) -> Path:
     candidates = [root / split] if split else []
     candidates += [root / "images", root / "val2017", root / "train2017"]
     for candidate in candidates:
-        if candidate.is_dir():
+        if os.path.isdir(candidate):
             return candidate
     looked = ", ".join(c.name for c in candidates)
     raise DatasetError(f"{root}: no images folder found (looked for {looked})")
@@ -76,15 +81,16 @@ def _images_dir_for(root: Path, split: str | None) -> Path:
 def _groups(root: Path | None, images_dir: Path | None, files: list[CocoFile]) -> list[tuple[Path, list[CocoFile]]]:
     """Pair annotation files with the images folder they describe (a COCO root may hold train and val)."""
     if images_dir is not None:
-        if not images_dir.is_dir():
+        if not os.path.isdir(images_dir):
             raise DatasetError(f"{images_dir}: images folder not found")
         return [(images_dir, files)]
     if root is None:
         # Our own export records where its images are; otherwise images sit beside the JSON file.
         meta = files[0].data.get("harapp")
-        hint = meta.get("images_dir") if isinstance(meta, dict) else None
+        hint = meta.get("images_dir") if isinstance(meta, dict) else None  # validated: text or None
         folder = Path(hint) if hint else files[0].path.parent
-        if not folder.is_dir():
+        # os.path.isdir, not Path.is_dir: a hint too long for the file system is "not found", not an OSError.
+        if not os.path.isdir(folder):
             raise DatasetError(f"{files[0].path}: its images folder {folder} was not found; pass images_dir")
         return [(folder, files)]
     by_split: dict[str | None, list[CocoFile]] = {}
@@ -301,7 +307,8 @@ def _import_group(
     on_disk = _files_on_disk(images_dir)
 
     def present(name: str) -> bool:
-        return name in on_disk if "/" not in name else (images_dir / name).is_file()
+        # os.path.isfile, not Path.is_file: a name too long for the file system is absent, not an OSError.
+        return name in on_disk if "/" not in name else os.path.isfile(images_dir / name)
 
     def in_scope(image_id: int, texts: list[str]) -> bool:
         if all_images:
@@ -324,9 +331,9 @@ def _import_group(
                 totals.missing_examples.append(entry["file_name"])
         else:
             texts = [a["caption"] for a in captions.get(image_id, ())]
-            if not texts and isinstance(entry.get("captions"), list):
-                # Our own export carries the captions in the image entry.
-                texts = [c for c in entry["captions"] if isinstance(c, str)]
+            if not texts and entry.get("captions"):
+                # Our own export carries the captions in the image entry (validated: a list of texts).
+                texts = list(entry["captions"])
             if in_scope(image_id, texts):
                 writer.add(source_id, entry, texts, persons.get(image_id, []))
             else:
@@ -335,6 +342,7 @@ def _import_group(
             progress("importing", done, len(todo))
     writer.flush()
     totals.missing += missing
+    totals.named += len(images)
     details = project.sources()
     mine = next(s["details"] for s in details if s["id"] == source_id)
     project.update_source_details(source_id, {**mine, "missing": missing, "images": len(images)})
@@ -358,7 +366,7 @@ def import_coco(
     images_dir = Path(images_dir) if images_dir is not None else None
     if root is None and images_dir is None and not annotation_files:
         raise DatasetError("nothing to import: give a COCO folder, or an images folder and annotation files")
-    if root is not None and not root.is_dir():
+    if root is not None and not os.path.isdir(root):
         raise DatasetError(f"{root}: COCO folder not found")
     paths = [Path(p) for p in annotation_files] or _annotation_files(root)  # type: ignore[arg-type]
     files: list[CocoFile] = []
@@ -373,7 +381,7 @@ def import_coco(
         name
         for f in files
         if isinstance(f.data.get("harapp"), dict)
-        for name in f.data["harapp"].get("classes", [])
+        for name in f.data["harapp"].get("classes") or []
         if isinstance(name, str)
     ]
     # A harapp export lists exactly the images it labelled, persons or not.
@@ -399,4 +407,6 @@ def import_coco(
         per_class=dict(sorted(totals.per_class.items())),
         source_id=totals.source_ids[0] if totals.source_ids else None,
         source_ids=tuple(totals.source_ids),
+        orphan_annotations=sum(f.orphans for f in files),
+        named=totals.named,
     )

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harapp.core.errors import ProjectError, ProjectLockedError
+from harapp.core.errors import ProjectError, ProjectLockedError, ProjectReadOnlyError
+from harapp.core.store import health as store_health
 
 
 def now() -> str:
@@ -51,12 +52,28 @@ class ProjectBase:
     def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
         self.path = path
         self.readonly = readonly
+        self.readonly_reason: str | None = None
+        """Why the project could not be opened for writing (its file or folder is read-only), else None."""
         self._conn = conn
         self._depth = 0
+        self._healthy = False  # set once opened and checked; cleared when damage is seen
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.ProgrammingError):
+        try:
             self._conn.close()
+        except sqlite3.ProgrammingError:
+            return
+        except sqlite3.Error:
+            self._healthy = False
+        if self._healthy:
+            # The file as harapp leaves it: the next open may skip the full quick_check (see store_health).
+            self._healthy = False
+            store_health.remember_healthy(self.path)
+
+    def _damage_seen(self, exc: BaseException) -> ProjectError:
+        self._healthy = False
+        store_health.forget(self.path)
+        return store_health.damaged(self.path, str(exc))
 
     def __enter__(self: _P) -> _P:
         return self
@@ -70,7 +87,11 @@ class ProjectBase:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; nested calls join the outer one, so an import is all-or-nothing."""
         if self.readonly:
-            raise ProjectError(f"{self.path}: opened read-only")
+            why = f" because {self.readonly_reason}" if self.readonly_reason else ""
+            raise ProjectReadOnlyError(
+                f"{self.path}: opened read-only{why}; nothing was changed. Copy the project (with its .models "
+                "folder) somewhere writable to edit it."
+            )
         if self._depth:
             self._depth += 1
             try:
@@ -89,8 +110,14 @@ class ProjectBase:
         self._depth = 1
         try:
             yield self._conn
-        except sqlite3.OperationalError as exc:
-            self._rollback()
+        except sqlite3.DatabaseError as exc:
+            if not isinstance(exc, sqlite3.OperationalError) and not store_health.is_damage(exc):
+                self._rollback()
+                raise
+            with contextlib.suppress(sqlite3.Error):
+                self._rollback()
+            if store_health.is_damage(exc):
+                raise self._damage_seen(exc) from exc
             # "database or disk is full", "database is locked", I/O errors: say which file and that nothing changed.
             raise ProjectError(f"{self.path}: could not save the change ({exc}); the project is unchanged") from exc
         except BaseException:
@@ -99,8 +126,11 @@ class ProjectBase:
         else:
             try:
                 self._conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._rollback()
+            except sqlite3.DatabaseError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._rollback()
+                if store_health.is_damage(exc):
+                    raise self._damage_seen(exc) from exc
                 raise ProjectError(f"{self.path}: could not save the change ({exc})") from exc
         finally:
             self._depth = 0

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from harapp.core.errors import LabelError
+from harapp.core.missing_files import MissingFiles, absent, find_missing
 from harapp.core.store.base import dumps, id_chunks, inserted_id, loads, now
 from harapp.core.store.bulk import BulkMixin, ImageRow, PersonRow
-from harapp.core.types import Box, ImageRecord, Label, Person
+from harapp.core.types import Box, ImageMatch, ImageRecord, Label, Person
 
 IMAGE_COLUMNS = """
     i.id, s.root, i.rel_path, i.width, i.height, i.coco_id, i.captions, i.votes,
@@ -42,6 +45,49 @@ class ImagesMixin(BulkMixin):
                 (kind, root_text, dumps(details or {}), now()),
             )
             return inserted_id(cur)
+
+    def missing_files(self) -> MissingFiles:
+        """The imported photos that are no longer on disk (see harapp.core.missing_files for the cost)."""
+        rows = self._conn.execute(
+            "SELECT i.id, s.root, i.rel_path FROM images i JOIN sources s ON s.id = i.source_id ORDER BY i.id"
+        ).fetchall()
+        # Plain strings (roots are stored resolved, rel_paths as POSIX relative paths): see missing_files.absent.
+        return find_missing((image_id, os.path.join(root, rel)) for image_id, root, rel in rows)
+
+    def missing_by_source(self) -> dict[int, tuple[int, int]]:
+        """Source id -> (photos missing on disk, photos), for every import source of the project."""
+        rows = self._conn.execute(
+            "SELECT s.id, s.root, i.rel_path FROM sources s LEFT JOIN images i ON i.source_id = s.id ORDER BY s.id"
+        ).fetchall()
+        with_images = [(sid, os.path.join(root, rel)) for sid, root, rel in rows if rel is not None]
+        flags = absent([path for _, path in with_images])
+        counts: dict[int, tuple[int, int]] = {sid: (0, 0) for sid, _, _ in rows}
+        for (sid, _), gone in zip(with_images, flags, strict=True):
+            missing, total = counts[sid]
+            counts[sid] = (missing + gone, total + 1)
+        return counts
+
+    def source_files_under(self, source_id: int, root: Path) -> tuple[int, int]:
+        """How many of a source's photos exist under another folder: (found, total), before re-rooting it."""
+        rels = [r[0] for r in self._conn.execute("SELECT rel_path FROM images WHERE source_id = ?", (source_id,))]
+        flags = absent([Path(root) / rel for rel in rels])
+        return len(rels) - sum(flags), len(rels)
+
+    def relocate_source(self, source_id: int, new_root: Path) -> None:
+        """Point an import at the folder its photos moved to; labels, persons and history stay as they are."""
+        root_text = str(Path(new_root).resolve())
+        if not Path(root_text).is_dir():
+            raise LabelError(f"{new_root}: no such folder")
+        with self._write() as conn:
+            row = conn.execute("SELECT kind FROM sources WHERE id = ?", (source_id,)).fetchone()
+            if row is None:
+                raise LabelError(f"{self.path}: no import source with id {source_id}")
+            other = conn.execute(
+                "SELECT id FROM sources WHERE kind = ? AND root = ? AND id != ?", (row[0], root_text, source_id)
+            ).fetchone()
+            if other is not None:
+                raise LabelError(f"{new_root}: another import of this project (source {other[0]}) already uses it")
+            conn.execute("UPDATE sources SET root = ? WHERE id = ?", (root_text, source_id))
 
     def update_source_details(self, source_id: int, details: dict[str, Any]) -> None:
         with self._write() as conn:
@@ -134,26 +180,56 @@ class ImagesMixin(BulkMixin):
         return int(self._conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
 
     def find_image(self, ref: str | int) -> int:
-        """Resolve a user's reference to an image: its id, COCO id, relative path or file name."""
+        """Resolve a user's reference to an image id (see resolve_image)."""
+        return self.resolve_image(ref).image_id
+
+    def resolve_image(self, ref: str | int) -> ImageMatch:
+        """Resolve a reference: '#12' (the project's id), 'coco:139' (the COCO id), a bare number (the
+        project's id first, then the COCO id; the match says so when the other reading names another image),
+        a relative path or a file name."""
         text = str(ref).strip()
-        queries: list[tuple[str, Any]] = []
-        if text.isdigit():
-            queries += [
-                ("SELECT id FROM images WHERE id = ?", int(text)),
-                ("SELECT id FROM images WHERE coco_id = ?", int(text)),
-            ]
-        queries += [
-            ("SELECT id FROM images WHERE rel_path = ?", text),
+        conn = self._conn
+        explicit = _EXPLICIT_ID.fullmatch(text)
+        if explicit is not None:
+            kind, number = explicit.group(1).lower(), int(explicit.group(2))
+            column = "id" if kind == "#" else "coco_id"
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM images WHERE {column} = ? LIMIT 3", (number,))]
+            what = f"image #{number}" if kind == "#" else f"COCO id {number}"
+            if not ids:
+                raise LabelError(f"{self.path}: no image with {what}")
+            if len(ids) > 1:
+                raise LabelError(f"{self.path}: {what} matches several images (#{ids[0]}, #{ids[1]}, ...); give #ID")
+            return ImageMatch(int(ids[0]))
+        if text.isdigit() and len(text) < 19:
+            number = int(text)
+            by_id = conn.execute("SELECT id FROM images WHERE id = ?", (number,)).fetchone()
+            by_coco = [r[0] for r in conn.execute("SELECT id FROM images WHERE coco_id = ? LIMIT 3", (number,))]
+            if by_id is not None:
+                others = [i for i in by_coco if i != by_id[0]]
+                note = (
+                    f"{text} read as image #{text}; COCO id {text} is image #{others[0]} (write coco:{text} for it)"
+                    if others
+                    else ""
+                )
+                return ImageMatch(int(by_id[0]), note)
+            if len(by_coco) == 1:
+                return ImageMatch(int(by_coco[0]), f"{text} read as COCO id {text} (image #{by_coco[0]})")
+            if len(by_coco) > 1:
+                raise LabelError(f"{self.path}: COCO id {text} matches several images; give #ID or the file name")
+        queries: list[tuple[str, tuple[str, ...]]] = [
+            ("SELECT id FROM images WHERE rel_path = ?", (text,)),
             (
                 "SELECT id FROM images WHERE rel_path = ? OR rel_path LIKE ? ESCAPE '\\'",
-                (text, "%/" + text.replace("%", "\\%").replace("_", "\\_")),
+                (text, "%/" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")),
             ),
         ]
-        for sql, arg in queries:
-            args = arg if isinstance(arg, tuple) else (arg,)
-            rows = self._conn.execute(sql, args).fetchall()
+        for sql, args in queries:
+            rows = conn.execute(sql, args).fetchall()
             if len(rows) == 1:
-                return int(rows[0][0])
+                return ImageMatch(int(rows[0][0]))
             if len(rows) > 1:
-                raise LabelError(f"{self.path}: {text!r} matches {len(rows)} images; give the id or full path")
-        raise LabelError(f"{self.path}: no image matches {text!r}")
+                raise LabelError(f"{self.path}: {text!r} matches {len(rows)} images; give #ID or the full path")
+        raise LabelError(f"{self.path}: no image matches {text!r} (give #ID, coco:ID, a file name or a path)")
+
+
+_EXPLICIT_ID = re.compile(r"(#|coco:)\s*(\d{1,18})", re.IGNORECASE)

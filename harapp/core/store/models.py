@@ -32,6 +32,21 @@ class ModelsMixin(ProjectBase):
             )
             return inserted_id(cur)
 
+    def update_model(
+        self, model_id: int, path: Path, label_revision: int, metrics: dict[str, Any], config: dict[str, Any]
+    ) -> Path | None:
+        """Point a model at a retrained checkpoint of itself (after label corrections); returns the file it
+        pointed at before, or None when there is no such model."""
+        with self._write() as conn:
+            row = conn.execute("SELECT path FROM models WHERE id = ?", (model_id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE models SET path = ?, created_at = ?, label_revision = ?, metrics = ?, config = ? WHERE id = ?",
+                (str(path), now(), label_revision, dumps(metrics), dumps(config), model_id),
+            )
+            return Path(row[0])
+
     def models(self) -> list[ModelRecord]:
         rows = self._conn.execute(
             "SELECT id, name, kind, mode, path, created_at, label_revision, metrics, config,"
@@ -77,6 +92,16 @@ class ModelsMixin(ProjectBase):
                 )
                 found.update((r[0], bytes(r[1])) for r in rows)
         return found
+
+    def embedding_count(self, key_prefix: str) -> int:
+        """How many images have cached features under the fullest model key starting with ``key_prefix``
+        (e.g. 'resnet18:'): what a time estimate needs to know before the exact key is built with the model."""
+        row = self._conn.execute(
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM embeddings WHERE model_key LIKE ? ESCAPE '!'"
+            " GROUP BY model_key)",
+            (key_prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%",),
+        ).fetchone()
+        return int(row[0] or 0)
 
     def put_embeddings(self, model_key: str, vectors: dict[int, bytes]) -> None:
         with self._write() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 
 from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import classes as store_classes
+from harapp.core.store import health as store_health
 from harapp.core.store.base import dumps, inserted_id, loads, now
 from harapp.core.store.images import ImagesMixin
 from harapp.core.store.models import ModelsMixin
+from harapp.core.store.quality import QualityMixin
 from harapp.core.store.schema import APP_ID, SCHEMA_VERSION, migrate
 from harapp.core.types import (
     DEFAULT_CLASSES,
@@ -25,6 +28,7 @@ from harapp.core.types import (
     LabelledItem,
     LabelSnapshot,
     ModelRecord,
+    ProjectStats,
     Source,
 )
 
@@ -36,7 +40,7 @@ def _busy_timeout_ms() -> int:
     return int(os.environ.get("HARAPP_BUSY_TIMEOUT_MS", "5000"))
 
 
-class Project(ImagesMixin, ModelsMixin):
+class Project(ImagesMixin, ModelsMixin, QualityMixin):
     """A harapp project file. Use `Project.create` or `Project.open`; close it, or use it as a context manager."""
 
     # -- opening ---------------------------------------------------------------------------------------------
@@ -46,8 +50,15 @@ class Project(ImagesMixin, ModelsMixin):
         path = Path(path)
         if path.exists():
             raise ProjectError(f"{path}: a file already exists there; open it or choose another name")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        project = cls(path, cls._connect(path, readonly=False), readonly=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK | os.X_OK):
+                raise ProjectError(f"{path}: cannot create the project there: the folder {path.parent} is read-only")
+            conn = cls._connect(path, readonly=False)
+        except (OSError, sqlite3.Error) as exc:
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ProjectError(f"{path}: cannot create the project there ({cause})") from exc
+        project = cls(path, conn, readonly=False)
         try:
             project._enable_wal()
             with project._write():
@@ -60,26 +71,56 @@ class Project(ImagesMixin, ModelsMixin):
                     store_classes.insert_class(project._conn, name)
         except BaseException:
             project.close()
-            path.unlink(missing_ok=True)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
             raise
+        project._healthy = True
         return project
 
     @classmethod
     def open(cls, path: Path, readonly: bool = False) -> Project:
+        """Open a project; read-only when asked, or when its file or folder is not writable (`readonly_reason`
+        says why). A file harapp did not last leave healthy gets a quick_check first (see store_health)."""
         path = Path(path)
-        if not path.is_file():
-            raise ProjectError(f"{path}: no such project file")
-        with path.open("rb") as handle:
-            head = handle.read(len(SQLITE_MAGIC))
+        try:
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise ProjectError(f"{path}: not a project file (a folder or a device)")
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ProjectError(f"{path}: no such project file") from exc
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot read the project file ({exc.strerror or exc})") from exc
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot read the project file ({exc.strerror or exc})") from exc
         if head != SQLITE_MAGIC:
             raise ProjectError(f"{path}: not a harapp project (the file is not an SQLite database)")
+        reason = store_health.why_read_only(path)
+        readonly = readonly or reason is not None
         project = cls(path, cls._connect(path, readonly), readonly)
+        project.readonly_reason = reason
         try:
-            project._check_and_migrate()
+            try:
+                project._check_and_migrate()
+            except _NeedsImmutable:
+                project.close()
+                wal = store_health.unmerged_wal(path)
+                if wal is not None:
+                    raise ProjectError(
+                        f"{path}: {reason or 'cannot write here'}, and its latest changes are still in {wal.name}: "
+                        "open it once where it is writable (or copy the folder elsewhere) to merge them"
+                    ) from None
+                project = cls(path, cls._connect(path, True, immutable=True), True)
+                project.readonly_reason = reason
+                project._check_and_migrate()
+            if not store_health.known_healthy(path):
+                store_health.quick_check(project._conn, path)
             project._enable_wal()
         except BaseException:
             project.close()
             raise
+        project._healthy = True
         return project
 
     @classmethod
@@ -87,8 +128,8 @@ class Project(ImagesMixin, ModelsMixin):
         return cls.open(path) if Path(path).exists() else cls.create(path)
 
     @staticmethod
-    def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-        uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+    def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
+        uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}" + ("&immutable=1" if immutable else "")
         # Autocommit mode: this class issues BEGIN/COMMIT itself, so each change commits when it says so.
         conn = sqlite3.connect(
             uri, uri=True, isolation_level=None, timeout=_busy_timeout_ms() / 1000, check_same_thread=False
@@ -108,6 +149,13 @@ class Project(ImagesMixin, ModelsMixin):
             row = self._conn.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            code = store_health.error_code(exc)
+            if self.readonly and store_health.is_read_only_failure(exc):
+                raise _NeedsImmutable from exc
+            if code == store_health.SQLITE_CORRUPT:
+                raise store_health.damaged(self.path, str(exc)) from exc
+            if code in (store_health.SQLITE_PERM, store_health.SQLITE_IOERR, store_health.SQLITE_CANTOPEN):
+                raise ProjectError(f"{self.path}: cannot read the project file ({exc})") from exc
             raise ProjectError(f"{self.path}: not a harapp project ({exc})") from exc
         if row is None or row[0] != APP_ID:
             raise ProjectError(f"{self.path}: an SQLite database, but not a harapp project (no harapp metadata)")
@@ -371,38 +419,86 @@ class Project(ImagesMixin, ModelsMixin):
             if person_level:
                 image_boxes = [(p, b) for p, b in image_boxes if p == person_id]
             items.append(
-                LabelledItem(image_id, Path(root) / rel, index[name], tuple(b for _, b in image_boxes), width, height)
-            )
+                LabelledItem(
+                    image_id, Path(root) / rel, index[name], tuple(b for _, b in image_boxes), width, height,
+                    person_id if person_level else None,
+                )
+            )  # fmt: skip
         return LabelSnapshot(names, tuple(items), revision, self.path)
 
-    def stats(self) -> dict[str, Any]:
+    def image_items(self, image_ids: Sequence[int] | None = None) -> list[LabelledItem]:
+        """Every image (or the ones asked for) as an item with its person boxes, for predicting; the class
+        index is -1: these items carry no label."""
+        with self._read():
+            rows = self._conn.execute(
+                "SELECT i.id, s.root, i.rel_path, i.width, i.height FROM images i"
+                " JOIN sources s ON s.id = i.source_id ORDER BY i.id"
+            ).fetchall()
+            boxes: dict[int, list[Box]] = {}
+            for image_id, x, y, w, h in self._conn.execute("SELECT image_id, x, y, w, h FROM persons ORDER BY id"):
+                boxes.setdefault(image_id, []).append((x, y, w, h))
+        wanted = set(image_ids) if image_ids is not None else None
+        return [
+            LabelledItem(image_id, Path(root) / rel, -1, tuple(boxes.get(image_id, ())), width, height)
+            for image_id, root, rel, width, height in rows
+            if wanted is None or image_id in wanted
+        ]
+
+    def stats(self, check_files: bool = True) -> ProjectStats:
+        """Counts of images, labels and persons; with check_files, also which photos are gone from disk
+        (one directory listing per folder: see harapp.core.missing_files)."""
         conn = self._conn
-        per_class = {name: 0 for name in self.class_names()}
-        for name, count in conn.execute(
-            "SELECT c.name, COUNT(*) FROM labels l JOIN classes c ON c.id = l.class_id"
-            " WHERE l.person_id IS NULL GROUP BY c.name"
-        ):
-            per_class[name] = count
-        per_source = {s: 0 for s in SOURCES}
-        per_source.update(
-            dict(conn.execute("SELECT source, COUNT(*) FROM labels WHERE person_id IS NULL GROUP BY source").fetchall())
-        )
-        images = self.count_images()
+        with self._read():
+            per_class = {name: 0 for name in self.class_names()}
+            for name, count in conn.execute(
+                "SELECT c.name, COUNT(*) FROM labels l JOIN classes c ON c.id = l.class_id"
+                " WHERE l.person_id IS NULL GROUP BY c.name"
+            ):
+                per_class[name] = count
+            per_source: dict[str, int] = {s: 0 for s in SOURCES}
+            per_source.update(
+                conn.execute("SELECT source, COUNT(*) FROM labels WHERE person_id IS NULL GROUP BY source").fetchall()
+            )
+            images = self.count_images()
+            # Votes but no image-level label (ImageRecord.uncertain), counted in SQL: loading 100k records took 2 s.
+            uncertain = int(
+                conn.execute(
+                    "SELECT COUNT(*) FROM images i WHERE i.votes != '{}'"
+                    " AND (SELECT SUM(value) FROM json_each(i.votes)) > 0"
+                    " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.image_id = i.id AND l.person_id IS NULL)"
+                ).fetchone()[0]
+            )
+            sources = self.sources()
+            persons = int(conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0])
+            person_labels = int(conn.execute("SELECT COUNT(*) FROM labels WHERE person_id IS NOT NULL").fetchone()[0])
+            revision = self.label_revision()
         labelled = sum(per_class.values())
-        uncertain = sum(1 for r in self.images() if r.uncertain)
-        missing = sum(int(s["details"].get("missing", 0)) for s in self.sources())
-        return {
-            "images": images,
-            "labelled": labelled,
-            "unlabelled": images - labelled,
-            "uncertain": uncertain,
-            "per_class": per_class,
-            "per_source": per_source,
-            "persons": int(conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0]),
-            "person_labels": int(conn.execute("SELECT COUNT(*) FROM labels WHERE person_id IS NOT NULL").fetchone()[0]),
-            "missing_files": missing,
-            "label_revision": self.label_revision(),
-        }
+        missing = self.missing_files() if check_files else None
+        return ProjectStats(
+            images=images,
+            labelled=labelled,
+            unlabelled=images - labelled,
+            uncertain=uncertain,
+            per_class=per_class,
+            per_source=per_source,
+            persons=persons,
+            person_labels=person_labels,
+            label_revision=revision,
+            named_by_annotations=sum(_count(s["details"], "images") for s in sources),
+            not_found_at_import=sum(_count(s["details"], "missing") for s in sources),
+            missing=missing.count if missing is not None else None,
+            missing_examples=tuple(str(p) for p in missing.paths[:5]) if missing is not None else (),
+        )
+
+
+def _count(details: Any, key: str) -> int:
+    # Source details are JSON the importers wrote; an old or hand-edited project may lack a count.
+    value = details.get(key, 0) if isinstance(details, dict) else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+class _NeedsImmutable(Exception):  # noqa: N818 - internal signal, never leaves Project.open
+    """SQLite could not open the file read-only beside a folder it cannot write; retry as immutable."""
 
 
 UNDO_OF = "undo of "

@@ -114,6 +114,26 @@ CREATE TABLE embeddings (
 """
 
 
+# Version 3 keeps the label-quality scores (guided curation) so a reopened project shows them at once.
+# person_id 0 stands for the image itself: a NULL would make every row distinct in the primary key.
+_V3 = """
+CREATE TABLE label_quality (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL DEFAULT 0,
+    queue TEXT NOT NULL,
+    given_class TEXT,
+    suggested_class TEXT NOT NULL,
+    score REAL NOT NULL,
+    probs TEXT NOT NULL,
+    likely_wrong INTEGER NOT NULL DEFAULT 0,
+    scorer TEXT NOT NULL,
+    label_revision INTEGER NOT NULL,
+    PRIMARY KEY (image_id, person_id, queue)
+);
+CREATE INDEX label_quality_by_score ON label_quality (queue, score);
+"""
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the caller's transaction, so run statement by statement.
     statement = ""
@@ -127,6 +147,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: lambda conn: _run_script(conn, _V1),
     2: lambda conn: _run_script(conn, _V2),
+    3: lambda conn: _run_script(conn, _V3),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -1,0 +1,246 @@
+"""Guided curation: which labels are probably wrong, what they should be, and which images to label next.
+
+Every labelled image (and labelled person) gets class probabilities from a linear probe that never saw it
+(k-fold on cached features: seconds, no photo decoded once the cache is warm); cleanlab turns them into a
+label-quality score. Scoring a label with the model that learned it barely beats a random order; the
+out-of-fold step is what makes the ranking useful, and a second round without the worst-looking labels
+makes it better still (bench/README.md, "Label noise").
+Unlabelled images (including those whose captions disagree) are queued by the margin between the probe's
+two likeliest classes: a label helps most where the model is least sure.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from harapp.core.errors import HarappError
+from harapp.core.types import LabelledItem, LabelQuality, LabelSnapshot
+from harapp.ml.config import TrainConfig
+from harapp.ml.device import resolve_device
+from harapp.ml.embeddings import cached_features
+from harapp.ml.head import L2_GRID, ProbeFit, fit_probe
+from harapp.ml.kinds import KINDS, get_kind
+from harapp.ml.models import LinearHead, build_model, calibrated_probabilities
+from harapp.ml.people import VectorStore, resolve_people
+from harapp.ml.progress import Reporter, TrainProgress
+from harapp.ml.views import describe_views
+
+ScoreMethod = Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"]
+SCORE_METHOD: ScoreMethod = "self_confidence"
+"""cleanlab's ranking method; chosen on the label-noise benchmark (bench/label_noise_bench.py)."""
+PRUNE_FRACTION = 0.1
+"""Share of the labels that look worst, left out of the second round of scoring (see score_labelled)."""
+FOLD_SEEDS: tuple[int, ...] = (0, 1, 2)
+"""Out-of-fold probabilities are averaged over these fold assignments: a label's score then depends less
+on which images happened to share its fold (measured on the label-noise benchmark)."""
+
+
+class ReviewProject(VectorStore, Protocol):
+    """What scoring needs of a project."""
+
+    def snapshot(self, include_sources: Sequence[str] = ..., person_level: bool = ...) -> LabelSnapshot: ...
+    def image_items(self, image_ids: Sequence[int] | None = None) -> list[LabelledItem]: ...
+    def put_label_quality(self, rows: Sequence[LabelQuality]) -> None: ...
+
+
+@dataclass(frozen=True)
+class LabelReview:
+    rows: tuple[LabelQuality, ...]
+    scorer: str
+    label_revision: int
+    folds: int
+    note: str
+    """What the scores rest on when it is less than the usual (in-sample scores, missing photos)."""
+    missing: tuple[int, ...]
+    """Images left out because their photo is gone."""
+    seconds: float
+
+    def review(self) -> list[LabelQuality]:
+        return sorted((r for r in self.rows if r.queue == "review"), key=lambda r: (r.score, r.image_id))
+
+    def queue(self) -> list[LabelQuality]:
+        return sorted((r for r in self.rows if r.queue == "next"), key=lambda r: (r.score, r.image_id))
+
+
+def scoring_config(config: TrainConfig | None = None) -> TrainConfig:
+    """The probe that scores labels: the given model's kind and views on its frozen pretrained features, when
+    that kind has pretrained features; else harapp's default model."""
+    if config is not None:
+        kind = get_kind(config.model_kind)
+        if "linear-probe" in kind.modes and config.pretrained:
+            return TrainConfig.for_kind(
+                kind.name, "linear-probe", views=config.views, clip_model=config.clip_model,
+                clip_pretrained=config.clip_pretrained, weights_path=config.weights_path, device=config.device,
+                prompts=config.prompts, seed=config.seed,
+            )  # fmt: skip
+    return TrainConfig(device=config.device if config is not None else "auto")
+
+
+def describe_scorer(config: TrainConfig, folds: int) -> str:
+    how = f"{folds}-fold out-of-fold" if folds else "in-sample"
+    return f"{KINDS[config.model_kind].label} ({describe_views(config.views)}) probe, {how}"
+
+
+def review_labels(
+    project: ReviewProject,
+    config: TrainConfig | None = None,
+    *,
+    progress: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    reporter: Reporter | None = None,
+    store: bool = True,
+    method: ScoreMethod = SCORE_METHOD,
+    fold_seeds: Sequence[int] = FOLD_SEEDS,
+    l2: float | None = None,
+) -> LabelReview:
+    """Score every labelled image and person and queue the unlabelled images; store the rows unless told not
+    to. l2: the probe's penalty strength when it is known already (else chosen by cross-validation). Raises
+    HarappError when nothing can be scored (no labels, a single class)."""
+    started = time.perf_counter()
+    reporter = reporter or Reporter(progress, cancel)
+    config = scoring_config(config).validate()
+    images, persons = project.snapshot(), project.snapshot(person_level=True)
+    names = images.class_names
+    labelled_all = list(images.items) + list(persons.items)
+    labelled = [it for it in labelled_all if it.path.is_file()]
+    missing = sorted({it.image_id for it in labelled_all if not it.path.is_file()})
+    labelled_ids = {it.image_id for it in images.items}
+    unlabelled_all = [it for it in project.image_items() if it.image_id not in labelled_ids]
+    unlabelled = [it for it in unlabelled_all if it.path.is_file()]
+    missing = sorted(set(missing) | {it.image_id for it in unlabelled_all if not it.path.is_file()})
+    present = {it.class_index for it in labelled}
+    if len(present) < 2:
+        what = "no labelled images" if not labelled else f"only labelled images of class {names[next(iter(present))]}"
+        raise HarappError(
+            f"Cannot score labels: the project has {what} (with their photos on disk). Label images of at least "
+            "two classes first."
+        )
+    items = labelled + unlabelled
+    built = build_model(config, names)
+    device = resolve_device(config.device)
+    people = resolve_people(items, config.views, project, reporter)
+    feats, _ = cached_features(built, config, items, device, reporter, project, people)
+    targets = torch.tensor([it.class_index for it in labelled], dtype=torch.long)
+    head = built.model.head
+    probe, oof, scores = score_labelled(
+        head, feats[: len(labelled)], targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None
+    )
+    with torch.no_grad():
+        queue_probs = calibrated_probabilities(head(feats[len(labelled) :]), head.temperature)
+    revision = images.revision
+    scorer = describe_scorer(config, probe.folds)
+    rows = [_review_row(it, names, oof[n], float(scores[n]), scorer, revision) for n, it in enumerate(labelled)] + [
+        _next_row(it, names, queue_probs[n], scorer, revision) for n, it in enumerate(unlabelled)
+    ]
+    note = probe.note
+    if missing:
+        note = "; ".join(filter(None, [note, f"{len(missing)} image(s) left out: their photo is missing"]))
+    review = LabelReview(
+        tuple(rows), scorer, revision, probe.folds, note, tuple(missing), time.perf_counter() - started
+    )
+    if store:
+        project.put_label_quality(review.rows)
+    reporter.step(epoch=1, epochs=1, step=1, steps=1, images=0)
+    return review
+
+
+def score_labelled(
+    head: LinearHead,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    reporter: Reporter,
+    method: ScoreMethod = SCORE_METHOD,
+    fold_seeds: Sequence[int] = FOLD_SEEDS,
+    prune: float = PRUNE_FRACTION,
+    grid: tuple[float, ...] | None = None,
+) -> tuple[ProbeFit, torch.Tensor, np.ndarray]:
+    """Each labelled vector's out-of-fold class probabilities and cleanlab's label-quality score of it (low:
+    the label is probably wrong); `head` ends fitted on the labels that look right, for the label-next queue.
+
+    Two rounds: the first scores every label; the second leaves out the `prune` share that looks worst, so
+    wrong labels no longer teach the models that judge the others, and scores everything again (the left-out
+    vectors by a probe fitted on all the kept ones). The loss is not class-balanced here: a wrong label into
+    a rare class should look as unlikely as it is.
+    """
+    start_head = copy.deepcopy(head)
+    first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, grid)
+    if prune <= 0 or not first.folds:
+        reporter.start_phase("scoring")
+        return first, probs, _label_scores(targets.numpy(), probs.numpy(), method)
+    scores = _label_scores(targets.numpy(), probs.numpy(), method)
+    keep = torch.ones(len(targets), dtype=torch.bool)
+    keep[torch.from_numpy(np.argsort(scores, kind="stable")[: int(prune * len(targets))].copy())] = False
+    # The second round keeps the first one's standardisation and coordinates: the kept vectors lie in their
+    # span, so no new decomposition is needed, and the two rounds score on the same scale.
+    shift, scale = head.shift.clone(), head.scale.clone()
+    head.load_state_dict(start_head.state_dict())
+    head.shift.copy_(shift)
+    head.scale.copy_(scale)
+    second, kept_probs = _out_of_fold(
+        head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,), standardise=False, basis=first.basis
+    )
+    probs = probs.clone()
+    probs[keep] = kept_probs
+    with torch.no_grad():
+        probs[~keep] = calibrated_probabilities(head(features[~keep]), head.temperature)
+    reporter.start_phase("scoring")
+    return second, probs, _label_scores(targets.numpy(), probs.numpy(), method)
+
+
+def _out_of_fold(
+    head: LinearHead,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    reporter: Reporter,
+    fold_seeds: Sequence[int],
+    grid: tuple[float, ...] | None,
+    standardise: bool = True,
+    basis: torch.Tensor | None = None,
+) -> tuple[ProbeFit, torch.Tensor]:
+    """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors."""
+    seeds = tuple(fold_seeds) or (0,)
+    probe = fit_probe(
+        head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0],
+        extra_seeds=seeds[1:], standardise=standardise, basis=basis,
+    )  # fmt: skip
+    return probe, probe.oof_probabilities
+
+
+def _label_scores(labels: np.ndarray, probabilities: np.ndarray, method: ScoreMethod) -> np.ndarray:
+    from cleanlab.rank import get_label_quality_scores
+
+    return np.asarray(get_label_quality_scores(labels, probabilities, method=method), dtype=np.float64)
+
+
+def _probs(names: Sequence[str], row: torch.Tensor) -> dict[str, float]:
+    return {name: round(float(p), 6) for name, p in zip(names, row, strict=True)}
+
+
+def _review_row(
+    item: LabelledItem, names: Sequence[str], probs: torch.Tensor, score: float, scorer: str, revision: int
+) -> LabelQuality:
+    suggested = int(probs.argmax())
+    given = names[item.class_index]
+    return LabelQuality(
+        item.image_id, item.person_id, "review", given, names[suggested], score, _probs(names, probs),
+        suggested != item.class_index, scorer, revision,
+    )  # fmt: skip
+
+
+def _next_row(
+    item: LabelledItem, names: Sequence[str], probs: torch.Tensor, scorer: str, revision: int
+) -> LabelQuality:
+    top2 = torch.topk(probs, min(2, len(names))).values
+    margin = float(top2[0] - top2[1]) if len(top2) > 1 else 1.0
+    return LabelQuality(
+        item.image_id, None, "next", None, names[int(probs.argmax())], margin, _probs(names, probs), False, scorer,
+        revision,
+    )  # fmt: skip

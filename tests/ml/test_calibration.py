@@ -1,0 +1,147 @@
+"""Calibrated confidence and the cross-validated head: temperature, ECE, reliability, penalty choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harapp.core.types import LabelSnapshot
+from harapp.ml.calibration import expected_calibration_error, fit_temperature, reliability
+from harapp.ml.checkpoint import load_checkpoint
+from harapp.ml.config import TrainConfig
+from harapp.ml.head import L2_GRID, fit_probe, stratified_folds, usable_folds
+from harapp.ml.models import LinearHead
+from harapp.ml.predictor import Predictor
+from harapp.ml.progress import Reporter, TrainProgress
+from harapp.ml.trainer import train
+
+
+def _overconfident(n: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 4-class model whose logits are three times what its accuracy supports: the labels are drawn from
+    softmax(z), the model reports 3 z."""
+    g = torch.Generator().manual_seed(seed)
+    z = 1.5 * torch.randn(n, 4, generator=g)
+    targets = torch.multinomial(z.softmax(1), 1, generator=g).squeeze(1)
+    return 3 * z, targets
+
+
+def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model() -> None:
+    logits, targets = _overconfident()
+    before = expected_calibration_error(logits.softmax(1), targets)
+    temperature = fit_temperature(logits[:3000], targets[:3000])
+    after = expected_calibration_error((logits[3000:] / temperature).softmax(1), targets[3000:])
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    assert before > 0.15 and after < 0.05  # 1,000 held-out predictions: sampling noise alone is ~0.03
+    # Dividing by a temperature never changes which class comes out on top.
+    assert torch.equal((logits / temperature).argmax(1), logits.argmax(1))
+    assert fit_temperature(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)) == 1.0
+
+
+def test_reliability_bins_cover_every_prediction_and_ece_is_their_weighted_gap() -> None:
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.6, 0.4], [0.55, 0.45], [0.3, 0.7]])
+    targets = [0, 1, 0, 1, 1]
+    bins = reliability(probs, targets, bins=10)
+    assert len(bins) == 10 and sum(b.count for b in bins) == 5
+    top = bins[-1]  # (0.9, 1.0]: the 0.95 prediction only; 0.9 falls in (0.8, 0.9]
+    assert top.count == 1 and top.confidence == pytest.approx(0.95) and top.accuracy == 1.0
+    expected = sum(b.count / 5 * abs(b.accuracy - b.confidence) for b in bins)
+    assert expected_calibration_error(probs, targets, bins=10) == pytest.approx(expected)
+    assert expected_calibration_error(np.zeros((0, 2)), []) == 0.0
+
+
+@pytest.fixture
+def reporter() -> Reporter:
+    return Reporter(None, None)
+
+
+def _blobs(n_per_class: int, noise: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[3.0, 0.0, 1.0], [-3.0, 0.0, 1.0], [0.0, 3.0, -1.0]])
+    labels = torch.arange(3).repeat(n_per_class)
+    return centres[labels] + noise * torch.randn(len(labels), 3, generator=g), labels
+
+
+def test_probe_chooses_its_penalty_by_cross_validation_and_calibrates() -> None:
+    features, labels = _blobs(40, noise=2.0)
+    head = LinearHead(3, 3)
+    reports: list[TrainProgress] = []
+    fit = fit_probe(head, features, labels, Reporter(reports.append, None, 1e9))
+    assert fit.l2 in L2_GRID and fit.folds == 5 and fit.note == ""
+    assert fit.oof_probabilities is not None and fit.oof_probabilities.shape == (120, 3)
+    assert fit.oof_accuracy is not None and 0.6 < fit.oof_accuracy <= 1.0
+    assert float(head.temperature) == pytest.approx(fit.temperature) and fit.temperature != 1.0
+    # The standardisation uses the features' statistics; probabilities come out calibrated.
+    assert torch.allclose(head.shift, features.mean(0)) and torch.allclose(head.scale, features.std(0))
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len(reports) == len(L2_GRID) + 1  # one solver run per strength (all folds at once), then the final fit
+
+
+def test_folds_solved_together_match_folds_solved_alone() -> None:
+    """The batched solver is an optimisation, not an approximation: each fold's held-out logits are those of a
+    probe fitted on that fold's training vectors alone."""
+    features, labels = _blobs(30, noise=1.5, seed=3)
+    features = torch.cat([features, torch.randn(len(labels), 5, generator=torch.Generator().manual_seed(1))], 1)
+    fit = fit_probe(LinearHead(8, 3), features, labels, Reporter(None, None), grid=(0.4,), seed=2)
+    folds = stratified_folds(labels, 5, seed=2)
+    for f in range(5):
+        train, held = folds != f, folds == f
+        alone = LinearHead(8, 3)
+        fit_probe(alone, features[train], labels[train], Reporter(None, None), grid=(0.4,), folds=0)
+        # The probe standardises with its training vectors' statistics; the batched folds share the whole
+        # set's, so compare the predicted classes and the logits up to that small difference.
+        with torch.no_grad():
+            expected = alone.linear((features[held] - alone.shift) / alone.scale)
+        got = fit.oof_logits[held]
+        assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.9
+        assert torch.corrcoef(torch.stack([got.ravel(), expected.ravel()]))[0, 1] > 0.98
+
+
+def test_small_classes_are_scored_in_sample_and_tiny_sets_fall_back(reporter: Reporter) -> None:
+    features, labels = _blobs(6, noise=0.3)
+    keep = (labels != 0) | (torch.arange(len(labels)) < 3)  # class 0 keeps a single image
+    features, labels = features[keep], labels[keep]
+    head = LinearHead(3, 3)
+    fit = fit_probe(head, features, labels, reporter)
+    assert fit.folds == 5
+    assert fit.in_sample.tolist() == (labels == 0).tolist()
+    assert "never held out" in fit.note and fit.oof_probabilities.shape == (len(labels), 3)
+    two = fit_probe(LinearHead(3, 3), features[:2], torch.tensor([1, 2]), reporter)
+    assert two.folds == 0 and two.temperature == 1.0 and bool(two.in_sample.all())
+    assert "too few labelled images" in two.note
+
+
+def test_folds_spread_every_class() -> None:
+    labels = torch.tensor([0] * 10 + [1] * 5 + [2] * 7)
+    folds = stratified_folds(labels, 5, seed=3)
+    for f in range(5):
+        members = labels[folds == f].tolist()
+        assert members.count(1) == 1 and members.count(0) == 2 and members.count(2) >= 1
+    assert usable_folds(labels) == 5 and usable_folds(torch.tensor([0, 0, 1])) == 2
+    assert usable_folds(torch.tensor([0, 0, 0])) == 0 and usable_folds(torch.tensor([0, 1])) == 0
+    assert stratified_folds(torch.tensor([0, 0, 1, 1, 1]), 3, seed=0)[:2].tolist() == [-1, -1]
+
+
+def test_a_linear_probe_stores_its_calibration_and_the_predictor_uses_it(
+    shapes_snapshot: LabelSnapshot, tmp_path: Path
+) -> None:
+    config = TrainConfig(model_kind="efficientnet-lite0", image_size=64, batch_size=16, device="cpu")
+    result = train(config, shapes_snapshot, tmp_path / "m.pt")
+    metrics = result.metrics
+    assert metrics is not None and metrics.calibration is not None
+    calibration = metrics.calibration
+    assert calibration.temperature > 0 and "out-of-fold" in calibration.fitted_on
+    assert metrics.ece == calibration.ece and sum(b.count for b in calibration.bins) == len(metrics.test_targets)
+    probe = [h for h in result.history if "l2" in h]
+    assert probe and probe[0]["l2"] in L2_GRID and probe[0]["temperature"] == pytest.approx(calibration.temperature)
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert float(ckpt.head_state["temperature"]) == pytest.approx(calibration.temperature)
+    assert ckpt.metrics is not None and ckpt.metrics.calibration == calibration
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    item = next(it for it in shapes_snapshot.items if it.image_id == metrics.test_image_ids[0])
+    pred = predictor.predict(item.path, item.person_boxes)
+    assert not isinstance(pred, list)
+    assert pred.probabilities == pytest.approx(metrics.test_probabilities[0], abs=1e-4)

@@ -1,0 +1,82 @@
+"""Refreshing after corrections: the active probe retrains in place, badges and scores follow the labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harapp.core.store import Project
+from harapp.ml.config import TrainConfig
+from harapp.ml.curation import refresh_after_corrections
+from harapp.ml.trainer import train
+from tests.ml.conftest import draw_shapes, project_from_items
+
+
+def _project(tmp_path: Path) -> Project:
+    root = tmp_path / "imgs"
+    project = project_from_items(tmp_path / "p.harapp", draw_shapes(root, 32), root)
+    assert isinstance(project, Project)
+    return project
+
+
+def test_a_probe_retrains_in_place_and_its_superseded_refresh_file_goes(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
+    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
+    assert first.model_id is not None
+    project.set_active_model(first.model_id)
+    ids = project.image_ids()
+    project.set_label(ids[0], "standing", "human")
+    refresh = refresh_after_corrections(project, device="cpu")
+    assert refresh.retrained and refresh.model_id == first.model_id and refresh.predictions == 32
+    models = project.models()
+    assert len(models) == 1 and models[0].label_revision == project.label_revision()
+    assert "refresh" in models[0].path.name and (tmp_path / "m.pt").is_file()  # the person's own file stays
+    assert refresh.review is not None and project.label_quality()
+    assert project.predictions(first.model_id)[ids[0]].class_name  # badges come from the retrained model
+    first_refresh = models[0].path
+    project.set_label(ids[1], "sitting", "human")
+    again = refresh_after_corrections(project, device="cpu")
+    assert again.retrained and not first_refresh.exists() and project.models()[0].path.is_file()
+    unchanged = refresh_after_corrections(project, device="cpu")  # nothing changed: scores only
+    assert not unchanged.retrained and unchanged.review is not None
+    project.close()
+
+
+def test_a_fine_tuned_model_is_left_alone_and_the_scores_still_refresh(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    config = TrainConfig(
+        model_kind="cnn-scratch", mode="scratch", image_size=32, epochs=1, batch_size=16, device="cpu",
+        views=("whole",),
+    )  # fmt: skip
+    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
+    assert first.model_id is not None
+    project.set_active_model(first.model_id)
+    project.set_label(project.image_ids()[0], "running", "human")
+    refresh = refresh_after_corrections(project, device="cpu")
+    assert not refresh.retrained and "retrains only when you ask" in refresh.note
+    assert refresh.review is not None and refresh.review.label_revision == project.label_revision()
+    assert project.models()[0].path == tmp_path / "m.pt"
+    project.close()
+
+
+def test_a_copied_project_never_deletes_the_originals_checkpoints(tmp_path: Path) -> None:
+    import shutil
+
+    project = _project(tmp_path)
+    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
+    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
+    assert first.model_id is not None
+    project.set_active_model(first.model_id)
+    project.set_label(project.image_ids()[0], "standing", "human")
+    assert refresh_after_corrections(project, device="cpu").retrained
+    original_file = project.models()[0].path
+    project.close()
+    copy_dir = tmp_path / "elsewhere"
+    copy_dir.mkdir()
+    shutil.copy(tmp_path / "p.harapp", copy_dir / "p.harapp")
+    copy = Project.open(copy_dir / "p.harapp")
+    copy.set_label(copy.image_ids()[1], "sitting", "human")
+    assert refresh_after_corrections(copy, device="cpu").retrained
+    assert original_file.is_file(), "the original project's checkpoint is not the copy's to delete"
+    assert copy.models()[0].path.parent == copy_dir / "p.models"
+    copy.close()
