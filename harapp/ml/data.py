@@ -21,7 +21,7 @@ from harapp.ml.models import Preprocess
 from harapp.ml.people import NOBODY, PersonInput
 from harapp.ml.persons import crop_square, square_region
 from harapp.ml.pose import pose_features
-from harapp.ml.views import View
+from harapp.ml.views import View, needs_person
 
 _INTERPOLATION = {
     "bilinear": T.InterpolationMode.BILINEAR,
@@ -119,8 +119,9 @@ def train_transform(pre: Preprocess, augment: bool) -> T.Compose:
 
 
 def decode_side(pre: Preprocess, views: Sequence[View]) -> int | None:
-    """The short side a photo needs before its transforms; None when a person view needs every pixel."""
-    if "person" in views:
+    """The short side a photo needs before its transforms; None when a person's square (the person view, or
+    the pose read from the person) needs every pixel."""
+    if needs_person(views):
         return None
     return pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
 
@@ -153,7 +154,7 @@ class SnapshotDataset(Dataset[tuple[dict[str, torch.Tensor], int, int]]):
         self.people = tuple(people) if people is not None else (NOBODY,) * len(self.items)
         if len(self.people) != len(self.items):
             raise ValueError("one person input per item")
-        self.side = None if "person" in self.views else side  # the person's square needs every pixel
+        self.side = None if needs_person(self.views) else side  # the person's square needs every pixel
 
     def __len__(self) -> int:
         return len(self.items)

@@ -29,7 +29,8 @@ EmbeddingStore = VectorStore
 
 def model_key(config: TrainConfig, built: BuiltModel, view: View = "whole") -> str:
     """Everything that changes a feature vector of one image view; a random-init backbone depends on the
-    seed too."""
+    seed too, and the whole view on whether the photo was decoded in full (a model with a person view
+    decodes every pixel once for both views, so its whole view must be computed that way too)."""
     source = built.weights_source
     if source.startswith("file:"):
         path = Path(source[5:])
@@ -45,6 +46,8 @@ def model_key(config: TrainConfig, built: BuiltModel, view: View = "whole") -> s
         f"{pre.image_size}:{pre.resize_mode}:{pre.crop_pct}:{pre.interpolation}",
         f"view={view}",
     ]
+    if view == "whole" and decode_side(pre, config.views) is None:
+        parts.append("decode=full")
     digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
     return f"{config.model_kind}:{digest}"
 
@@ -59,12 +62,12 @@ def compute_view_features(
     batch_size: int,
     reporter: Reporter,
     requested_workers: int | None = None,
+    side: int | None = None,
 ) -> torch.Tensor:
-    """Backbone features of one image view of each item (rows in item order)."""
+    """Backbone features of one image view of each item (rows in item order); `side` is the short side the
+    photo is decoded at (None: every pixel), as the model's predictor will decode it."""
     model = built.model.to(device).eval()
-    data = SnapshotDataset(
-        items, eval_transform(built.preprocess), (view,), people, decode_side(built.preprocess, (view,))
-    )
+    data = SnapshotDataset(items, eval_transform(built.preprocess), (view,), people, side)
     loader = data_loader(data, batch_size, device, requested_workers=requested_workers)
     out: list[torch.Tensor] = []
     steps = len(loader)
@@ -129,7 +132,7 @@ def _whole_vectors(
     if missing:
         fresh = compute_view_features(
             built, missing, [NOBODY] * len(missing), "whole", device, config.batch_size, reporter,
-            config.loader_workers,
+            config.loader_workers, decode_side(built.preprocess, config.views),
         )  # fmt: skip
         for item, vector in zip(missing, fresh, strict=True):
             by_id[item.image_id] = vector

@@ -78,6 +78,8 @@ class TrainResult:
     history: tuple[dict[str, Any], ...]
     predictions: ProjectPredictions | None = None
     """The project's images predicted by the new model (when training had a project and got that far)."""
+    replaced_path: Path | None = None
+    """The checkpoint the retrained model pointed at before (with replace_model)."""
 
 
 @dataclass
@@ -364,7 +366,7 @@ def train(
         path = save(result.built, result.metrics, "test", True, extra)
     except TrainingCancelled:
         return TrainResult(written[-1] if written else None, None, True, None, tuple(history))
-    model_id = None
+    model_id, replaced = None, None
     metrics_dict, config_dict = result.metrics.to_dict(), config.to_dict()
     if project is not None and replace_model is not None:
         replaced = project.update_model(replace_model, path, snapshot.revision, metrics_dict, config_dict)
@@ -381,4 +383,4 @@ def train(
         except TrainingCancelled:
             history.append({"event": "predictions cancelled"})
     history.append({"event": "done", "embedded_images": result.embedded})
-    return TrainResult(path, result.metrics, False, model_id, tuple(history), predictions)
+    return TrainResult(path, result.metrics, False, model_id, tuple(history), predictions, replaced)
