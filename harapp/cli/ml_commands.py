@@ -268,13 +268,17 @@ def _review_after_training(
     project: Project, config: TrainConfig, result: TrainResult, bar: ProgressBar, cancel: threading.Event
 ) -> LabelReview | None:
     """Label-quality scores with the new model's kind, when its features are cached and scoring is cheap."""
+    from harapp.ml.errors import TrainingCancelled
     from harapp.ml.kinds import FROZEN_BACKBONE_MODES
     from harapp.ml.label_quality import review_labels
 
-    if result.cancelled or result.model_id is None or config.mode not in FROZEN_BACKBONE_MODES:
+    if result.cancelled or cancel.is_set() or result.model_id is None or config.mode not in FROZEN_BACKBONE_MODES:
         return None
     try:
         return review_labels(project, config, progress=bar, cancel=cancel)
+    except TrainingCancelled:  # Ctrl+C after the model was saved: keep the model, skip the scores
+        print("harapp: label review cancelled; the model is saved.", file=sys.stderr)
+        return None
     except HarappError as exc:
         print(f"harapp: no label review: {exc}", file=sys.stderr)
         return None

@@ -29,6 +29,7 @@ DELAY_MS = 250
 
 @dataclass(frozen=True)
 class RefreshOutcome:
+    project_path: Path
     refresh: Refresh
     predictions: dict[int, StoredPrediction] | None
     """The active model's new predictions when it was retrained, else None (they did not change)."""
@@ -44,12 +45,15 @@ def refresh_project(project_path: Path, device: str, cancel: threading.Event) ->
         predictions = None
         if refresh.retrained and refresh.model_id is not None:
             predictions = project.predictions(refresh.model_id)
-        return RefreshOutcome(refresh, predictions, tuple(project.label_quality()))
+        return RefreshOutcome(project_path, refresh, predictions, tuple(project.label_quality()))
 
 
 class CurationRefresher(QObject):
+    """Runs at most one refresh at a time. A job that is cancelled (the project closed, a training run began)
+    keeps running until it notices, but nothing it reports is used any more; the next job waits for it."""
+
     refreshed = Signal(object)
-    """A RefreshOutcome, on the GUI thread."""
+    """A RefreshOutcome of the open project, on the GUI thread."""
     message = Signal(str)
     """Status text: what the refresh did, or why it could not run."""
     busy_changed = Signal(bool)
@@ -61,6 +65,9 @@ class CurationRefresher(QObject):
         self.device: Callable[[], str] = lambda: "auto"
         self._path: Path | None = None
         self._job: JobHandle | None = None
+        """The running job, wanted or not."""
+        self._wanted: JobHandle | None = None
+        """The job whose outcome will be used: the running one unless it was cancelled."""
         self._again = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -68,9 +75,10 @@ class CurationRefresher(QObject):
         self._timer.timeout.connect(self.refresh_now)
 
     def set_project(self, project: Project | None) -> None:
+        """Switch projects without waiting for a running refresh of the old one (it is cancelled)."""
         self._timer.stop()
         self._again = False
-        self.stop()
+        self.cancel()
         # A read-only project can store neither a retrained model nor scores.
         self._path = project.path if project is not None and not project.readonly else None
 
@@ -79,6 +87,12 @@ class CurationRefresher(QObject):
         scores come with a training run or Edit ▸ Score labels now)."""
         if self._path is not None and self.has_scores():
             self._timer.start()
+
+    def training_started(self) -> None:
+        """A training run takes the cores: cancel a running refresh and run it again after the training."""
+        if self._wanted is not None and self.is_busy():
+            self.cancel()
+            self._again = True
 
     def is_busy(self) -> bool:
         return self._job is not None and self._job.is_running()
@@ -95,16 +109,16 @@ class CurationRefresher(QObject):
             return True
         path, device = self._path, self.device()
         job = start_worker(run_callable(lambda cancel: refresh_project(path, device, cancel)), name="harapp-curation")
-        job.finished.connect(self._on_finished)
-        job.failed.connect(lambda text: self.message.emit(f"Scores not updated: {text}"))
-        job.done.connect(self._on_done)
-        self._job = job
+        job.finished.connect(lambda outcome: self._on_finished(job, outcome))
+        job.failed.connect(lambda text: self._on_failed(job, text))
+        job.done.connect(lambda: self._on_done(job))
+        self._job = self._wanted = job
         self.busy_changed.emit(True)
         return True
 
-    def _on_finished(self, outcome: RefreshOutcome) -> None:
-        if self._path is None:
-            return  # the project closed while the job ran
+    def _on_finished(self, job: JobHandle, outcome: RefreshOutcome) -> None:
+        if job is not self._wanted or outcome.project_path != self._path:
+            return  # cancelled, or about a project that is no longer open
         self.refreshed.emit(outcome)
         refresh = outcome.refresh
         review = refresh.review
@@ -114,16 +128,31 @@ class CurationRefresher(QObject):
             parts.append(f"the active model learned the corrections ({refresh.predictions} photos re-predicted)")
         self.message.emit("; ".join(parts) + ".")
 
-    def _on_done(self) -> None:
+    def _on_failed(self, job: JobHandle, text: str) -> None:
+        if job is self._wanted:
+            self.message.emit(f"Scores not updated: {text}")
+
+    def _on_done(self, job: JobHandle) -> None:
+        if job is not self._job:
+            return
         self._job = None
+        if self._wanted is job:
+            self._wanted = None
         self.busy_changed.emit(False)
         if self._again:
             self._again = False
             self.refresh_now()
 
-    def stop(self, timeout_ms: int = 30_000) -> bool:
+    def cancel(self) -> None:
+        """Cancel the running refresh without waiting; what it reports from now on is ignored."""
         self._timer.stop()
-        job, self._job = self._job, None
-        if job is not None and job.is_running():
-            return job.cancel_and_wait(timeout_ms)
-        return True
+        job, self._wanted = self._wanted, None
+        if job is not None:
+            job.cancel()
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel and wait for the running refresh (closing the window); True when it ended in time."""
+        self.cancel()
+        self._again = False
+        job = self._job
+        return job.cancel_and_wait(timeout_ms) if job is not None and job.is_running() else True

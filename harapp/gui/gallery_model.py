@@ -238,10 +238,6 @@ class GalleryModel(QAbstractListModel):
         self._quality = _image_quality(rows)
         self._swap(lambda row: _with_quality(row, self._quality.get(row.image_id)))
 
-    def reload_quality(self) -> None:
-        if self._project is not None:
-            self.set_quality(self._project.label_quality())
-
     def _swap(self, update: Callable[[GalleryRow], GalleryRow]) -> None:
         if not self._rows:
             return

@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         panel.predictions_updated.connect(lambda _id: self.workspace.refresher.refresh_now())
         refresher = self.workspace.refresher
         refresher.is_training = panel.is_busy
+        panel.state_changed.connect(lambda: refresher.training_started() if panel.is_busy() else None)
         refresher.device = lambda: str(self.training_panel.config_overrides.get("device") or preferred_device())
         refresher.refreshed.connect(lambda _outcome: panel.refresh_models())  # a retrained model's new metrics
         refresher.refreshed.connect(lambda _outcome: self.prediction_panel.refresh_model())

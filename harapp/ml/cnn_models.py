@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from harapp.ml import weights as W
 from harapp.ml.config import TrainConfig
+from harapp.ml.device import mps_available
 from harapp.ml.kinds import FROZEN_BACKBONE_MODES, ModelKind
 from harapp.ml.models import BuiltModel, HarModel, Preprocess
 
@@ -114,15 +116,31 @@ def _lite0_imagenet_state(net: nn.Module) -> dict[str, torch.Tensor]:
 _FROZEN: dict[str, nn.Module] = {}
 
 
+def _can_share_frozen() -> bool:
+    """Sharing one module between models is safe only when nothing moves it: with a GPU, one user's
+    model.to("cuda") would move the backbone under another user running on the CPU. Models only read a frozen
+    backbone, so threads may use it side by side."""
+    return not torch.cuda.is_available() and not mps_available()
+
+
 def _frozen_lite0() -> nn.Module:
-    """One shared pretrained backbone for the modes that never train it (linear probe): a retrain after a
-    correction builds the model three times in a second, and timm's construction was a tenth of that."""
+    """One shared pretrained backbone for the modes that never train it (linear probe) on a machine without a
+    GPU: a retrain after a correction builds the model three times in a second, and timm's construction was a
+    tenth of that."""
     if "lite0" not in _FROZEN:
         net = efficientnet_lite0_backbone(True, 0).eval()
         for param in net.parameters():
             param.requires_grad_(False)
+        # One model's .train() must not switch the batch-norm layers every other model reads to updating
+        # their statistics: this module stays in eval mode whatever its owner asks.
+        object.__setattr__(net, "train", types.MethodType(_stays_in_eval, net))
+        object.__setattr__(net, "shared_frozen", True)
         _FROZEN["lite0"] = net
     return _FROZEN["lite0"]
+
+
+def _stays_in_eval(module: nn.Module, mode: bool = True) -> nn.Module:
+    return module
 
 
 def efficientnet_lite0_backbone(pretrained: bool, num_classes: int = 0) -> nn.Module:
@@ -151,7 +169,7 @@ def build_efficientnet_lite0(
         net = efficientnet_lite0_backbone(False, 0)
         _load_file_without(net, config.weights_path, "classifier")
         source = f"file:{config.weights_path}"
-    elif use_pretrained and config.mode in FROZEN_BACKBONE_MODES:
+    elif use_pretrained and config.mode in FROZEN_BACKBONE_MODES and _can_share_frozen():
         net = _frozen_lite0()
         source = W.EFFNET_LITE0_SOURCE
     else:

@@ -9,6 +9,7 @@ only the scores (which always use a probe on cached features) refresh.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from harapp.ml.config import TrainConfig
 from harapp.ml.kinds import FROZEN_BACKBONE_MODES
 from harapp.ml.label_quality import LabelReview, ReviewProject, review_labels
 from harapp.ml.progress import Reporter, TrainProgress
+from harapp.ml.project_predictions import predict_project
 from harapp.ml.trainer import TrainingProject, train
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class CurationProject(TrainingProject, ReviewProject, Protocol):
 
     def active_model(self) -> ModelRecord | None: ...
     def label_revision(self) -> int: ...
+    def unpredicted_image_ids(self, model_id: int) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,13 @@ def refresh_after_corrections(
                     ("retrain", time.perf_counter() - started - predict_seconds),
                     ("project predictions", predict_seconds),
                 ]
+            elif unpredicted := project.unpredicted_image_ids(active.id):
+                # An earlier refresh was cancelled after the retrain and before every image had its prediction.
+                done = predict_project(
+                    ckpt, project, active.id, device=device, image_ids=unpredicted, reporter=reporter
+                )
+                predicted = len(done.predictions)
+                split.append(("project predictions", done.seconds))
     scoring_started = time.perf_counter()
     review = review_labels(project, config, reporter=reporter, l2=l2)
     split.append(("label scores", time.perf_counter() - scoring_started))
@@ -115,11 +125,8 @@ def _retrain(
     )
     if result.cancelled or result.model_id != active.id:
         return False, 0, 0.0
-    old = active.path
-    # Only a file this project's refreshes wrote, in its own models folder: a copied project file still points
-    # at the original's checkpoints, and those are not its to delete.
-    ours = old.resolve().parent == models_dir_for(project.path).resolve()
-    if old != out and REFRESH_TAG in old.name and ours:
+    old = result.replaced_path
+    if old is not None and old != out and _written_by_a_refresh(old, project.path):
         try:
             old.unlink(missing_ok=True)  # a checkpoint an earlier refresh wrote: nothing else points at it
         except OSError as exc:
@@ -127,3 +134,13 @@ def _retrain(
     if result.predictions is None:
         return True, 0, 0.0
     return True, len(result.predictions.predictions), result.predictions.seconds
+
+
+_REFRESH_NAME = re.compile(rf"[\w.-]+-{REFRESH_TAG}-\d{{8}}-\d{{6}}-[0-9a-f]{{6}}\.pt")
+"""The names new_checkpoint_path gives a refresh's checkpoints: kind-mode-refresh-date-time-tail.pt."""
+
+
+def _written_by_a_refresh(path: Path, project_path: Path) -> bool:
+    """Only a file this project's refreshes wrote, in its own models folder: a copied project file still points
+    at the original's checkpoints, and a file the person named or trained is not the refresh's to delete."""
+    return bool(_REFRESH_NAME.fullmatch(path.name)) and path.resolve().parent == models_dir_for(project_path).resolve()

@@ -17,7 +17,7 @@ from harapp.core.types import LabelledItem
 from harapp.ml.models import Preprocess
 from harapp.ml.people import PersonInput
 from harapp.ml.persons import crop_square, square_region
-from harapp.ml.views import View
+from harapp.ml.views import View, needs_person
 
 _INTERPOLATION = {
     "bilinear": T.InterpolationMode.BILINEAR,
@@ -99,8 +99,9 @@ def eval_transform(pre: Preprocess) -> T.Compose:
 
 
 def decode_side(pre: Preprocess, views: Sequence[View]) -> int | None:
-    """The short side a photo needs before its transforms; None when a person view needs every pixel."""
-    if "person" in views:
+    """The short side a photo needs before its transforms; None when a person's square (the person view, or
+    the pose read from the person) needs every pixel."""
+    if needs_person(views):
         return None
     return pre.image_size if pre.resize_mode == "squash" else int(round(pre.image_size / pre.crop_pct))
 

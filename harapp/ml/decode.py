@@ -37,10 +37,13 @@ class Region:
     box: Box | None = None
     fit: Literal["squash", "center"] = "squash"
     fraction: float = 1.0
+    full: bool = False
+    """The whole photo is decoded at full resolution (no JPEG draft), as the predictor decodes it for a model
+    that also looks at people; a box is always cut from the full-resolution photo."""
 
     def key(self) -> str:
         where = "whole" if self.box is None else "box:" + ",".join(f"{v:.2f}" for v in self.box)
-        return f"{where}|{self.fit}:{self.fraction:.6g}"
+        return f"{where}{'@full' if self.full and self.box is None else ''}|{self.fit}:{self.fraction:.6g}"
 
 
 WHOLE = Region()
@@ -94,7 +97,9 @@ def decode_entry(entry: Entry, size: int, interpolation: str = "bilinear") -> np
     """
     resample = _RESAMPLE.get(interpolation, Image.Resampling.BILINEAR)
     region = entry.region
-    if region.box is None:
+    if region.box is None and region.full:
+        img = load_image(entry.path)
+    elif region.box is None:
         # A JPEG decodes at a reduced scale that still covers the output, as the eval transform's decode does.
         side = size / region.fraction if region.fit == "center" else size
         img = load_image(entry.path, min_side=int(round(side)))

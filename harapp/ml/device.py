@@ -11,7 +11,7 @@ import torch
 from harapp.ml.errors import ConfigError
 
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
@@ -22,7 +22,7 @@ def resolve_device(pref: str = "auto") -> torch.device:
     if pref == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if _mps_available():
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     if pref == "cpu":
@@ -32,7 +32,7 @@ def resolve_device(pref: str = "auto") -> torch.device:
             raise ConfigError(f"Device {pref!r} was requested but no CUDA GPU is available; use --device cpu.")
         return torch.device(pref)
     if pref == "mps":
-        if not _mps_available():
+        if not mps_available():
             raise ConfigError("Device 'mps' was requested but Apple MPS is not available; use --device cpu.")
         return torch.device("mps")
     raise ConfigError(f"Unknown device {pref!r}; use auto, cpu, cuda, cuda:N or mps.")

@@ -23,7 +23,7 @@ from harapp.ml.people import NOBODY, PersonInput, VectorStore
 from harapp.ml.photo_views import PhotoViews
 from harapp.ml.progress import Reporter
 from harapp.ml.vector_cache import BoxRows
-from harapp.ml.views import View
+from harapp.ml.views import View, needs_person
 
 EmbeddingStore = VectorStore
 """The project's vector cache, as the trainer and the feature code see it."""
@@ -31,7 +31,8 @@ EmbeddingStore = VectorStore
 
 def model_key(config: TrainConfig, built: BuiltModel, view: View = "whole") -> str:
     """Everything that changes a feature vector of one image view; a random-init backbone depends on the
-    seed too."""
+    seed too, and the whole view on whether the photo was decoded in full (a model with a person view
+    decodes every pixel once for both views, so its whole view must be computed that way too)."""
     source = built.weights_source
     if source.startswith("file:"):
         path = Path(source[5:])
@@ -47,6 +48,8 @@ def model_key(config: TrainConfig, built: BuiltModel, view: View = "whole") -> s
         f"{pre.image_size}:{pre.resize_mode}:{pre.crop_pct}:{pre.interpolation}",
         f"view={view}",
     ]
+    if view == "whole" and needs_person(config.views):
+        parts.append("decode=full")
     digest = hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
     return f"{config.model_kind}:{digest}"
 
@@ -62,12 +65,15 @@ def compute_view_features(
     reporter: Reporter,
     requested_workers: int | None = None,
     use_cache: bool = True,
+    model_views: Sequence[View] | None = None,
 ) -> torch.Tensor:
     """Backbone features of one image view of each item (rows in item order), from the run's decoded-image cache
-    where there is one (use_cache); across ranks each rank computes its share and every rank gets all rows."""
+    where there is one (use_cache); across ranks each rank computes its share and every rank gets all rows.
+    model_views (default: the view alone) are the views of the model the features are for: the photo is
+    decoded as that model's predictor decodes it."""
     model = built.model.to(device).eval()
     pre = built.preprocess
-    views = PhotoViews.of(pre, (view,), dict(zip(items, people, strict=True)))
+    views = PhotoViews.of(pre, model_views or (view,), dict(zip(items, people, strict=True))).only(view)
     loader = image_batches(
         items, pre, views, batch_size=batch_size, device=device, train=False, augment=False, seed=0,
         requested_workers=requested_workers, use_cache=use_cache,
@@ -140,7 +146,7 @@ def _whole_vectors(
     if missing:
         fresh = compute_view_features(
             built, missing, [NOBODY] * len(missing), "whole", device, config.batch_size, reporter,
-            config.loader_workers, config.decoded_cache,
+            config.loader_workers, config.decoded_cache, config.views,
         )  # fmt: skip
         for item, vector in zip(missing, fresh, strict=True):
             by_id[item.image_id] = vector
@@ -179,7 +185,7 @@ def _person_vectors(
     if missing:
         fresh = compute_view_features(
             built, [items[n] for n in missing], [people[n] for n in missing], "person", device, config.batch_size,
-            reporter, config.loader_workers, config.decoded_cache,
+            reporter, config.loader_workers, config.decoded_cache, config.views,
         )  # fmt: skip
         for n, vector in zip(missing, fresh, strict=True):
             out[n] = vector

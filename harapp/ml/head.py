@@ -46,7 +46,8 @@ class ProbeFit:
     in_sample for the exceptions)."""
     oof_logits: torch.Tensor
     oof_accuracy: float | None
-    """Accuracy of the held-out predictions."""
+    """Accuracy of oof_probabilities over the vectors that were held out (over all of them, in-sample, when
+    cross-validation was impossible); None without vectors."""
     in_sample: torch.Tensor
     """True for the vectors of classes too small to hold out: their row of oof_* is the final fit's own
     (in-sample) prediction."""
@@ -64,21 +65,29 @@ def balanced_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     return weights
 
 
-def stratified_folds(targets: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+def stratified_folds(targets: torch.Tensor, folds: int, seed: int, groups: torch.Tensor | None = None) -> torch.Tensor:
     """A fold number for each vector, every class spread evenly over the folds (seeded). A class with fewer
-    vectors than folds gets -1: it is never held out, since a fold without it could not learn it."""
+    vectors than folds gets -1: it is never held out, since a fold without it could not learn it.
+
+    ``groups``: vectors of one group (the image and the people of one photo, which share its whole view)
+    always share a fold, or a held-out label would be judged by a model that saw its photo; a group counts
+    under the class of its first vector.
+    """
     assignment = torch.full((len(targets),), -1, dtype=torch.long)
+    values = targets.tolist()
+    members: dict[int, list[int]] = {}
+    for i, key in enumerate(groups.tolist() if groups is not None else range(len(values))):
+        members.setdefault(key, []).append(i)
     rng = random.Random(seed)
     offset = 0
-    values = targets.tolist()
     for cls in sorted(set(values)):
-        members = [i for i, t in enumerate(values) if t == cls]
-        if len(members) < folds:
+        of_class = [g for g, rows in members.items() if values[rows[0]] == cls]
+        if len(of_class) < folds:
             continue
-        rng.shuffle(members)
-        for j, i in enumerate(members):
-            assignment[i] = (j + offset) % folds
-        offset += len(members)
+        rng.shuffle(of_class)
+        for j, g in enumerate(of_class):
+            assignment[members[g]] = (j + offset) % folds
+        offset += len(of_class)
     return assignment
 
 
@@ -104,7 +113,9 @@ def one_thread() -> Iterator[None]:
     each other: an SVD of 463 x 1,280 took 11.7 s on two threads and 0.36 s on one (bench/README.md).
 
     torch's thread count is global: the first of several overlapping users (a retrain and the label scores run
-    side by side after a correction) lowers it and the last one restores it.
+    side by side after a correction) lowers it and the last one restores it. Meanwhile any other torch work in
+    the process runs on one thread too; the fits last well under a second, and the app's background refresh
+    gives way to a training run rather than overlap it.
     """
     with _threads_lock:
         if _one_thread_users[0] == 0:
@@ -134,12 +145,14 @@ def fit_probe(
     phase: Phase = "training",
     extra_seeds: Sequence[int] = (),
     basis: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
 ) -> ProbeFit:
     """Fit `head` in place on all vectors with the chosen strength and set its temperature. ``phase`` names the
     fit in progress reports (a fine-tune's warm-up is not its training). ``extra_seeds``: more fold
     assignments whose out-of-fold probabilities (at the chosen strength) are averaged in: steadier scores.
     ``basis``: the ProbeFit.basis of an earlier fit on a superset of these vectors, standardised the same way
-    (``standardise=False`` on a head holding that fit's statistics): it spares a decomposition.
+    (``standardise=False`` on a head holding that fit's statistics): it spares a decomposition. ``groups``:
+    vectors that must share a fold (see stratified_folds).
 
     The penalty pulls the weights towards where they start, so a CLIP head stays near its zero-shot
     classifier when there is little data.
@@ -147,7 +160,7 @@ def fit_probe(
     reporter.start_phase(phase)
     with one_thread():
         return _fit_probe(
-            head, features, targets, reporter, balanced, standardise, grid, folds, seed, extra_seeds, basis
+            head, features, targets, reporter, balanced, standardise, grid, folds, seed, extra_seeds, basis, groups
         )
 
 
@@ -163,6 +176,7 @@ def _fit_probe(
     seed: int,
     extra_seeds: Sequence[int],
     basis: torch.Tensor | None,
+    groups: torch.Tensor | None,
 ) -> ProbeFit:
     num_classes = head.linear.out_features
     if standardise:
@@ -182,7 +196,7 @@ def _fit_probe(
         reporter.step(epoch=1, epochs=1, step=done[0], steps=runs, images=0, loss=loss)
 
     chosen, note = (grid[0] if len(grid) == 1 else FALLBACK_L2), ""
-    fold_of = stratified_folds(targets, k, seed) if k else torch.full((len(targets),), -1)
+    fold_of = stratified_folds(targets, k, seed, groups) if k else torch.full((len(targets),), -1)
     held_out = fold_of >= 0
     if choosing:
         best_score = float("inf")
@@ -205,7 +219,7 @@ def _fit_probe(
         small = sorted(set(targets[~held_out].tolist()))
         note = f"{len(small)} class(es) with fewer than {k} images are never held out: their scores are in-sample"
     # One more run at the chosen strength: the folds of every assignment and the final fit on all vectors.
-    assignments = [fold_of, *(stratified_folds(targets, k, s) for s in extra_seeds)] if k else []
+    assignments = [fold_of, *(stratified_folds(targets, k, s, groups) for s in extra_seeds)] if k else []
     held_logits, (w_all, b_all), loss = fitter.out_of_fold(assignments, k, chosen, None, with_all=True)
     report(loss)
     w, b = w_all[-1], b_all[-1]

@@ -71,15 +71,17 @@ class LabelReview:
 
 
 def scoring_config(config: TrainConfig | None = None) -> TrainConfig:
-    """The probe that scores labels: the given model's kind and views on its frozen pretrained features, when
-    that kind has pretrained features; else harapp's default model."""
+    """The probe that scores labels: the given model's kind, views and input size on its frozen pretrained
+    features (so a probe's cached vectors serve both), when that kind has pretrained features; else harapp's
+    default model."""
     if config is not None:
         kind = get_kind(config.model_kind)
         if "linear-probe" in kind.modes and config.pretrained:
             return TrainConfig.for_kind(
                 kind.name, "linear-probe", views=config.views, clip_model=config.clip_model,
                 clip_pretrained=config.clip_pretrained, weights_path=config.weights_path, device=config.device,
-                prompts=config.prompts, seed=config.seed,
+                prompts=config.prompts, seed=config.seed, image_size=config.image_size, batch_size=config.batch_size,
+                loader_workers=config.loader_workers,
             )  # fmt: skip
     return TrainConfig(device=config.device if config is not None else "auto")
 
@@ -130,9 +132,11 @@ def review_labels(
     feats, _ = cached_features(built, config, items, device, reporter, project, people)
     targets = torch.tensor([it.class_index for it in labelled], dtype=torch.long)
     head = built.model.head
+    groups = torch.tensor([it.image_id for it in labelled], dtype=torch.long)
     probe, oof, scores = score_labelled(
-        head, feats[: len(labelled)], targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None
-    )
+        head, feats[: len(labelled)], targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None,
+        groups=groups,
+    )  # fmt: skip
     with torch.no_grad():
         queue_probs = calibrated_probabilities(head(feats[len(labelled) :]), head.temperature)
     revision = images.revision
@@ -161,6 +165,7 @@ def score_labelled(
     fold_seeds: Sequence[int] = FOLD_SEEDS,
     prune: float = PRUNE_FRACTION,
     grid: tuple[float, ...] | None = None,
+    groups: torch.Tensor | None = None,
 ) -> tuple[ProbeFit, torch.Tensor, np.ndarray]:
     """Each labelled vector's out-of-fold class probabilities and cleanlab's label-quality score of it (low:
     the label is probably wrong); `head` ends fitted on the labels that look right, for the label-next queue.
@@ -168,25 +173,26 @@ def score_labelled(
     Two rounds: the first scores every label; the second leaves out the `prune` share that looks worst, so
     wrong labels no longer teach the models that judge the others, and scores everything again (the left-out
     vectors by a probe fitted on all the kept ones). The loss is not class-balanced here: a wrong label into
-    a rare class should look as unlikely as it is.
+    a rare class should look as unlikely as it is. ``groups`` (each vector's image): an image and its people
+    are always held out together.
     """
     start_head = copy.deepcopy(head)
-    first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, grid)
+    first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, grid, groups=groups)
     if prune <= 0 or not first.folds:
         reporter.start_phase("scoring")
         return first, probs, _label_scores(targets.numpy(), probs.numpy(), method)
     scores = _label_scores(targets.numpy(), probs.numpy(), method)
     keep = torch.ones(len(targets), dtype=torch.bool)
     keep[torch.from_numpy(np.argsort(scores, kind="stable")[: int(prune * len(targets))].copy())] = False
-    # The second round keeps the first one's standardisation and coordinates: the kept vectors lie in their
-    # span, so no new decomposition is needed, and the two rounds score on the same scale.
-    shift, scale = head.shift.clone(), head.scale.clone()
+    # The second round starts again from the head's start (a CLIP head: its zero-shot classifier) with the
+    # first round's standardisation, so the kept vectors lie in the first round's coordinates: no new
+    # decomposition, and the two rounds score on the same scale.
     head.load_state_dict(start_head.state_dict())
-    head.shift.copy_(shift)
-    head.scale.copy_(scale)
+    head.set_standardisation(features)
     second, kept_probs = _out_of_fold(
-        head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,), standardise=False, basis=first.basis
-    )
+        head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,), standardise=False, basis=first.basis,
+        groups=groups[keep] if groups is not None else None,
+    )  # fmt: skip
     probs = probs.clone()
     probs[keep] = kept_probs
     with torch.no_grad():
@@ -204,12 +210,13 @@ def _out_of_fold(
     grid: tuple[float, ...] | None,
     standardise: bool = True,
     basis: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
 ) -> tuple[ProbeFit, torch.Tensor]:
     """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors."""
     seeds = tuple(fold_seeds) or (0,)
     probe = fit_probe(
         head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0],
-        extra_seeds=seeds[1:], standardise=standardise, basis=basis,
+        extra_seeds=seeds[1:], standardise=standardise, basis=basis, groups=groups,
     )  # fmt: skip
     return probe, probe.oof_probabilities
 

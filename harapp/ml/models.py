@@ -166,6 +166,8 @@ class HarModel(nn.Module):
 
     def set_trainable_backbone(self, last_blocks: int | None, train_backbone: bool) -> None:
         """Freeze the backbone, or let all of it train, or only its last N blocks (and what follows them)."""
+        if train_backbone and getattr(self.backbone, "shared_frozen", False):
+            raise RuntimeError("this model shares a frozen backbone (built for a linear probe): it cannot train it")
         named = list(self.backbone.named_parameters())
         indices = sorted({self.block_index(n) for n, _ in named} - {TAIL})
         if not train_backbone:

@@ -155,8 +155,12 @@ def _spec(path: Path, meta: dict[str, str]) -> ModelSpec:
             f"{path} is not a harapp export (its metadata has no harapp model description); export a model with "
             "`harapp export-model CHECKPOINT -f onnx OUT.onnx`."
         )
-    if int(meta.get("harapp_format_version", "0")) > VERSION:
-        raise OnnxModelError(f"{path} was exported by a newer harapp (format {meta['harapp_format_version']}).")
+    try:
+        version = int(meta.get("harapp_format_version", "0"))
+    except ValueError as exc:
+        raise OnnxModelError(f"{path}: its harapp metadata is damaged ({exc}).") from exc
+    if version > VERSION:
+        raise OnnxModelError(f"{path} was exported by a newer harapp (format {version}).")
     try:
         views: tuple[View, ...] = check_views(json.loads(meta["views"]))
         return ModelSpec(

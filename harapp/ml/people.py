@@ -198,7 +198,10 @@ class _Photo:
 def _cached_box(
     item: LabelledItem, photo: _Photo, cache: dict[int, bytes], new: dict[int, bytes], detect: bool
 ) -> tuple[Box | None, PersonSource]:
-    annotated = main_person(item.person_boxes, item.width, item.height)
+    # A project may not know an image's size (0 until the photo is read), and then bounds nothing.
+    width = item.width if item.width > 0 else _UNBOUNDED
+    height = item.height if item.height > 0 else _UNBOUNDED
+    annotated = main_person(item.person_boxes, width, height)
     if annotated is not None:
         return annotated, "annotation"
     if not detect:
@@ -211,8 +214,11 @@ def _cached_box(
         blob = P.encode_people(_people_or_none(img))
         new[item.image_id] = blob
     found = P.decode_people(blob)
-    detected = main_person([p.box for p in found], item.width, item.height)
+    detected = main_person([p.box for p in found], _UNBOUNDED, _UNBOUNDED)  # found inside the decoded photo
     return (detected, "detector") if detected is not None else (None, "none")
+
+
+_UNBOUNDED = 1 << 30
 
 
 def _flat(landmarks: np.ndarray | None) -> np.ndarray:

@@ -70,11 +70,24 @@ def crop_square(img: Image.Image, region: SquareRegion, size: int | None = None)
     side = max(2, round(region.side))
     left, top = round(region.left), round(region.top)
     inside = (max(0, left), max(0, top), min(img.width, left + side), min(img.height, top + side))
-    if inside[0] == left and inside[1] == top and inside[2] == left + side and inside[3] == top + side:
+    has_inside = inside[2] > inside[0] and inside[3] > inside[1]
+    whole_inside = inside == (left, top, left + side, top + side)
+    if size is not None and not whole_inside:
+        # Scale the part inside the photo and pad at the output size: a padded canvas at photo scale can be
+        # many times the photo for a big person near an edge.
+        scale = size / side
+        square = Image.new("RGB", (size, size), FILL)
+        if has_inside:
+            width = max(1, round((inside[2] - inside[0]) * scale))
+            height = max(1, round((inside[3] - inside[1]) * scale))
+            part = img.resize((width, height), Image.Resampling.BILINEAR, box=inside)
+            square.paste(part, (round((inside[0] - left) * scale), round((inside[1] - top) * scale)))
+        return square
+    if whole_inside:
         square = img.crop(inside)
     else:
         square = Image.new("RGB", (side, side), FILL)
-        if inside[2] > inside[0] and inside[3] > inside[1]:
+        if has_inside:
             square.paste(img.crop(inside), (inside[0] - left, inside[1] - top))
     if size is not None and square.size != (size, size):
         square = square.resize((size, size), Image.Resampling.BILINEAR)

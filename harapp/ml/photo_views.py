@@ -21,7 +21,7 @@ from harapp.ml.decode import Region
 from harapp.ml.people import NOBODY, PersonInput
 from harapp.ml.persons import square_region
 from harapp.ml.pose import POSE_DIM
-from harapp.ml.views import View, image_views
+from harapp.ml.views import View, image_views, needs_person
 
 if TYPE_CHECKING:
     from harapp.ml.models import Preprocess
@@ -36,15 +36,18 @@ class PhotoViews:
     """Each item's person (harapp.ml.people.resolve_people); an item without one shows nobody."""
     fit: Literal["squash", "center"] = "squash"
     fraction: float = 1.0
+    full: bool = False
+    """The whole photo is decoded at full resolution, as the predictor decodes a photo it looks at people in."""
 
     @classmethod
     def of(
         cls, pre: Preprocess, views: Sequence[View], people: Mapping[LabelledItem, PersonInput] | None = None
     ) -> PhotoViews:
         """The views as the model with this preprocessing reads them (its eval transform's resize and crop)."""
+        full = needs_person(views)
         if pre.resize_mode == "squash":
-            return cls(tuple(views), people or {}, "squash", 1.0)
-        return cls(tuple(views), people or {}, "center", pre.crop_pct)
+            return cls(tuple(views), people or {}, "squash", 1.0, full)
+        return cls(tuple(views), people or {}, "center", pre.crop_pct, full)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -52,14 +55,15 @@ class PhotoViews:
 
     def only(self, view: View) -> PhotoViews:
         """The same items with one image view (features are computed, and cached, per view)."""
-        return PhotoViews((view,), self.people, self.fit, self.fraction)
+        return PhotoViews((view,), self.people, self.fit, self.fraction, self.full)
 
     def regions(self, item: LabelledItem) -> tuple[Region, ...]:
         box = self.people.get(item, NOBODY).box
         # A person view without a person shows the whole photo: the same region, so the same cache entry.
         return tuple(
-            Region(square_region(box).as_box() if view == "person" and box is not None else None, self.fit,
-                   self.fraction)
+            Region(square_region(box).as_box(), self.fit, self.fraction)
+            if view == "person" and box is not None
+            else Region(None, self.fit, self.fraction, self.full)
             for view in self.names
         )  # fmt: skip
 

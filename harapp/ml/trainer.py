@@ -81,6 +81,8 @@ class TrainResult:
     history: tuple[dict[str, Any], ...]
     predictions: ProjectPredictions | None = None
     """The project's images predicted by the new model (when training had a project and got that far)."""
+    replaced_path: Path | None = None
+    """The checkpoint the retrained model pointed at before (with replace_model)."""
 
 
 @dataclass
@@ -406,7 +408,7 @@ def train(
         except TrainingCancelled:
             return TrainResult(written[-1] if written else None, None, True, None, tuple(history))
         history += [{"event": "decoded-image cache", "note": note} for note in run.notes]
-        model_id = _register(project, replace_model, config, snapshot, path, result.metrics)
+        model_id, replaced = _register(project, replace_model, config, snapshot, path, result.metrics)
         predictions = None
         if from_leader(project is not None and model_id is not None and predict_project_images):
             # The project's other photos are read once: from the cache where it has them, never added to it.
@@ -416,7 +418,7 @@ def train(
             except TrainingCancelled:
                 history.append({"event": "predictions cancelled"})
     history.append({"event": "done", "embedded_images": result.embedded})
-    return TrainResult(path, result.metrics, False, model_id, tuple(history), predictions)
+    return TrainResult(path, result.metrics, False, model_id, tuple(history), predictions, replaced)
 
 
 def _register(
@@ -426,19 +428,20 @@ def _register(
     snapshot: LabelSnapshot,
     path: Path,
     metrics: Metrics,
-) -> int | None:
-    """The new model's id in the project (None without a project: across ranks, on all but rank 0)."""
+) -> tuple[int | None, Path | None]:
+    """The new model's id in the project (None without a project: across ranks, on all but rank 0), and the
+    checkpoint it replaced, if it replaced one."""
     if project is None:
-        return None
+        return None, None
     metrics_dict, config_dict = metrics.to_dict(), config.to_dict()
     if replace_model is not None:
         replaced = project.update_model(replace_model, path, snapshot.revision, metrics_dict, config_dict)
         if replaced is not None:
-            return replace_model
+            return replace_model, replaced
     return project.register_model(
         f"{config.model_kind} {config.mode} {time.strftime('%Y-%m-%d %H:%M')}",
         config.model_kind, config.mode, path, snapshot.revision, metrics_dict, config_dict,
-    )  # fmt: skip
+    ), None  # fmt: skip
 
 
 def _predict(

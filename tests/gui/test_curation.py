@@ -124,8 +124,11 @@ def test_a_correction_refreshes_the_scores_in_the_background(
 
     def slow_refresh(project, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(project.label_revision())
-        # What a real refresh stores, after some work the GUI thread must not wait for.
-        time.sleep(0.3)
+        # What a real refresh stores, after some work the GUI thread must not wait for (Python work, like
+        # the real one's, so the two threads compete for the interpreter).
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            sum(range(1000))
         rows = [_review(curation.ids[3], "standing", "walking", 0.01, True, project.label_revision())]
         project.put_label_quality(rows)
         return ml_curation.Refresh(None, False, 0, None, 0.3, "")
@@ -150,3 +153,71 @@ def test_a_correction_refreshes_the_scores_in_the_background(
     assert workspace.proxy.visible_image_ids() == [curation.ids[3]]
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert gaps and max(gaps) < 0.25  # the GUI thread kept ticking while the refresh worked
+
+
+def test_switching_projects_cancels_a_running_refresh_without_waiting_or_using_it(
+    qtbot,
+    workspace: Workspace,
+    curation: CurationProject,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    from harapp.ml import curation as ml_curation
+
+    started: list[bool] = []
+
+    def endless_refresh(project, *, cancel, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(True)
+        end = time.perf_counter() + 20
+        while not cancel.is_set() and time.perf_counter() < end:
+            sum(range(1000))
+        time.sleep(0.5)  # the job ends a while after it noticed: its outcome must still be ignored
+        return ml_curation.Refresh(None, False, 0, None, 0.0, "")
+
+    monkeypatch.setattr(ml_curation, "refresh_after_corrections", endless_refresh)
+    outcomes: list[object] = []
+    workspace.refresher.refreshed.connect(outcomes.append)
+    assert workspace.refresher.refresh_now()
+    qtbot.waitUntil(lambda: bool(started), timeout=10_000)
+    began = time.perf_counter()
+    workspace.set_project(None)
+    assert time.perf_counter() - began < 0.3  # the GUI did not wait for the job
+    assert workspace.refresher.is_busy()
+    qtbot.waitUntil(lambda: not workspace.refresher.is_busy(), timeout=10_000)
+    qtbot.wait(50)
+    assert outcomes == []
+
+
+def test_a_training_run_cancels_the_refresh_and_it_runs_again_afterwards(
+    qtbot,
+    workspace: Workspace,
+    curation: CurationProject,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    from harapp.ml import curation as ml_curation
+
+    runs: list[str] = []
+
+    def refresh(project, *, cancel, **kwargs):  # type: ignore[no-untyped-def]
+        end = time.perf_counter() + (20 if not runs else 0.05)
+        runs.append("start")
+        while not cancel.is_set() and time.perf_counter() < end:
+            sum(range(1000))
+        runs.append("cancelled" if cancel.is_set() else "finished")
+        return ml_curation.Refresh(None, False, 0, None, 0.0, "")
+
+    monkeypatch.setattr(ml_curation, "refresh_after_corrections", refresh)
+    training = [False]
+    refresher = workspace.refresher
+    refresher.is_training = lambda: training[0]
+    refresher._timer.setInterval(50)
+    refresher.refresh_now()
+    qtbot.waitUntil(lambda: runs == ["start"], timeout=10_000)
+    training[0] = True
+    refresher.training_started()
+    qtbot.waitUntil(lambda: runs == ["start", "cancelled"], timeout=10_000)
+    qtbot.wait(300)
+    assert runs == ["start", "cancelled"]  # it waits while the training runs
+    training[0] = False
+    with qtbot.waitSignal(refresher.refreshed, timeout=10_000):
+        pass
+    assert runs == ["start", "cancelled", "start", "finished"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harapp.core.store import Project
 from harapp.ml.config import TrainConfig
 from harapp.ml.curation import refresh_after_corrections
@@ -80,3 +82,37 @@ def test_a_copied_project_never_deletes_the_originals_checkpoints(tmp_path: Path
     assert original_file.is_file(), "the original project's checkpoint is not the copy's to delete"
     assert copy.models()[0].path.parent == copy_dir / "p.models"
     copy.close()
+
+
+def test_a_refresh_cancelled_while_predicting_is_completed_by_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harapp.ml import project_predictions
+    from harapp.ml.errors import TrainingCancelled
+
+    project = _project(tmp_path)
+    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
+    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
+    assert first.model_id is not None
+    project.set_active_model(first.model_id)
+    project.set_label(project.image_ids()[0], "standing", "human")
+    monkeypatch.setattr(project_predictions, "CHUNK", 8)
+    real_put = project.put_predictions
+    chunks = [0]
+
+    def cancelled_after_two_chunks(model_id, predictions):  # type: ignore[no-untyped-def]
+        real_put(model_id, predictions)
+        chunks[0] += 1
+        if chunks[0] == 2:
+            raise TrainingCancelled()
+
+    monkeypatch.setattr(project, "put_predictions", cancelled_after_two_chunks)
+    interrupted = refresh_after_corrections(project, device="cpu")
+    assert interrupted.retrained and interrupted.predictions == 0
+    # The retrained model replaced the old one, whose predictions went with it: 16 images still to predict.
+    assert len(project.unpredicted_image_ids(first.model_id)) == 16
+    monkeypatch.setattr(project, "put_predictions", real_put)
+    completed = refresh_after_corrections(project, device="cpu")
+    assert not completed.retrained and completed.predictions == 16
+    assert project.unpredicted_image_ids(first.model_id) == []
+    project.close()

@@ -69,7 +69,28 @@ def test_the_person_view_is_the_predictors_square_pixel_for_pixel(pre: Preproces
     assert torch.equal(BatchPrep(pre, torch.device("cpu"), None).image(torch.from_numpy(pixels)[None])[0], expected)
     # Nobody found: the person view is the whole photo, one cache entry for both views.
     whole, nobody = PhotoViews.of(pre, ("whole", "person"), {item: NOBODY}).regions(item)
-    assert nobody == whole == PhotoViews.of(pre, ("whole",)).regions(item)[0] and whole.box is None
+    assert nobody == whole and whole.box is None
+
+
+@pytest.mark.parametrize("pre", [PRE, CENTER], ids=["squash-bilinear", "center-crop-bicubic"])
+def test_a_model_that_looks_at_people_reads_the_whole_photo_at_full_resolution(pre: Preprocess, tmp_path: Path) -> None:
+    # The predictor decodes every pixel of a photo it looks for people in, so the whole view must not come from
+    # a JPEG draft there; a whole-photo model keeps the cheaper draft decode, and the two are separate entries.
+    path = _photo(tmp_path / "p.jpg", (640, 480))
+    item = LabelledItem(1, path, 0, (), 640, 480)
+    person = PersonInput((100.0, 80.0, 120.0, 300.0), "annotation", None)
+    whole, _ = PhotoViews.of(pre, ("whole", "person"), {item: person}).regions(item)
+    (draft,) = PhotoViews.of(pre, ("whole",)).regions(item)
+    assert whole.full and not draft.full and whole.key() != draft.key()
+    assert PhotoViews.of(pre, ("whole", "pose"), {item: person}).only("whole").regions(item) == (whole,)
+    prep = BatchPrep(pre, torch.device("cpu"), None)
+    got = prep.image(torch.from_numpy(decode_entry(Entry(str(path), whole), pre.image_size, pre.interpolation))[None])
+    assert decode_side(pre, ("whole", "person")) is None
+    assert torch.equal(got[0], eval_transform(pre)(load_image(path)))
+    drafted = prep.image(
+        torch.from_numpy(decode_entry(Entry(str(path), draft), pre.image_size, pre.interpolation))[None]
+    )
+    assert not torch.equal(drafted[0], got[0])
 
 
 def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
@@ -78,7 +99,9 @@ def test_regions_cut_what_the_pil_helpers_cut(tmp_path: Path) -> None:
     # The person view: a square that reaches past the top-left corner, padded with FILL.
     region = square_region((-5.0, 10.0, 30.0, 50.0))
     entry = Entry(str(path), Region(region.as_box()))
-    assert np.array_equal(decode_entry(entry, 40), np.asarray(crop_square(img, region, 40)))
+    # As the predictor's person view: the padded square at photo scale, then resized.
+    expected = crop_square(img, region).resize((40, 40), Image.Resampling.BILINEAR)
+    assert np.array_equal(decode_entry(entry, 40), np.asarray(expected))
 
 
 def test_built_once_then_read_and_rebuilt_when_a_photo_changes(tmp_path: Path) -> None:

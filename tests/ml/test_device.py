@@ -16,17 +16,17 @@ def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) ->
     assert D.describe_device("auto") == "CUDA: NVIDIA H100 80GB HBM3"
     assert D.resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(D, "_mps_available", lambda: True)
+    monkeypatch.setattr(D, "mps_available", lambda: True)
     assert D.resolve_device("auto") == torch.device("mps")
     assert D.describe_device() == "MPS: Apple GPU"
-    monkeypatch.setattr(D, "_mps_available", lambda: False)
+    monkeypatch.setattr(D, "mps_available", lambda: False)
     assert D.resolve_device("auto") == torch.device("cpu")
     assert D.describe_device() == "CPU"
 
 
 def test_requesting_a_missing_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(D, "_mps_available", lambda: False)
+    monkeypatch.setattr(D, "mps_available", lambda: False)
     with pytest.raises(ConfigError, match="no CUDA GPU.*--device cpu"):
         D.resolve_device("cuda")
     with pytest.raises(ConfigError, match="MPS is not available"):

@@ -126,7 +126,7 @@ def test_effnet_classifies_real_skier_photos(coco_har: Path) -> None:
 
 
 def test_finetune_last_blocks_freezes_the_rest() -> None:
-    built = build_model(TrainConfig(model_kind="efficientnet-lite0", image_size=64), CLASSES)
+    built = build_model(TrainConfig(model_kind="efficientnet-lite0", mode="fine-tune", image_size=64), CLASSES)
     model = built.model
     model.set_trainable_backbone(2, train_backbone=True)
     trainable = {
@@ -153,3 +153,25 @@ def test_unsupported_kind_mode_pairs_are_refused() -> None:
 def test_config_round_trips_through_dict() -> None:
     cfg = TrainConfig(model_kind="clip", mode="fine-tune", prompts=("a {}",), finetune_last_blocks=2)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_probes_share_one_frozen_backbone_only_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sharing spares rebuilding the backbone on every refresh; with a GPU, one model's .to("cuda") would move
+    it under another model, so each model then gets its own."""
+    from harapp.ml import cnn_models
+
+    probe = TrainConfig(model_kind="efficientnet-lite0", mode="linear-probe", image_size=64, views=("whole",))
+    classes = ("a", "b")
+    first, second = build_model(probe, classes), build_model(probe, classes)
+    assert first.model.backbone is second.model.backbone
+    assert not any(p.requires_grad for p in first.model.backbone.parameters())
+    first.model.train()  # a model in training mode leaves the shared batch-norm statistics alone
+    assert first.model.head.training and not any(m.training for m in first.model.backbone.modules())
+    with pytest.raises(RuntimeError, match="shares a frozen backbone"):
+        first.model.set_trainable_backbone(None, train_backbone=True)
+    monkeypatch.setattr(cnn_models.torch.cuda, "is_available", lambda: True)
+    own = build_model(probe, classes)
+    assert own.model.backbone is not first.model.backbone
+    fine_tune = TrainConfig(model_kind="efficientnet-lite0", mode="fine-tune", image_size=64, views=("whole",))
+    monkeypatch.undo()
+    assert build_model(fine_tune, classes).model.backbone is not first.model.backbone

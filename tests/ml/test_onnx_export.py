@@ -72,3 +72,21 @@ def test_files_that_are_not_harapp_exports_get_a_clear_message(tmp_path: Path) -
     with pytest.raises(OnnxModelError, match="does not exist"):
         onnx_predictor(tmp_path / "missing.onnx")
     assert main(["predict", str(text), str(tmp_path)]) == 1
+
+
+def test_damaged_harapp_metadata_is_named(tmp_path: Path) -> None:
+    import onnx
+
+    from harapp.ml.onnx_export import FORMAT
+
+    path = tmp_path / "damaged.onnx"
+    torch.onnx.export(torch.nn.Linear(3, 2).eval(), (torch.zeros(1, 3),), str(path), dynamo=False)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"harapp_format": FORMAT, "harapp_format_version": "two"})
+    onnx.save(model, str(path))
+    with pytest.raises(OnnxModelError, match="damaged.onnx: its harapp metadata is damaged"):
+        onnx_predictor(path)
+    onnx.helper.set_model_props(model, {"harapp_format": FORMAT, "harapp_format_version": "99"})
+    onnx.save(model, str(path))
+    with pytest.raises(OnnxModelError, match="exported by a newer harapp"):
+        onnx_predictor(path)

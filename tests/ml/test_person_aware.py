@@ -42,6 +42,14 @@ def test_square_region_pads_the_longer_side_and_fills_outside_the_photo() -> Non
     assert square.getpixel((30, 16)) == FILL  # past its right edge
     inside = crop_square(img, square_region((40.0, 10.0, 10.0, 20.0)))
     assert inside.size == (26, 26) and inside.getpixel((13, 13)) == (255, 0, 0)
+    # Resized straight from the photo, the padded square looks as it does when padded first, then resized.
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    edge = square_region((330.0, -40.0, 90.0, 200.0))
+    direct = np.asarray(crop_square(noise, edge, 64), dtype=np.float32)
+    padded_first = np.asarray(crop_square(noise, edge).resize((64, 64), Image.Resampling.BILINEAR), np.float32)
+    assert np.abs(direct - padded_first).mean() < 12
+    assert (direct[:, -8:] == FILL).all() and not (direct[20:40, 10:20] == FILL).all()
 
 
 def test_views_are_checked_and_old_configs_keep_their_one_view() -> None:
@@ -148,6 +156,15 @@ def test_people_come_from_annotations_else_the_detector_and_are_cached(
     assert [(p.box, p.source) for p in again] == [(p.box, p.source) for p in first]
     assert all(np.array_equal(a.pose, b.pose) for a, b in zip(again, first, strict=True))  # type: ignore[arg-type]
     project.close()
+
+
+def test_an_image_of_unknown_size_keeps_its_annotated_person(tmp_path: Path) -> None:
+    """A project that has not read a photo yet stores its size as 0 x 0; its boxes still count."""
+    Image.new("RGB", (80, 60), (10, 90, 120)).save(tmp_path / "0.png")
+    item = _item(tmp_path / "0.png", 1, ((5.0, 5.0, 20.0, 30.0),))
+    unknown = LabelledItem(item.image_id, item.path, item.class_index, item.person_boxes, 0, 0)
+    (found,) = resolve_people([unknown], ("whole", "person"), None, Reporter(None, None), detect=False)
+    assert (found.box, found.source) == ((5.0, 5.0, 20.0, 30.0), "annotation")
 
 
 def test_without_the_pose_model_predictions_use_the_photo_alone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from harapp.cli import main
 from harapp.core.store import Project
@@ -100,7 +101,7 @@ def test_train_review_and_next_on_the_command_line(tmp_path: Path, capsys: pytes
     project.set_labels([(ids[2], "walking"), (ids[7], "running")], source="human")  # true: sitting, standing
     path = project.path
     project.close()
-    args = ["--image-size", "64", "--batch-size", "16", "--device", "cpu", "--views", "whole"]
+    args = ["--image-size", "96", "--batch-size", "16", "--device", "cpu", "--views", "whole"]
     assert main(["train", str(path), *args]) == 0
     out = capsys.readouterr().out
     assert "predictions stored for 40 images" in out and "label review:" in out
@@ -123,3 +124,54 @@ def test_train_review_and_next_on_the_command_line(tmp_path: Path, capsys: pytes
     queue = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["image_id"] for r in queue} == set(ids[36:])
     assert all(r["label"] is None and r["suggested"] in DEFAULT_CLASSES for r in queue)
+
+
+def test_large_jpegs_get_the_same_numbers_from_the_cache_and_from_a_dropped_photo(tmp_path: Path) -> None:
+    """A whole-and-person model decodes every pixel of a dropped photo once for both views, so its cached
+    whole-view vectors must come from full decodes too, not from a JPEG's reduced-size draft."""
+    root = tmp_path / "imgs"
+    shapes = draw_shapes(root, 24, size=(640, 512))
+    for it in shapes:  # a JPEG this large is drafted at 1/8 of its size when the short side needed is 73
+        Image.open(it.path).save(it.path.with_suffix(".jpg"), quality=90)
+        it.path.unlink()
+    project = Project.create(tmp_path / "p.harapp")
+    source = project.add_source("folder", root, {})
+    for it in shapes:
+        image_id = project.upsert_image(source, it.path.with_suffix(".jpg").name, it.width, it.height)
+        project.set_label(image_id, DEFAULT_CLASSES[it.class_index], "human")
+        x, y, w, h = it.person_boxes[0]
+        project.add_person(image_id, (x - 40, y - 40, w + 80, h + 80))
+    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole", "person"))
+    result = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
+    assert result.model_id is not None
+    stored = project.predictions(result.model_id)
+    predictor = Predictor.from_checkpoint(tmp_path / "m.pt", device="cpu")
+    for image_id in project.image_ids()[:6]:
+        image = project.image(image_id)
+        dropped = predictor.predict(image.path, tuple(p.box for p in project.persons(image_id)))
+        assert not isinstance(dropped, list) and dropped.person_source == "annotation"
+        assert [dropped.probabilities[n] for n in range(len(DEFAULT_CLASSES))] == pytest.approx(
+            [stored[image_id].probabilities[c] for c in DEFAULT_CLASSES], abs=1e-4
+        )
+    project.close()
+
+
+def test_ctrl_c_during_the_label_review_keeps_the_trained_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harapp.ml import label_quality
+    from harapp.ml.errors import TrainingCancelled
+
+    project = _project(tmp_path, n=24, labelled=24)
+    path = project.path
+    project.close()
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise TrainingCancelled()
+
+    monkeypatch.setattr(label_quality, "review_labels", interrupted)
+    assert main(["train", str(path), "--image-size", "64", "--device", "cpu", "--views", "whole"]) == 0
+    captured = capsys.readouterr()
+    assert "label review cancelled; the model is saved" in captured.err and "checkpoint:" in captured.out
+    with Project.open(path) as reopened:
+        assert len(reopened.models()) == 1 and reopened.active_model() is not None

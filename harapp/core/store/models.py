@@ -36,7 +36,8 @@ class ModelsMixin(ProjectBase):
         self, model_id: int, path: Path, label_revision: int, metrics: dict[str, Any], config: dict[str, Any]
     ) -> Path | None:
         """Point a model at a retrained checkpoint of itself (after label corrections); returns the file it
-        pointed at before, or None when there is no such model."""
+        pointed at before, or None when there is no such model. Its stored predictions were the old
+        checkpoint's, so they go: an image without a prediction is one still to predict."""
         with self._write() as conn:
             row = conn.execute("SELECT path FROM models WHERE id = ?", (model_id,)).fetchone()
             if row is None:
@@ -45,6 +46,7 @@ class ModelsMixin(ProjectBase):
                 "UPDATE models SET path = ?, created_at = ?, label_revision = ?, metrics = ?, config = ? WHERE id = ?",
                 (str(path), now(), label_revision, dumps(metrics), dumps(config), model_id),
             )
+            conn.execute("DELETE FROM predictions WHERE model_id = ?", (model_id,))
             return Path(row[0])
 
     def models(self) -> list[ModelRecord]:
@@ -81,6 +83,14 @@ class ModelsMixin(ProjectBase):
             "SELECT image_id, class_name, confidence, probs FROM predictions WHERE model_id = ?", (model_id,)
         )
         return {r[0]: StoredPrediction(r[1], r[2], loads(r[3], {})) for r in rows}
+
+    def unpredicted_image_ids(self, model_id: int) -> list[int]:
+        """Images the model has no stored prediction for (a prediction run was cancelled, images were added)."""
+        rows = self._conn.execute(
+            "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM predictions WHERE model_id = ?) ORDER BY id",
+            (model_id,),
+        )
+        return [r[0] for r in rows]
 
     def get_embeddings(self, model_key: str, image_ids: Iterable[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
