@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from harapp.gui.gallery_model import GalleryRow, Role
+from harapp.gui.gallery_model import GalleryProxy, GalleryRow, Role
 from harapp.gui.style import (
     DISAGREE_COLOUR,
     PREDICTION_COLOUR,
@@ -201,11 +211,35 @@ class GalleryView(QListView):
         self._repaint_timer.setInterval(30)
         self._repaint_timer.timeout.connect(self.viewport().update)
         thumbnails.thumbnail_ready.connect(self._on_thumbnail_ready)
+        self._current_before_layout = -1
 
     def setModel(self, model) -> None:  # noqa: ANN001 - Qt signature
+        old = self.model()
+        if isinstance(old, GalleryProxy):
+            old.layoutAboutToBeChanged.disconnect(self._remember_current)
+            old.layoutChanged.disconnect(self._hand_over_current)
         super().setModel(model)
         if self.selectionModel() is not None:
             self.selectionModel().currentChanged.connect(self._on_current_changed)
+        if isinstance(model, GalleryProxy):
+            # Connected after the selection model's own handlers, so these run once it has updated its indexes.
+            model.layoutAboutToBeChanged.connect(self._remember_current)
+            model.layoutChanged.connect(self._hand_over_current)
+
+    def _remember_current(self, *_args: object) -> None:
+        index = self.currentIndex()
+        self._current_before_layout = index.row() if index.isValid() else -1
+
+    def _hand_over_current(self, *_args: object) -> None:
+        """A filter or an edit hid the current image: its nearest neighbour still shown becomes current, as
+        when rows are removed from a model (Qt's selection model does that for removals, not layout changes)."""
+        before, self._current_before_layout = self._current_before_layout, -1
+        model = self.model()
+        if before < 0 or self.currentIndex().isValid() or not isinstance(model, GalleryProxy):
+            return
+        row = model.replacement_row(before)
+        if row >= 0:
+            self.selectionModel().setCurrentIndex(model.index(row, 0), QItemSelectionModel.SelectionFlag.NoUpdate)
 
     def _on_thumbnail_ready(self, _image_id: int) -> None:
         if not self._repaint_timer.isActive():

@@ -14,6 +14,7 @@ from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import classes as store_classes
 from harapp.core.store import health as store_health
 from harapp.core.store.base import dumps, inserted_id, loads, now
+from harapp.core.store.columns import ColumnsMixin
 from harapp.core.store.images import ImagesMixin
 from harapp.core.store.models import ModelsMixin
 from harapp.core.store.schema import APP_ID, SCHEMA_VERSION, migrate
@@ -39,7 +40,7 @@ def _busy_timeout_ms() -> int:
     return int(os.environ.get("HARAPP_BUSY_TIMEOUT_MS", "5000"))
 
 
-class Project(ImagesMixin, ModelsMixin):
+class Project(ImagesMixin, ModelsMixin, ColumnsMixin):
     """A harapp project file. Use `Project.create` or `Project.open`; close it, or use it as a context manager."""
 
     # -- opening ---------------------------------------------------------------------------------------------
