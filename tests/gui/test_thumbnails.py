@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,26 @@ def test_placeholder_then_thumbnail_decoded_off_the_gui_thread(qtbot, loader, tm
     assert (pixmap.width(), pixmap.height()) == (64, 32)  # fits 64x64, aspect kept
     assert decode_threads and threading.get_ident() not in decode_threads
     assert loader.error(7) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread nice values are a Unix notion")
+def test_decoding_threads_yield_the_cpu_to_the_gui_thread(qtbot, loader, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    path = _jpeg(tmp_path / "n.jpg")
+    niceness: list[int] = []
+    real_decode = thumbnails.decode_scaled
+
+    def recording_decode(p: Path, size: int):  # noqa: ANN202
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_decode(p, size)
+
+    monkeypatch.setattr(thumbnails, "decode_scaled", recording_decode)
+    gui_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert threading.get_native_id() == os.getpid(), "the GUI thread is the main thread"
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=10_000):
+        loader.request(3, path)
+    if sys.platform.startswith("linux"):
+        assert niceness == [min(19, gui_before + thumbnails.DECODER_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui_before  # the GUI thread keeps its own
 
 
 def test_disk_cache_keyed_by_path_mtime_and_size(qtbot, loader, tmp_path) -> None:  # noqa: ANN001
