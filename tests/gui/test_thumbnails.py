@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,25 @@ def test_placeholder_then_thumbnail_decoded_off_the_gui_thread(qtbot, loader, tm
     assert (pixmap.width(), pixmap.height()) == (64, 32)  # fits 64x64, aspect kept
     assert decode_threads and threading.get_ident() not in decode_threads
     assert loader.error(7) is None
+
+
+def test_decoding_starts_once_the_painting_code_returns(qtbot, loader, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # A paint asks for a page of thumbnails; decoders started in the middle of it would slow the paint down.
+    path = _jpeg(tmp_path / "d.jpg")
+    started: list[int] = []
+    real_load = thumbnails.load_thumbnail
+
+    def recording_load(p: Path, size: int, cache_root: Path | None):  # noqa: ANN202
+        started.append(threading.get_ident())
+        return real_load(p, size, cache_root)
+
+    monkeypatch.setattr(thumbnails, "load_thumbnail", recording_load)
+    for image_id in range(4):
+        assert loader.pixmap(image_id, path) is None
+    time.sleep(0.2)  # the rest of a long paint
+    assert started == [] and all(loader.is_pending(i) for i in range(4))
+    qtbot.waitUntil(lambda: all(loader.has_thumbnail(i) for i in range(4)), timeout=10_000)
+    assert len(started) == 4
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread nice values are a Unix notion")
