@@ -55,6 +55,7 @@ class GalleryDelegate(QStyledItemDelegate):
         """Set by the view so whole columns fill its width instead of leaving a gap at the right."""
         self.show_predictions = False
         """Paint every prediction of the active model, not only those that disagree with the label."""
+        self._font_cache: tuple[QFont, QFont, QFontMetrics] | None = None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         side = self.cell + 2 * PADDING
@@ -78,11 +79,8 @@ class GalleryDelegate(QStyledItemDelegate):
         area.moveCenter(cell.center())
         picture = self._paint_thumbnail(painter, area, row, palette)
         names = self._class_names()
-        font = QFont(option.font)
-        font.setPointSizeF(max(7.5, font.pointSizeF() * 0.9))
-        font.setBold(True)
+        font, metrics = self._badge_font(option.font)
         painter.setFont(font)
-        metrics = QFontMetrics(font)
         # Marks sit on the picture itself, so they stay next to it however wide the cell is.
         self._paint_label_badge(painter, picture, row, names, metrics)
         self._paint_marks(painter, picture, row, names, metrics)
@@ -91,6 +89,15 @@ class GalleryDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(cell.adjusted(1, 1, -1, -1), 6, 6)
         painter.restore()
+
+    def _badge_font(self, base: QFont) -> tuple[QFont, QFontMetrics]:
+        # Made once per view font, not once per painted cell (a page paints 30-40 cells).
+        if self._font_cache is None or self._font_cache[0] != base:
+            font = QFont(base)
+            font.setPointSizeF(max(7.5, font.pointSizeF() * 0.9))
+            font.setBold(True)
+            self._font_cache = (QFont(base), font, QFontMetrics(font))
+        return self._font_cache[1], self._font_cache[2]
 
     def _paint_thumbnail(self, painter: QPainter, area: QRect, row: GalleryRow, palette: QPalette) -> QRect:
         """Paint the thumbnail (or a placeholder) inside area; returns the rectangle it covers."""
