@@ -57,6 +57,14 @@ def test_image_columns_match_the_image_records(tmp_path: Path) -> None:
     assert len(project.image_columns([])) == 0
 
 
+def test_paths_and_person_boxes_match_the_records(tmp_path: Path) -> None:
+    project, ids = _mixed_project(tmp_path)
+    assert project.image_columns().paths() == [record.path for record in project.images()]
+    boxes = project.person_boxes()
+    assert boxes == {i: tuple(p.box for p in project.persons(i)) for i in ids if project.persons(i)}
+    assert any(len(b) > 1 for b in boxes.values())
+
+
 def test_prediction_columns_match_the_predictions(tmp_path: Path) -> None:
     project, ids = _mixed_project(tmp_path)
     model = project.register_model("m", "cnn-scratch", "scratch", tmp_path / "m.pt", 1, {}, {})

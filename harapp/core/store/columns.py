@@ -9,15 +9,18 @@ caller to decode for the few rows it shows.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from harapp.core.store.base import ProjectBase, id_chunks
-from harapp.core.types import SOURCES
+from harapp.core.types import SOURCES, Box
 
 NO_CODE = -1
 """The code of 'no value' in a code column (no label, no label source, no prediction)."""
@@ -52,6 +55,11 @@ class ImageColumns:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def paths(self) -> list[Path]:
+        """Every image's file (ImageRecord.path), one Path per folder joined with each relative path."""
+        roots = [Path(root) for root in self.roots]
+        return [roots[k] / rel for k, rel in zip(self.root_index.tolist(), self.rel_paths, strict=True)]
+
 
 @dataclass(frozen=True)
 class PredictionColumns:
@@ -83,6 +91,15 @@ class ColumnsMixin(ProjectBase):
                 for chunk, marks in id_chunks(ids):
                     rows += self._conn.execute(f"{_IMAGE_COLUMNS} WHERE i.id IN ({marks}) ORDER BY i.id", chunk)
         return _image_columns(rows, roots, classes)
+
+    def person_boxes(self) -> dict[int, tuple[Box, ...]]:
+        """Image id -> its persons' boxes in id order (Person.box of Project.persons), for images that have any;
+        one query instead of one per image."""
+        rows = self._conn.execute("SELECT image_id, x, y, w, h FROM persons ORDER BY image_id, id")
+        return {
+            image_id: tuple((x, y, w, h) for _, x, y, w, h in group)
+            for image_id, group in itertools.groupby(rows, key=operator.itemgetter(0))
+        }
 
     def prediction_columns(self, model_id: int) -> PredictionColumns:
         """A model's predictions (Project.predictions) as columns: no JSON is decoded."""
