@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from harapp.gui.gallery_model import GalleryRow, Role
+from harapp.gui.gallery_model import GalleryProxy, GalleryRow, Role
 from harapp.gui.style import (
     DISAGREE_COLOUR,
     PREDICTION_COLOUR,
@@ -46,6 +56,7 @@ class GalleryDelegate(QStyledItemDelegate):
         """Set by the view so whole columns fill its width instead of leaving a gap at the right."""
         self.show_predictions = False
         """Paint every prediction of the active model, not only those that disagree with the label."""
+        self._font_cache: tuple[QFont, QFont, QFontMetrics] | None = None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         side = self.cell + 2 * PADDING
@@ -69,11 +80,8 @@ class GalleryDelegate(QStyledItemDelegate):
         area.moveCenter(cell.center())
         picture = self._paint_thumbnail(painter, area, row, palette)
         names = self._class_names()
-        font = QFont(option.font)
-        font.setPointSizeF(max(7.5, font.pointSizeF() * 0.9))
-        font.setBold(True)
+        font, metrics = self._badge_font(option.font)
         painter.setFont(font)
-        metrics = QFontMetrics(font)
         # Marks sit on the picture itself, so they stay next to it however wide the cell is.
         self._paint_label_badge(painter, picture, row, names, metrics)
         self._paint_marks(painter, picture, row, names, metrics)
@@ -82,6 +90,15 @@ class GalleryDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(cell.adjusted(1, 1, -1, -1), 6, 6)
         painter.restore()
+
+    def _badge_font(self, base: QFont) -> tuple[QFont, QFontMetrics]:
+        # Made once per view font, not once per painted cell (a page paints 30-40 cells).
+        if self._font_cache is None or self._font_cache[0] != base:
+            font = QFont(base)
+            font.setPointSizeF(max(7.5, font.pointSizeF() * 0.9))
+            font.setBold(True)
+            self._font_cache = (QFont(base), font, QFontMetrics(font))
+        return self._font_cache[1], self._font_cache[2]
 
     def _paint_thumbnail(self, painter: QPainter, area: QRect, row: GalleryRow, palette: QPalette) -> QRect:
         """Paint the thumbnail (or a placeholder) inside area; returns the rectangle it covers."""
@@ -213,11 +230,35 @@ class GalleryView(QListView):
         self._repaint_timer.setInterval(30)
         self._repaint_timer.timeout.connect(self.viewport().update)
         thumbnails.thumbnail_ready.connect(self._on_thumbnail_ready)
+        self._current_before_layout = -1
 
     def setModel(self, model) -> None:  # noqa: ANN001 - Qt signature
+        old = self.model()
+        if isinstance(old, GalleryProxy):
+            old.layoutAboutToBeChanged.disconnect(self._remember_current)
+            old.layoutChanged.disconnect(self._hand_over_current)
         super().setModel(model)
         if self.selectionModel() is not None:
             self.selectionModel().currentChanged.connect(self._on_current_changed)
+        if isinstance(model, GalleryProxy):
+            # Connected after the selection model's own handlers, so these run once it has updated its indexes.
+            model.layoutAboutToBeChanged.connect(self._remember_current)
+            model.layoutChanged.connect(self._hand_over_current)
+
+    def _remember_current(self, *_args: object) -> None:
+        index = self.currentIndex()
+        self._current_before_layout = index.row() if index.isValid() else -1
+
+    def _hand_over_current(self, *_args: object) -> None:
+        """A filter or an edit hid the current image: its nearest neighbour still shown becomes current, as
+        when rows are removed from a model (Qt's selection model does that for removals, not layout changes)."""
+        before, self._current_before_layout = self._current_before_layout, -1
+        model = self.model()
+        if before < 0 or self.currentIndex().isValid() or not isinstance(model, GalleryProxy):
+            return
+        row = model.replacement_row(before)
+        if row >= 0:
+            self.selectionModel().setCurrentIndex(model.index(row, 0), QItemSelectionModel.SelectionFlag.NoUpdate)
 
     def _on_thumbnail_ready(self, _image_id: int) -> None:
         if not self._repaint_timer.isActive():

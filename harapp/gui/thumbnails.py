@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThread, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 from harapp.core.paths import cache_dir
@@ -23,6 +24,20 @@ from harapp.core.paths import cache_dir
 DEFAULT_SIZE = 160
 MAX_PENDING = 600
 """Requests beyond this are dropped oldest first: they belong to pages scrolled away long ago."""
+DECODER_NICE = 10
+"""How much nicer than the process decoding threads are, so they yield the CPU to the GUI thread: on 2 busy
+cores, a page scrolled while thumbnails decode took 21 ms to paint at the same priority, 10 ms at +10."""
+
+
+def lower_thread_priority() -> None:
+    """Make the calling thread a background one (Linux: its own nice value; elsewhere: Qt's low priority)."""
+    if sys.platform.startswith("linux"):
+        # On Linux a thread id names just that thread; Qt's priorities do nothing there for normal threads.
+        with contextlib.suppress(OSError):
+            nice = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + DECODER_NICE)  # the main thread's
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    else:
+        QThread.currentThread().setPriority(QThread.Priority.LowPriority)
 
 
 def thumbs_dir() -> Path:
@@ -103,6 +118,7 @@ class _Runner(QRunnable):
 
     def run(self) -> None:
         loader = self._loader
+        lower_thread_priority()
         while True:
             request = loader._next_request()
             if request is None:
@@ -155,6 +171,10 @@ class ThumbnailLoader(QObject):
         """Bumped by clear(): a result from before (another project, same image ids) is dropped."""
         self._errors: dict[int, str] = {}
         self._closed = False
+        self._start_timer = QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.setInterval(0)
+        self._start_timer.timeout.connect(self._start_runners)
 
     # -- GUI-thread API ----------------------------------------------------------------------------------
 
@@ -199,10 +219,18 @@ class ThumbnailLoader(QObject):
             self._stack.move_to_end(image_id)  # newest on top
             while len(self._stack) > MAX_PENDING:
                 self._stack.popitem(last=False)
-            start = self._runners < self._pool.maxThreadCount()
-            if start:
-                self._runners += 1
-        if start:
+        # Decoding starts once the paint that asked has finished, not in the middle of it: a scrolled page then
+        # paints without the decoders competing (6-9 ms instead of 11-13 ms with cached thumbnails, 2 cores).
+        if not self._start_timer.isActive():
+            self._start_timer.start()
+
+    def _start_runners(self) -> None:
+        if self._closed:
+            return
+        with self._lock:
+            more = max(0, min(self._pool.maxThreadCount(), len(self._stack)) - self._runners)
+            self._runners += more
+        for _ in range(more):
             self._pool.start(_Runner(self))
 
     def forget(self, image_ids: list[int] | None = None) -> None:

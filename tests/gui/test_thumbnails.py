@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,45 @@ def test_placeholder_then_thumbnail_decoded_off_the_gui_thread(qtbot, loader, tm
     assert (pixmap.width(), pixmap.height()) == (64, 32)  # fits 64x64, aspect kept
     assert decode_threads and threading.get_ident() not in decode_threads
     assert loader.error(7) is None
+
+
+def test_decoding_starts_once_the_painting_code_returns(qtbot, loader, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # A paint asks for a page of thumbnails; decoders started in the middle of it would slow the paint down.
+    path = _jpeg(tmp_path / "d.jpg")
+    started: list[int] = []
+    real_load = thumbnails.load_thumbnail
+
+    def recording_load(p: Path, size: int, cache_root: Path | None):  # noqa: ANN202
+        started.append(threading.get_ident())
+        return real_load(p, size, cache_root)
+
+    monkeypatch.setattr(thumbnails, "load_thumbnail", recording_load)
+    for image_id in range(4):
+        assert loader.pixmap(image_id, path) is None
+    time.sleep(0.2)  # the rest of a long paint
+    assert started == [] and all(loader.is_pending(i) for i in range(4))
+    qtbot.waitUntil(lambda: all(loader.has_thumbnail(i) for i in range(4)), timeout=10_000)
+    assert len(started) == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread nice values are a Unix notion")
+def test_decoding_threads_yield_the_cpu_to_the_gui_thread(qtbot, loader, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    path = _jpeg(tmp_path / "n.jpg")
+    niceness: list[int] = []
+    real_decode = thumbnails.decode_scaled
+
+    def recording_decode(p: Path, size: int):  # noqa: ANN202
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_decode(p, size)
+
+    monkeypatch.setattr(thumbnails, "decode_scaled", recording_decode)
+    gui_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert threading.get_native_id() == os.getpid(), "the GUI thread is the main thread"
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=10_000):
+        loader.request(3, path)
+    if sys.platform.startswith("linux"):
+        assert niceness == [min(19, gui_before + thumbnails.DECODER_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui_before  # the GUI thread keeps its own
 
 
 def test_disk_cache_keyed_by_path_mtime_and_size(qtbot, loader, tmp_path) -> None:  # noqa: ANN001

@@ -13,7 +13,9 @@ from typing import Any
 from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import classes as store_classes
 from harapp.core.store import health as store_health
+from harapp.core.store import snapshot as store_snapshot
 from harapp.core.store.base import dumps, inserted_id, loads, now
+from harapp.core.store.columns import ColumnsMixin
 from harapp.core.store.images import ImagesMixin
 from harapp.core.store.models import ModelsMixin
 from harapp.core.store.quality import QualityMixin
@@ -40,7 +42,7 @@ def _busy_timeout_ms() -> int:
     return int(os.environ.get("HARAPP_BUSY_TIMEOUT_MS", "5000"))
 
 
-class Project(ImagesMixin, ModelsMixin, QualityMixin):
+class Project(ImagesMixin, ModelsMixin, QualityMixin, ColumnsMixin):
     """A harapp project file. Use `Project.create` or `Project.open`; close it, or use it as a context manager."""
 
     # -- opening ---------------------------------------------------------------------------------------------
@@ -398,33 +400,9 @@ class Project(ImagesMixin, ModelsMixin, QualityMixin):
     ) -> LabelSnapshot:
         """Freeze the current labels for a training run (labelled images, or labelled persons)."""
         with self._read():
-            names = tuple(self.class_names())
-            index = {name: i for i, name in enumerate(names)}
-            marks = ",".join("?" * len(include_sources))
-            person_clause = "l.person_id IS NOT NULL" if person_level else "l.person_id IS NULL"
-            rows = self._conn.execute(
-                f"SELECT i.id, s.root, i.rel_path, c.name, i.width, i.height, l.person_id FROM labels l"
-                f" JOIN images i ON i.id = l.image_id JOIN sources s ON s.id = i.source_id"
-                f" JOIN classes c ON c.id = l.class_id WHERE {person_clause} AND l.source IN ({marks})"
-                f" ORDER BY i.id, l.person_id",
-                list(include_sources),
-            ).fetchall()
-            boxes: dict[int, list[tuple[int, Box]]] = {}
-            for pid, image_id, x, y, w, h in self._conn.execute("SELECT id, image_id, x, y, w, h FROM persons"):
-                boxes.setdefault(image_id, []).append((pid, (x, y, w, h)))
+            names, items = store_snapshot.read_items(self._conn, include_sources, person_level)
             revision = self.label_revision()
-        items = []
-        for image_id, root, rel, name, width, height, person_id in rows:
-            image_boxes = boxes.get(image_id, [])
-            if person_level:
-                image_boxes = [(p, b) for p, b in image_boxes if p == person_id]
-            items.append(
-                LabelledItem(
-                    image_id, Path(root) / rel, index[name], tuple(b for _, b in image_boxes), width, height,
-                    person_id if person_level else None,
-                )
-            )  # fmt: skip
-        return LabelSnapshot(names, tuple(items), revision, self.path)
+        return LabelSnapshot(names, items, revision, self.path)
 
     def image_items(self, image_ids: Sequence[int] | None = None) -> list[LabelledItem]:
         """Every image (or the ones asked for) as an item with its person boxes, for predicting; the class
