@@ -29,6 +29,7 @@ from harapp.ml.decode import Entry, decode_entry
 from harapp.ml.decoded_cache import SlotReader
 from harapp.ml.device import loader_workers
 from harapp.ml.models import Preprocess
+from harapp.ml.progress import Reporter
 from harapp.ml.run_images import Views, current_run
 
 RawBatch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]
@@ -190,12 +191,12 @@ class DeviceBatches:
         loader: DataLoader | PrefetchThread,
         sampler: DistributedSampler,
         prep: BatchPrep,
-        cancel: threading.Event | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self.loader = loader
         self.sampler = sampler
         self.prep = prep
-        self.cancel = cancel
+        self.reporter = reporter
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -204,10 +205,10 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]:
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
-        cancel = self.cancel if distributed.ranks().world > 1 else None
+        reporter = self.reporter if distributed.ranks().world > 1 else None
         for views, vectors, labels, positions in self.loader:
-            if cancel is not None and distributed.any_rank(cancel.is_set()):
-                cancel.set()
+            if reporter is not None and distributed.any_rank(reporter.cancel_requested):
+                reporter.cancel_agreed()
             yield self.prep(views, vectors), labels.to(self.prep.device, non_blocking=True), positions
 
 
@@ -242,11 +243,11 @@ def image_batches(
     batches = BatchSampler(sampler, per_rank, drop_last=False)
     workers = min(loader_workers(device, requested_workers), len(batches))
     augmenter = BatchAugment(seed * 1000 + ranks.rank) if train and augment else None
-    cancel = run.reporter.cancel if run is not None else None
+    reporter = run.reporter if run is not None else None
     prep = BatchPrep(pre, device, augmenter)
     if workers > 0 and requested_workers is None and slots is not None and bool((slots >= 0).all()):
         data.pin_memory = device.type == "cuda"
-        return DeviceBatches(PrefetchThread(data, batches), sampler, prep, cancel)
+        return DeviceBatches(PrefetchThread(data, batches), sampler, prep, reporter)
     loader = DataLoader(
         data,
         sampler=batches,
@@ -259,4 +260,4 @@ def image_batches(
         # dropout draws from (else the worker count would change the run).
         generator=torch.Generator().manual_seed(seed),
     )
-    return DeviceBatches(loader, sampler, prep, cancel)
+    return DeviceBatches(loader, sampler, prep, reporter)

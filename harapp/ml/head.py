@@ -182,7 +182,9 @@ def _fit_probe(
     if standardise:
         head.set_standardisation(features)
     with torch.no_grad():
-        xs = (features.float() - head.shift) / head.scale
+        # One new matrix, divided in place: at 100k vectors each temporary is most of a gigabyte.
+        xs = features.float() - head.shift
+        xs.div_(head.scale)
     start_w, start_b = head.linear.weight.detach().clone(), head.linear.bias.detach().clone()
     space = _Space.of(xs, start_w, basis)
     fitter = _Fitter(space, targets, num_classes, start_b, balanced)

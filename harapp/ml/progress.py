@@ -46,6 +46,8 @@ class Reporter:
     ) -> None:
         self.callback = callback
         self.cancel = cancel
+        self._across_ranks: Callable[[], bool] | None = None
+        self._agreed = threading.Event()
         self.min_interval = 1.0 / max_rate
         self.clock = clock
         self._last = -1e9
@@ -54,8 +56,27 @@ class Reporter:
         self._images = 0
         self._sent_in_phase = False
 
+    def agree_on_cancel(self, across_ranks: Callable[[], bool]) -> None:
+        """In a job of several ranks: act on a cancel only once every rank has agreed to it (before a batch, see
+        harapp.ml.batches.DeviceBatches). A rank that stopped on its own request would leave the others waiting
+        for it in a collective. across_ranks() says whether that holds now (not in work rank 0 does alone)."""
+        self._across_ranks = across_ranks
+
+    @property
+    def cancel_requested(self) -> bool:
+        """This process was asked to stop (its vote in the agreement)."""
+        return self.cancel is not None and self.cancel.is_set()
+
+    def cancel_agreed(self) -> None:
+        """Every rank agreed to stop: the next check_cancel raises on all of them."""
+        self._agreed.set()
+
     def check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
+        if self._agreed.is_set():
+            raise TrainingCancelled()
+        if self._across_ranks is not None and self._across_ranks():
+            return  # a request alone waits for the agreement
+        if self.cancel_requested:
             raise TrainingCancelled()
 
     @property

@@ -304,7 +304,7 @@ def cross_validate(
     """Stratified k-fold (config.folds >= 2): test metrics of each fold; no checkpoint is written."""
     config = config.validate()
     _check_snapshot(snapshot, config)
-    reporter = Reporter(progress, cancel)
+    reporter = _across_ranks(Reporter(progress, cancel))
     with run_images(snapshot, reporter):
         return _cross_validate(config, snapshot, _resolve_people(snapshot, config, store, reporter), reporter, store)
 
@@ -355,7 +355,7 @@ def train(
         raise HarappError(f"Nothing to train on: {missing.describe(3)}.")
     _check_snapshot(snapshot, config)
     device = resolve_device(config.device)
-    reporter = reporter or Reporter(progress, cancel)
+    reporter = _across_ranks(reporter or Reporter(progress, cancel))
     checkpoint_path = Path(checkpoint_path)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     written: list[Path] = []
@@ -419,6 +419,13 @@ def train(
                 history.append({"event": "predictions cancelled"})
     history.append({"event": "done", "embedded_images": result.embedded})
     return TrainResult(path, result.metrics, False, model_id, tuple(history), predictions, replaced)
+
+
+def _across_ranks(reporter: Reporter) -> Reporter:
+    """In a job of several ranks, every rank stops at the same batch (Reporter.agree_on_cancel)."""
+    if ranks().world > 1:
+        reporter.agree_on_cancel(lambda: ranks().world > 1)
+    return reporter
 
 
 def _register(

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -192,3 +193,26 @@ def test_work_of_rank_0_alone_and_its_cancel_or_failure_reach_every_rank(tmp_pat
     # and a peer's failure on rank 1; an unshared result stays on rank 0; agreed(): a cancel on rank 1 reaches 0.
     assert rank0 == ["value people", "cancelled", "failed: no photos", "value mine", "value 0", "cancelled"]
     assert rank1 == ["value people", "cancelled", "peer failed", "value None", "value 1", "cancelled"]
+
+
+def test_across_ranks_a_cancel_request_waits_for_the_agreement() -> None:
+    from harapp.ml.errors import TrainingCancelled
+    from harapp.ml.progress import Reporter
+
+    request = threading.Event()
+    reporter = Reporter(None, request)
+    together = [True]
+    reporter.agree_on_cancel(lambda: together[0])
+    request.set()  # Ctrl+C reached this rank between two batches
+    assert reporter.cancel_requested
+    reporter.check_cancel()  # no raise: the other ranks have not agreed yet, and would wait for this one
+    together[0] = False  # work rank 0 does alone may stop on its own request
+    with pytest.raises(TrainingCancelled):
+        reporter.check_cancel()
+    together[0] = True
+    reporter.cancel_agreed()  # every rank voted at the same batch
+    with pytest.raises(TrainingCancelled):
+        reporter.check_cancel()
+    alone = Reporter(None, request)  # one process: a request stops it at once
+    with pytest.raises(TrainingCancelled):
+        alone.check_cancel()
