@@ -8,6 +8,7 @@ when it ends. A training run takes precedence: the refresh waits for it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from harapp.core.store import Project
 from harapp.core.types import LabelQuality, StoredPrediction
+from harapp.gui import gc_guard
 from harapp.gui.workers import JobHandle, run_callable, start_worker
 
 if TYPE_CHECKING:
@@ -46,6 +48,39 @@ def refresh_project(project_path: Path, device: str, cancel: threading.Event) ->
         if refresh.retrained and refresh.model_id is not None:
             predictions = project.predictions(refresh.model_id)
         return RefreshOutcome(project_path, refresh, predictions, tuple(project.label_quality()))
+
+
+log = logging.getLogger(__name__)
+
+_warming: list[threading.Thread] = []
+
+
+def _warm_up_once() -> None:
+    """Load what a refresh needs in the background while the user looks at the photos, once per process, so the
+    first correction after opening a project costs about what the later ones do."""
+    if not _warming:
+        thread = threading.Thread(target=_warm_up, name="harapp-warm-up", daemon=True)
+        _warming.append(thread)
+        thread.start()
+
+
+def wait_for_warm_up(timeout_s: float | None = None) -> bool:
+    """Block until the warm-up has finished (for measurements that must not overlap it); True when it has."""
+    for thread in _warming:
+        thread.join(timeout_s)
+    return not any(thread.is_alive() for thread in _warming)
+
+
+def _warm_up() -> None:
+    try:
+        from harapp.ml.curation import warm_up  # imported here too: the GUI thread never waits for it
+
+        warm_up()
+    except Exception:  # noqa: BLE001 - a warm-up that fails only leaves the first refresh slower
+        log.debug("warm-up failed", exc_info=True)
+    finally:
+        # The imports made many long-lived objects: the GUI thread's next collection would scan them all.
+        gc_guard.request_freeze()
 
 
 class CurationRefresher(QObject):
@@ -81,6 +116,8 @@ class CurationRefresher(QObject):
         self.cancel()
         # A read-only project can store neither a retrained model nor scores.
         self._path = project.path if project is not None and not project.readonly else None
+        if self._path is not None:
+            _warm_up_once()
 
     def labels_changed(self, *_args: object) -> None:
         """Keep existing scores fresh: once a project has scores, every correction refreshes them (the first

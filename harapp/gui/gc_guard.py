@@ -9,9 +9,20 @@ switched off and a timer on the GUI thread collects instead, generation by gener
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 from PySide6.QtCore import QObject, QTimer
+
+_FREEZE = threading.Event()
+
+
+def request_freeze() -> None:
+    """From any thread: at its next tick the collector moves every object that exists then out of all future
+    scans (after a burst of long-lived objects, such as a worker's first imports, which would make the next
+    collection on the GUI thread stall it for ~100 ms)."""
+    _FREEZE.set()
+
 
 FULL_COLLECTION_INTERVAL_S = 120.0
 """A full collection walks every object (torch brings hundreds of thousands): at most this often."""
@@ -33,6 +44,10 @@ class GuiThreadCollector(QObject):
     def collect_if_due(self) -> int:
         """Collect the oldest generation whose count has passed its threshold (the oldest one only every
         FULL_COLLECTION_INTERVAL_S, as each such pass stalls the GUI); the number of objects freed."""
+        if _FREEZE.is_set():
+            _FREEZE.clear()
+            gc.freeze()
+            return 0
         counts, thresholds = gc.get_count(), gc.get_threshold()
         now = time.monotonic()
         if counts[2] > thresholds[2] and now - self._last_full >= FULL_COLLECTION_INTERVAL_S:

@@ -139,6 +139,12 @@ def _frozen_lite0() -> nn.Module:
     return _FROZEN["lite0"]
 
 
+def warm_frozen_backbone() -> None:
+    """Build the shared frozen backbone ahead of the first model that uses it (where it is shared)."""
+    if _can_share_frozen():
+        _frozen_lite0()
+
+
 def _stays_in_eval(module: nn.Module, mode: bool = True) -> nn.Module:
     return module
 

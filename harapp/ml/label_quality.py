@@ -221,6 +221,11 @@ def _out_of_fold(
     return probe, probe.oof_probabilities
 
 
+def warm_up() -> None:
+    """Import and run the scoring library once on a tiny problem (its first use costs seconds of imports)."""
+    _label_scores(np.array([0, 1, 0, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]), SCORE_METHOD)
+
+
 def _label_scores(labels: np.ndarray, probabilities: np.ndarray, method: ScoreMethod) -> np.ndarray:
     from cleanlab.rank import get_label_quality_scores
 

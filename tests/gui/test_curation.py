@@ -137,6 +137,7 @@ def test_a_correction_refreshes_the_scores_in_the_background(
     assert real is not slow_refresh
     monkeypatch.setattr(curation_module, "DELAY_MS", 50)
     workspace.refresher._timer.setInterval(50)
+    assert curation_module.wait_for_warm_up(60)  # its imports once per process, not the refresh, are not timed
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(20)

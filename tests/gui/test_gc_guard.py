@@ -44,3 +44,16 @@ def test_without_the_guard_a_worker_thread_collects(qapp) -> None:  # noqa: ANN0
         assert alive() is None
     finally:
         gc.disable()
+
+
+def test_a_requested_freeze_takes_a_burst_of_objects_out_of_later_scans(qtbot, qapp) -> None:  # noqa: ANN001
+    collector = gc_guard.install(qapp)
+    burst: list[list] = []
+    worker = threading.Thread(target=lambda: burst.extend([] for _ in range(50_000)))  # a worker's imports
+    worker.start()
+    worker.join()
+    frozen_before = gc.get_freeze_count()
+    gc_guard.request_freeze()  # from any thread; done at the collector's next tick on the GUI thread
+    qtbot.waitUntil(lambda: gc.get_freeze_count() >= frozen_before + len(burst), timeout=5_000)
+    assert gc.get_count()[0] < 1_000  # nothing left for the next young collection to scan
+    assert collector.collect_if_due() == 0

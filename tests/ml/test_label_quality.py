@@ -175,3 +175,12 @@ def test_scores_use_the_models_input_size_so_its_cached_vectors_serve_both() -> 
     assert (scorer.image_size, scorer.batch_size, scorer.loader_workers) == (96, 8, 0)
     assert scorer.views == ("whole", "pose") and scorer.mode == "linear-probe"
     assert scoring_config(None).model_kind == TrainConfig().model_kind
+
+
+def test_warm_up_loads_the_scoring_library() -> None:
+    import sys
+
+    from harapp.ml.label_quality import warm_up
+
+    warm_up()
+    assert "cleanlab.rank" in sys.modules
