@@ -661,10 +661,6 @@ class GalleryProxy(QSortFilterProxyModel):
         super().setSourceModel(source)
 
     @property
-    def current_filter(self) -> GalleryFilter:
-        return self._filter
-
-    @property
     def sort_key(self) -> str:
         return self._source.sort_key if self._source is not None else "id"
 

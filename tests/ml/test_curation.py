@@ -9,7 +9,7 @@ import pytest
 from harapp.core.store import Project
 from harapp.ml.config import TrainConfig
 from harapp.ml.curation import refresh_after_corrections
-from harapp.ml.trainer import train
+from harapp.ml.trainer import TrainResult, train
 from tests.ml.conftest import draw_shapes, project_from_items
 
 
@@ -20,12 +20,18 @@ def _project(tmp_path: Path) -> Project:
     return project
 
 
-def test_a_probe_retrains_in_place_and_its_superseded_refresh_file_goes(tmp_path: Path) -> None:
+def _trained(tmp_path: Path) -> tuple[Project, TrainResult]:
+    """The shapes project with an active linear probe, as after a first training."""
     project = _project(tmp_path)
     config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
     first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
     assert first.model_id is not None
     project.set_active_model(first.model_id)
+    return project, first
+
+
+def test_a_probe_retrains_in_place_and_its_superseded_refresh_file_goes(tmp_path: Path) -> None:
+    project, first = _trained(tmp_path)
     ids = project.image_ids()
     project.set_label(ids[0], "standing", "human")
     refresh = refresh_after_corrections(project, device="cpu")
@@ -64,11 +70,7 @@ def test_a_fine_tuned_model_is_left_alone_and_the_scores_still_refresh(tmp_path:
 def test_a_copied_project_never_deletes_the_originals_checkpoints(tmp_path: Path) -> None:
     import shutil
 
-    project = _project(tmp_path)
-    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
-    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
-    assert first.model_id is not None
-    project.set_active_model(first.model_id)
+    project, first = _trained(tmp_path)
     project.set_label(project.image_ids()[0], "standing", "human")
     assert refresh_after_corrections(project, device="cpu").retrained
     original_file = project.models()[0].path
@@ -90,11 +92,7 @@ def test_a_refresh_cancelled_while_predicting_is_completed_by_the_next_one(
     from harapp.ml import project_predictions
     from harapp.ml.errors import TrainingCancelled
 
-    project = _project(tmp_path)
-    config = TrainConfig(image_size=64, batch_size=16, device="cpu", views=("whole",))
-    first = train(config, project.snapshot(), tmp_path / "m.pt", project=project)
-    assert first.model_id is not None
-    project.set_active_model(first.model_id)
+    project, first = _trained(tmp_path)
     project.set_label(project.image_ids()[0], "standing", "human")
     monkeypatch.setattr(project_predictions, "CHUNK", 8)
     real_put = project.put_predictions
