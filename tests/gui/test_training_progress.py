@@ -144,3 +144,36 @@ def test_results_chart_and_settings_come_back_on_reopen(qtbot, project, tmp_path
         assert again.last_config is not None and again.last_config.epochs == 3
         assert again.retrain_button.isEnabled(), "Retrain runs the active model's settings again"
         again.set_project(None)
+
+
+def test_every_confusion_cell_lists_images_whose_gallery_badge_agrees(qtbot, project) -> None:  # noqa: ANN001
+    from PySide6.QtCore import Qt
+
+    from harapp.gui.gallery_model import GalleryModel
+
+    panel = _panel(qtbot, project)
+    panel.form.set_choice("cnn-scratch", "scratch")
+    panel.epochs_spin.setValue(3)
+    panel.batch_spin.setValue(4)
+    with qtbot.waitSignal(panel.predictions_updated, timeout=60_000):
+        assert panel.start()
+    gallery = GalleryModel()
+    gallery.set_project(project)  # the badges: the stored project predictions of the active model
+    names = panel.confusion.class_names()
+    listed = 0
+    for t, true_name in enumerate(names):
+        for p, predicted_name in enumerate(names):
+            for image_id in panel.confusion.image_ids(t, p):
+                row = gallery.image_row(image_id)
+                assert row is not None and row.label == true_name
+                assert row.prediction == predicted_name, (image_id, true_name, predicted_name)
+                assert row.disagrees == (t != p)
+                listed += 1
+    assert listed > 0 and listed == sum(sum(r) for r in panel.results.metrics.confusion)  # all test photos
+    panel.confusion.resize(400, 400)
+    with qtbot.waitSignal(panel.confusion_cell_clicked) as clicked:  # what the gallery filter receives
+        qtbot.mouseClick(
+            panel.confusion, Qt.MouseButton.LeftButton, pos=panel.confusion.cell_rect(0, 0).center().toPoint()
+        )
+    assert clicked.args[2] == panel.confusion.image_ids(0, 0)
+    panel.set_project(None)
