@@ -45,7 +45,7 @@ def refresh_project(project_path: Path, device: str, cancel: threading.Event) ->
     with Project.open(project_path) as project:
         refresh = refresh_after_corrections(project, device=device, cancel=cancel)
         predictions = None
-        if refresh.retrained and refresh.model_id is not None:
+        if refresh.model_id is not None and (refresh.retrained or refresh.predictions > 0):
             predictions = project.predictions(refresh.model_id)
         return RefreshOutcome(project_path, refresh, predictions, tuple(project.label_quality()))
 

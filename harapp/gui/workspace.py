@@ -99,6 +99,9 @@ class Workspace(QWidget):
         self.model.reload()
         if current is not None:
             self.select_image(current)
+        self._show_review_counts()
+        if self._project is not None and self._scores_behind(self._project):
+            self.refresher.refresh_now()  # a rename or merge changed the labels the scores are about
 
     def _scores_behind(self, project: Project) -> bool:
         """The stored scores are older than the labels (changed elsewhere, or after the last refresh)."""
@@ -108,10 +111,23 @@ class Workspace(QWidget):
     def apply_refresh(self, outcome: RefreshOutcome) -> None:
         """Swap in what a background refresh read: new predictions (when the model was retrained) and scores."""
         if outcome.predictions is not None:
-            self.model.set_predictions(outcome.predictions)
+            if self._still_active(outcome.refresh.model_id):
+                self.model.set_predictions(outcome.predictions)
+            else:  # another model became active, or the classes changed, while the refresh ran
+                self.model.reload_predictions()
         self.model.set_quality(outcome.quality)
         self._show_review_counts()
         self._show_model_opinion(self.gallery.current_image_id())
+
+    def _still_active(self, model_id: int | None) -> bool:
+        project = self._project
+        active = project.active_model() if project is not None else None
+        return (
+            project is not None
+            and active is not None
+            and active.id == model_id
+            and (project.stale_model_reason(active) is None)
+        )
 
     def _show_review_counts(self) -> None:
         wrong, queue = self.model.quality_counts()

@@ -71,7 +71,8 @@ def stratified_folds(targets: torch.Tensor, folds: int, seed: int, groups: torch
 
     ``groups``: vectors of one group (the image and the people of one photo, which share its whole view)
     always share a fold, or a held-out label would be judged by a model that saw its photo; a group counts
-    under the class of its first vector.
+    under the class of its first vector, and a group holding a vector of a class with fewer groups than folds is
+    never held out either.
     """
     assignment = torch.full((len(targets),), -1, dtype=torch.long)
     values = targets.tolist()
@@ -88,6 +89,14 @@ def stratified_folds(targets: torch.Tensor, folds: int, seed: int, groups: torch
         for j, g in enumerate(of_class):
             assignment[members[g]] = (j + offset) % folds
         offset += len(of_class)
+    groups_of: dict[int, set[int]] = {}
+    for g, rows in members.items():
+        for i in rows:
+            groups_of.setdefault(values[i], set()).add(g)
+    for holding in groups_of.values():
+        if len(holding) < folds:
+            for g in holding:
+                assignment[members[g]] = -1
     return assignment
 
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 PersonSource = Literal["annotation", "detector", "user", "none"]
 PEOPLE_KEY = f"people:{P.ESTIMATOR_VERSION}"
-POSE_KEY = f"pose:{P.ESTIMATOR_VERSION}"
+POSE_KEY = f"pose:{P.ESTIMATOR_VERSION}:crop2"
+"""crop2: the person's square is resized before padding (persons.crop_square with a size), a pixel apart at
+the edges from the first version, so poses cached before it are read again."""
 _POSE_ROW = 1 + P.LANDMARKS * 4  # found flag, then the landmarks
 
 

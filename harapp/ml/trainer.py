@@ -262,7 +262,9 @@ def _with_oom_retry(config: TrainConfig, run: Callable[[TrainConfig], _RunOutput
     try:
         return run(config)
     except Exception as exc:
-        if not is_oom(exc):
+        if not is_oom(exc) or ranks().world > 1:
+            # Across ranks a retry on one rank alone would pair its next collective with another rank's pending
+            # one: the job fails as a whole instead (DistributedJob names the rank).
             raise
         free_cache(device)
         first = exc

@@ -222,3 +222,59 @@ def test_a_training_run_cancels_the_refresh_and_it_runs_again_afterwards(
     with qtbot.waitSignal(refresher.refreshed, timeout=10_000):
         pass
     assert runs == ["start", "cancelled", "start", "finished"]
+
+
+def test_a_refresh_of_a_model_that_is_no_longer_active_leaves_the_badges_to_the_active_one(
+    workspace: Workspace, curation: CurationProject
+) -> None:
+    from harapp.core.types import StoredPrediction
+    from harapp.gui.curation import RefreshOutcome
+    from harapp.ml.curation import Refresh
+
+    project = workspace.model.project
+    assert project is not None
+    other = project.register_model("b", "cnn-scratch", "scratch", curation.path.parent / "b.pt", 1, {}, {})
+    project.put_predictions(other, {curation.ids[0]: StoredPrediction("standing", 0.8, {"standing": 0.8})})
+    project.set_active_model(other)  # the user switched models while a refresh of the first one ran
+    workspace.model.reload_predictions()
+    stale = {curation.ids[0]: StoredPrediction("running", 0.9, {"running": 0.9})}
+    refresh = Refresh(curation.model_id, True, 1, None, 0.1, "")
+    workspace.apply_refresh(RefreshOutcome(curation.path, refresh, stale, ()))
+    row = workspace.model.image_row(curation.ids[0])
+    assert row is not None and row.prediction == "standing"  # the active model's, not the refreshed one's
+    project.set_active_model(curation.model_id)
+    workspace.model.reload_predictions()
+    workspace.apply_refresh(RefreshOutcome(curation.path, refresh, stale, ()))
+    row = workspace.model.image_row(curation.ids[0])
+    assert row is not None and row.prediction == "running"
+
+
+def test_predictions_a_refresh_completed_without_retraining_reach_the_gallery(
+    curation: CurationProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from harapp.gui import curation as curation_module
+    from harapp.ml import curation as ml_curation
+
+    def completed(project, **kwargs):  # type: ignore[no-untyped-def]
+        # A refresh after a cancelled one: nothing to retrain, but the predictions it lacked are written now.
+        return ml_curation.Refresh(curation.model_id, False, 3, None, 0.1, "")
+
+    monkeypatch.setattr(ml_curation, "refresh_after_corrections", completed)
+    outcome = curation_module.refresh_project(curation.path, "cpu", threading.Event())
+    assert outcome.predictions is not None and curation.ids[0] in outcome.predictions
+
+
+def test_a_class_rename_shows_the_stale_counts_and_scores_again(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+    monkeypatch.setattr(workspace.refresher, "refresh_now", lambda: asked.append(True) or True)
+    project = workspace.model.project
+    assert project is not None
+    assert workspace.model.quality_counts()[0] == 2
+    project.rename_class("walking", "strolling")  # what the class editor does, then the window reloads
+    workspace.reload()
+    assert workspace.model.quality_counts()[0] == 1  # the score about "walking" no longer fits its label
+    assert asked, "scores about the old class names are refreshed"

@@ -216,3 +216,26 @@ def test_across_ranks_a_cancel_request_waits_for_the_agreement() -> None:
     alone = Reporter(None, request)  # one process: a request stops it at once
     with pytest.raises(TrainingCancelled):
         alone.check_cancel()
+
+
+def test_across_ranks_out_of_memory_fails_the_job_instead_of_retrying_on_one_rank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harapp.ml import distributed, trainer
+    from harapp.ml.config import TrainConfig
+
+    calls: list[int] = []
+
+    def run(config: TrainConfig) -> trainer._RunOutput:
+        calls.append(config.batch_size)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(trainer, "ranks", lambda: distributed.Ranks(1, 2, 1))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        trainer._with_oom_retry(TrainConfig(batch_size=8, device="cpu"), run, torch.device("cpu"))
+    assert calls == [8]  # no retry at 4 on this rank alone: the others would wait in a collective
+    monkeypatch.setattr(trainer, "ranks", lambda: distributed.Ranks())
+    calls.clear()
+    with pytest.raises(trainer.OutOfMemoryError):
+        trainer._with_oom_retry(TrainConfig(batch_size=8, device="cpu"), run, torch.device("cpu"))
+    assert calls == [8, 4]  # one process retries once at half the batch

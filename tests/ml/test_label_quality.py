@@ -184,3 +184,16 @@ def test_warm_up_loads_the_scoring_library() -> None:
 
     warm_up()
     assert "cleanlab.rank" in sys.modules
+
+
+def test_a_class_only_people_carry_is_never_held_out_when_folds_follow_photos() -> None:
+    from harapp.ml.head import stratified_folds
+
+    # Six photos of class 0 and six of class 1; photo 12 holds two people of class 2 (too few for five folds).
+    targets = torch.tensor([0] * 6 + [1] * 6 + [2, 2])
+    groups = torch.tensor(list(range(12)) + [3, 3])  # the class-2 people are on photo 3, a class-0 photo
+    folds = stratified_folds(targets, 5, seed=0, groups=groups)
+    assert folds[12] == folds[13] == folds[3] == -1  # never held out: a fold without class 2 could not learn it
+    for a, b in zip(folds.tolist(), groups.tolist(), strict=True):
+        assert a == folds[groups.tolist().index(b)]  # a photo's rows share a fold
+    assert (folds[:12] >= 0).sum() == 11
