@@ -115,13 +115,19 @@ def test_a_linear_probe_charts_solver_steps_and_a_fine_tune_skips_its_warm_up(qt
     assert "head warm-up" in panel.progress_bar.format() and panel.progress_bar.value() < 500
 
 
-def test_results_chart_and_settings_come_back_on_reopen(qtbot, project, tmp_path: Path) -> None:  # noqa: ANN001
+def _trained_panel(qtbot, project: Project) -> TrainingPanel:  # noqa: ANN001
+    """A panel that has trained a small CNN for 3 epochs and stored its predictions."""
     panel = _panel(qtbot, project)
     panel.form.set_choice("cnn-scratch", "scratch")
     panel.epochs_spin.setValue(3)
     panel.batch_spin.setValue(4)
     with qtbot.waitSignal(panel.predictions_updated, timeout=60_000):
         assert panel.start()
+    return panel
+
+
+def test_results_chart_and_settings_come_back_on_reopen(qtbot, project, tmp_path: Path) -> None:  # noqa: ANN001
+    panel = _trained_panel(qtbot, project)
     metrics = panel.last_result.metrics
     trained_pr = panel.results.precision_recall()
     assert set(trained_pr) == {"walking", "running"}
@@ -151,12 +157,7 @@ def test_every_confusion_cell_lists_images_whose_gallery_badge_agrees(qtbot, pro
 
     from harapp.gui.gallery_model import GalleryModel
 
-    panel = _panel(qtbot, project)
-    panel.form.set_choice("cnn-scratch", "scratch")
-    panel.epochs_spin.setValue(3)
-    panel.batch_spin.setValue(4)
-    with qtbot.waitSignal(panel.predictions_updated, timeout=60_000):
-        assert panel.start()
+    panel = _trained_panel(qtbot, project)
     gallery = GalleryModel()
     gallery.set_project(project)  # the badges: the stored project predictions of the active model
     names = panel.confusion.class_names()
