@@ -22,19 +22,16 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("review", help="labelled images ranked by how likely their label is wrong")
-    p.add_argument("project", type=Path)
-    p.add_argument("--top", type=int, default=40, help="how many to print (default 40; 0: all)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--rescore", action="store_true", help="score again even when the stored scores are fresh")
-    p.set_defaults(handler=cmd_review, queue="review")
-
-    p = subparsers.add_parser("next", help="unlabelled images ranked by how much a label would help")
-    p.add_argument("project", type=Path)
-    p.add_argument("--top", type=int, default=40, help="how many to print (default 40; 0: all)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--rescore", action="store_true", help="score again even when the stored scores are fresh")
-    p.set_defaults(handler=cmd_review, queue="next")
+    for queue, about in (
+        ("review", "labelled images ranked by how likely their label is wrong"),
+        ("next", "unlabelled images ranked by how much a label would help"),
+    ):
+        p = subparsers.add_parser(queue, help=about)
+        p.add_argument("project", type=Path)
+        p.add_argument("--top", type=int, default=40, help="how many to print (default 40; 0: all)")
+        p.add_argument("--json", action="store_true", help="one JSON object per line")
+        p.add_argument("--rescore", action="store_true", help="score again even when the stored scores are fresh")
+        p.set_defaults(handler=cmd_review, queue=queue)
 
 
 class _Bars(StageBars):

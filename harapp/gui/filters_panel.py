@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 
 from harapp.core.types import SOURCES
 from harapp.gui.elided_label import ElidedLabel
-from harapp.gui.gallery_model import UNLABELLED, GalleryProxy
+from harapp.gui.gallery_model import UNLABELLED
+from harapp.gui.gallery_proxy import GalleryProxy
 from harapp.gui.style import SOURCE_TEXT
 
 SORT_CHOICES = (

@@ -1,13 +1,10 @@
-"""The gallery's Qt model: a thin adapter over the project store, plus the filter proxy.
+"""The gallery's Qt model: a thin adapter over the project store (its filter proxy is gallery_proxy).
 
 Built for 100k-image projects. The model loads the store's columns (numpy arrays and flat lists in id order,
 one query) instead of an ImageRecord per image (6 s and 350 MB at 100k images), and makes a GalleryRow only
 for the rows a view asks about (kept in a small cache), so ``data()`` never touches SQLite: scrolling must not
 issue a query per painted cell. Label edits refresh only the rows they touched; a new active model reloads
 the prediction columns in one query. Filters and sorts are numpy over those columns (gallery_filters).
-
-The proxy stays a QSortFilterProxyModel: views lay out every row through the model's index(), which is C++
-there (12 ms per layout at 100k rows) and Python in a Python proxy model (150-400 ms).
 """
 
 from __future__ import annotations
@@ -26,20 +23,26 @@ from PySide6.QtCore import (
     QAbstractListModel,
     QByteArray,
     QModelIndex,
-    QObject,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     Signal,
 )
 
 from harapp.core.store import Project
-from harapp.core.store.columns import NO_CODE, ImageColumns, PredictionColumns
+from harapp.core.store.columns import NO_CODE
 from harapp.core.types import SOURCES, LabelQuality, StoredPrediction
-from harapp.gui.gallery_filters import SORT_KEYS, UNLABELLED, GalleryFilter, Mask, sorted_rows, text_matches
+from harapp.gui.gallery_filters import SORT_KEYS, UNLABELLED, GalleryFilter, Mask, sorted_rows
+from harapp.gui.gallery_storage import (
+    EditableColumns,
+    PredictionsByColumn,
+    ScoresByColumn,
+    empty_columns,
+    image_quality,
+    prediction_columns,
+)
 
 AnyIndex = QModelIndex | QPersistentModelIndex
-__all__ = ["UNLABELLED", "SORT_KEYS", "GalleryFilter", "GalleryModel", "GalleryProxy", "GalleryRow", "Role"]
+__all__ = ["UNLABELLED", "SORT_KEYS", "GalleryFilter", "GalleryModel", "GalleryRow", "Role"]
 
 ROW_CACHE = 4096
 """GalleryRows kept made: a few screens of the largest gallery, so painting never rebuilds them."""
@@ -126,13 +129,6 @@ class GalleryRow:
         return "\n".join(lines)
 
 
-def margin_uncertainty(confidence: float, probabilities: dict[str, float]) -> float:
-    """1 - (top probability - second probability); with no probabilities stored, the confidence is the top."""
-    ranked = sorted((float(p) for p in probabilities.values()), reverse=True) if probabilities else [confidence]
-    second = ranked[1] if len(ranked) > 1 else 0.0
-    return 1.0 - (ranked[0] - second)
-
-
 def _search_text(name: str, captions: Sequence[str]) -> str:
     return "\n".join((name, *captions)).lower()
 
@@ -152,11 +148,11 @@ class GalleryModel(QAbstractListModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._project: Project | None = None
-        self._columns = _empty_columns()
-        self._predictions = _Predictions(0, None, None)
+        self._columns = empty_columns()
+        self._predictions = PredictionsByColumn(0, None, None)
         self._quality: dict[int, LabelQuality] = {}
         """Image-level guided-curation scores by image id."""
-        self._scores = _Scores({}, self._columns)
+        self._scores = ScoresByColumn({}, self._columns)
         self._sort_key = "id"
         self.perm: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         """Model row -> column (position in id order)."""
@@ -180,10 +176,10 @@ class GalleryModel(QAbstractListModel):
     def reload(self) -> None:
         """Read every row again in one query (after an import, a class merge, a new model)."""
         self.beginResetModel()
-        self._columns = _empty_columns() if self._project is None else _Columns(self._project.image_columns())
+        self._columns = empty_columns() if self._project is None else EditableColumns(self._project.image_columns())
         self._predictions = self._load_predictions()
-        self._quality = _image_quality(self._project.label_quality()) if self._project is not None else {}
-        self._scores = _Scores(self._quality, self._columns)
+        self._quality = image_quality(self._project.label_quality()) if self._project is not None else {}
+        self._scores = ScoresByColumn(self._quality, self._columns)
         self._cache.clear()
         self._search = None
         self.text_generation += 1
@@ -191,15 +187,15 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
         self.rows_reloaded.emit()
 
-    def _load_predictions(self) -> _Predictions:
-        none = _Predictions(len(self._columns.ids), None, None)
+    def _load_predictions(self) -> PredictionsByColumn:
+        none = PredictionsByColumn(len(self._columns.ids), None, None)
         if self._project is None:
             return none
         model = self._project.active_model()
         if model is None or self._project.stale_model_reason(model):
             # A model of other classes would mark every merged or renamed label as a disagreement.
             return none
-        return _Predictions(len(self._columns.ids), self._project.prediction_columns(model.id), self._columns)
+        return PredictionsByColumn(len(self._columns.ids), self._project.prediction_columns(model.id), self._columns)
 
     @property
     def sort_key(self) -> str:
@@ -243,13 +239,13 @@ class GalleryModel(QAbstractListModel):
 
     def set_predictions(self, predictions: dict[int, StoredPrediction]) -> None:
         """New predictions of the active model, read already (by a background job): no query here."""
-        self._predictions = _Predictions(len(self._columns.ids), _prediction_columns(predictions), self._columns)
+        self._predictions = PredictionsByColumn(len(self._columns.ids), prediction_columns(predictions), self._columns)
         self._repaint_all()
 
     def set_quality(self, rows: Iterable[LabelQuality]) -> None:
         """New label-quality scores, read already (by the background refresh): no query here."""
-        self._quality = _image_quality(rows)
-        self._scores = _Scores(self._quality, self._columns)
+        self._quality = image_quality(rows)
+        self._scores = ScoresByColumn(self._quality, self._columns)
         self._repaint_all()
 
     def _repaint_all(self) -> None:
@@ -453,301 +449,3 @@ _ROLE_GETTERS: dict[int, Any] = {
     Role.ROW: lambda r: r,
     Role.SUGGESTION: lambda r: r.suggestion,
 }
-
-
-# -- the model's storage ----------------------------------------------------------------------------------
-
-
-class _Columns:
-    """ImageColumns whose label columns edits update in place (the store's columns are a read-only answer)."""
-
-    def __init__(self, columns: ImageColumns) -> None:
-        self.ids = columns.ids
-        self.roots = list(columns.roots)
-        self.root_index = columns.root_index.copy()
-        self.rel_paths = list(columns.rel_paths)
-        self.captions_json = list(columns.captions_json)
-        self.class_names = columns.class_names
-        self.labels = columns.labels.copy()
-        self.sources = columns.sources.copy()
-        self.uncertain = columns.uncertain.copy()
-
-    def update(self, fresh: ImageColumns) -> bool:
-        """Take fresh values for some of our images (an edit changes labels, not classes); True when a file
-        name or captions changed too."""
-        columns = np.searchsorted(self.ids, fresh.ids).tolist()
-        root_of = [self._root(root) for root in fresh.roots]
-        code_of = [self.class_names.index(n) if n in self.class_names else NO_CODE for n in fresh.class_names]
-        texts_changed = False
-        for k, column in enumerate(columns):
-            label = int(fresh.labels[k])
-            self.labels[column] = code_of[label] if label != NO_CODE else NO_CODE
-            self.sources[column] = fresh.sources[k]
-            self.uncertain[column] = fresh.uncertain[k]
-            self.root_index[column] = root_of[int(fresh.root_index[k])]
-            if (self.rel_paths[column], self.captions_json[column]) != (fresh.rel_paths[k], fresh.captions_json[k]):
-                self.rel_paths[column], self.captions_json[column] = fresh.rel_paths[k], fresh.captions_json[k]
-                texts_changed = True
-        return texts_changed
-
-    def _root(self, root: str) -> int:
-        if root not in self.roots:
-            self.roots.append(root)
-        return self.roots.index(root)
-
-
-def _empty_columns() -> _Columns:
-    return _Columns(
-        ImageColumns(
-            ids=np.zeros(0, np.int64),
-            roots=(),
-            root_index=np.zeros(0, np.int32),
-            rel_paths=[],
-            captions_json=[],
-            class_names=(),
-            labels=np.zeros(0, np.int16),
-            sources=np.zeros(0, np.int8),
-            uncertain=np.zeros(0, np.bool_),
-        )  # fmt: skip
-    )
-
-
-class _Predictions:
-    """The active model's predictions by column (NO_CODE / NaN where an image has none)."""
-
-    def __init__(self, n: int, stored: PredictionColumns | None, columns: _Columns | None) -> None:
-        self.class_names: tuple[str, ...] = stored.class_names if stored is not None else ()
-        self.classes = np.full(n, NO_CODE, dtype=np.int16)
-        self.confidence = np.full(n, np.nan)
-        self.as_class = np.full(n, NO_CODE, dtype=np.int16)
-        """The predicted class as a position in the project's class names; -2 for a class it does not have."""
-        self._probabilities: list[str | None] = [None] * n
-        self._uncertainty: npt.NDArray[np.float64] | None = None
-        if stored is None or columns is None or not len(stored.ids):
-            return
-        found = np.searchsorted(columns.ids, stored.ids)
-        inside = found < n
-        inside[inside] = columns.ids[found[inside]] == stored.ids[inside]  # not predictions of deleted images
-        found, kept = found[inside], np.flatnonzero(inside)
-        self.classes[found] = stored.classes[kept]
-        self.confidence[found] = stored.confidence[kept]
-        for column, k in zip(found.tolist(), kept.tolist(), strict=True):
-            self._probabilities[column] = stored.probabilities_json[k]
-        names = columns.class_names  # fixed until the next reload: an edit changes labels, not classes
-        code = np.array([names.index(n) if n in names else -2 for n in self.class_names] + [NO_CODE], np.int16)
-        self.as_class = code[self.classes]  # NO_CODE (-1) picks the trailing NO_CODE
-
-    def uncertainty(self) -> npt.NDArray[np.float64]:
-        """Every column's margin uncertainty, decoded from the stored probabilities the first time it is asked."""
-        if self._uncertainty is None:
-            result = np.full(len(self._probabilities), np.nan)
-            present = [c for c, text in enumerate(self._probabilities) if text is not None]
-            if present:
-                # One JSON parse for all rows, and numpy for the top two when every row has the same classes.
-                parsed = json.loads(f"[{','.join(self._probabilities[c] or 'null' for c in present)}]")
-                sizes = {len(p) if isinstance(p, dict) else 0 for p in parsed}
-                if len(sizes) == 1 and min(sizes) >= 2:
-                    values = np.array([list(p.values()) for p in parsed], dtype=np.float64)
-                    top_two = -np.partition(-values, 1, axis=1)[:, :2]
-                    result[present] = 1.0 - (top_two[:, 0] - top_two[:, 1])
-                else:
-                    pairs = zip(present, parsed, strict=True)
-                    result[present] = [margin_uncertainty(float(self.confidence[c]), p or {}) for c, p in pairs]
-            self._uncertainty = result
-        return self._uncertainty
-
-    def uncertainty_at(self, column: int) -> float | None:
-        text = self._probabilities[column]
-        return None if text is None else self._decode(column, text)
-
-    def _decode(self, column: int, text: str) -> float:
-        return margin_uncertainty(float(self.confidence[column]), json.loads(text) or {})
-
-
-def _image_quality(rows: Iterable[LabelQuality]) -> dict[int, LabelQuality]:
-    """The image-level scores by image (person-level rows belong to the image view)."""
-    return {r.image_id: r for r in rows if r.person_id is None}
-
-
-def _prediction_columns(predictions: dict[int, StoredPrediction]) -> PredictionColumns:
-    ids = sorted(predictions)
-    names = tuple(dict.fromkeys(predictions[i].class_name for i in ids))
-    code = {name: k for k, name in enumerate(names)}
-    return PredictionColumns(
-        ids=np.array(ids, dtype=np.int64),
-        class_names=names,
-        classes=np.array([code[predictions[i].class_name] for i in ids], dtype=np.int16),
-        confidence=np.array([predictions[i].confidence for i in ids], dtype=np.float64),
-        probabilities_json=[json.dumps(predictions[i].probabilities) for i in ids],
-    )
-
-
-class _Scores:
-    """The guided-curation scores by column. Whether a score is still fresh depends on the label the image has
-    now, so the masks are made from the current label column each time they are asked for."""
-
-    REVIEW, NEXT = 1, 2
-
-    def __init__(self, quality: dict[int, LabelQuality], columns: _Columns) -> None:
-        n = len(columns.ids)
-        self.queue = np.zeros(n, np.int8)
-        self.given = np.full(n, NO_CODE, np.int16)
-        """The label the score was about, as a class position (-2: a class the project no longer has)."""
-        self.score = np.full(n, np.nan)
-        self.likely = np.zeros(n, np.bool_)
-        if not quality or not n:
-            return
-        ids = np.fromiter(quality, dtype=np.int64, count=len(quality))
-        found = np.searchsorted(columns.ids, ids)
-        inside = found < n
-        inside[inside] = columns.ids[found[inside]] == ids[inside]  # not scores of deleted images
-        names = columns.class_names
-        for column, image_id in zip(found[inside].tolist(), ids[inside].tolist(), strict=True):
-            q = quality[image_id]
-            self.queue[column] = self.REVIEW if q.queue == "review" else self.NEXT
-            if q.given_class is not None:
-                self.given[column] = names.index(q.given_class) if q.given_class in names else -2
-            self.score[column] = q.score
-            self.likely[column] = q.likely_wrong
-
-    def fresh_review(self, labels: npt.NDArray[np.int16]) -> Mask:
-        return (self.queue == self.REVIEW) & (self.given == labels) & (labels != NO_CODE)
-
-    def fresh_next(self, labels: npt.NDArray[np.int16]) -> Mask:
-        return (self.queue == self.NEXT) & (labels == NO_CODE)
-
-
-# -- the proxy --------------------------------------------------------------------------------------------
-
-
-class GalleryProxy(QSortFilterProxyModel):
-    """Filters (class, source, uncertain, model disagrees, caption text, id set) for the gallery; the model sorts.
-
-    Which rows pass is computed for all rows at once with numpy (gallery_filters) and kept as a list, so
-    filterAcceptsRow is a lookup: about a microsecond per row where Qt asks. A filter change is one layout
-    change (QSortFilterProxyModel.invalidate); the incremental change signalled each run of rows hidden or
-    shown and took 1-2 s at 100k images. GalleryView hands the current image over to a neighbour when a filter
-    hides it, as Qt does for removed rows. Edits re-check just their rows (dynamic filtering).
-    """
-
-    filter_changed = Signal()
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._filter = GalleryFilter()
-        self._accepted: list[bool] = []
-        """Per model row: does it pass the filter."""
-        self._text: tuple[str, int, Mask] | None = None
-        """The text clause's answer per column: (text, the model's text generation, mask)."""
-        self._before_change: npt.NDArray[np.int64] | None = None
-        """While a filter change is signalled: the model rows shown before it, in proxy order."""
-        self._source: GalleryModel | None = None
-        # No sorting here (the source model orders its rows); dynamic filtering re-checks edited rows.
-        self.setDynamicSortFilter(True)
-
-    def setSourceModel(self, source: Any) -> None:
-        old = self._source
-        if old is not None:
-            old.modelReset.disconnect(self._refilter)
-            old.layoutChanged.disconnect(self._refilter)
-            old.dataChanged.disconnect(self._refilter_rows)
-        self._source = source if isinstance(source, GalleryModel) else None
-        if self._source is not None:
-            # Connected before QSortFilterProxyModel's own handlers, which then ask filterAcceptsRow.
-            self._source.modelReset.connect(self._refilter)
-            self._source.layoutChanged.connect(self._refilter)
-            self._source.dataChanged.connect(self._refilter_rows)
-        self._refilter()
-        super().setSourceModel(source)
-
-    @property
-    def sort_key(self) -> str:
-        return self._source.sort_key if self._source is not None else "id"
-
-    def set_filter(self, new_filter: GalleryFilter) -> None:
-        if new_filter == self._filter:
-            return
-        self._filter = new_filter
-        self._before_change = np.flatnonzero(self._accepted).astype(np.int64)
-        self._refilter()
-        try:
-            self.invalidate()
-        finally:
-            self._before_change = None
-        self.filter_changed.emit()
-
-    def update_filter(self, **changes: Any) -> None:
-        self.set_filter(replace(self._filter, **changes))
-
-    def set_sort_key(self, key: str) -> None:
-        if self._source is None:
-            raise TypeError("the gallery proxy sorts through its GalleryModel source")
-        self._source.sort_rows(key)
-
-    # -- which rows pass -----------------------------------------------------------------------------------
-
-    def _refilter(self, *_args: object) -> None:
-        model = self._source
-        if model is None or not len(model.perm):
-            self._accepted = []
-            return
-        text_mask = self._text_mask(model) if self._filter.text.strip() else None
-        self._accepted = self._filter.mask(model, text_mask=text_mask)[model.perm].tolist()
-
-    def _refilter_rows(self, top_left: QModelIndex, bottom_right: QModelIndex, *_roles: object) -> None:
-        model = self._source
-        if model is None or len(self._accepted) != len(model.perm):
-            self._refilter()
-            return
-        rows = np.arange(top_left.row(), bottom_right.row() + 1)
-        columns = model.perm[rows]
-        text_mask = self._text_mask(model)[columns] if self._filter.text.strip() else None
-        passed = self._filter.mask(model, columns, text_mask=text_mask).tolist()
-        for row, ok in zip(rows.tolist(), passed, strict=True):
-            self._accepted[row] = ok
-
-    def _text_mask(self, model: GalleryModel) -> Mask:
-        # The slow clause, and one an edit cannot change: kept until the text or the captions change.
-        text = self._filter.text
-        if self._text is None or self._text[:2] != (text, model.text_generation):
-            self._text = (text, model.text_generation, text_matches(model.search_texts(), text))
-        return self._text[2]
-
-    def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
-        accepted = self._accepted
-        return accepted[source_row] if source_row < len(accepted) else True
-
-    def replacement_row(self, old_row: int) -> int:
-        """During a filter change that hid the image at proxy row ``old_row``: the row now of the nearest image
-        above it still shown, else of the nearest below; -1 when none is (what Qt does for removed rows)."""
-        before = self._before_change
-        if before is None or not 0 <= old_row < len(before):
-            return -1
-        accepted = np.asarray(self._accepted, dtype=np.bool_)
-        new_row = np.cumsum(accepted) - 1
-        above = before[:old_row][accepted[before[:old_row]]]
-        if len(above):
-            return int(new_row[above[-1]])
-        below = before[old_row + 1 :][accepted[before[old_row + 1 :]]]
-        return int(new_row[below[0]]) if len(below) else -1
-
-    # -- lookups -------------------------------------------------------------------------------------------
-
-    def image_id_at(self, row: int) -> int:
-        return int(self.data(self.index(row, 0), Role.IMAGE_ID))
-
-    def visible_image_ids(self) -> list[int]:
-        model = self._source
-        if model is None:
-            return []
-        shown = np.flatnonzero(self._accepted) if self._accepted else np.zeros(0, np.int64)
-        return [int(i) for i in model.ids[model.perm[shown]].tolist()]
-
-    def proxy_row_of(self, image_id: int) -> int:
-        model = self._source
-        if model is None:
-            return -1
-        source_row = model.row_of(image_id)
-        if source_row < 0:
-            return -1
-        return self.mapFromSource(model.index(source_row)).row()

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from harapp.gui.gallery_model import GalleryProxy, GalleryRow, Role
+from harapp.gui.gallery_model import GalleryRow, Role
+from harapp.gui.gallery_proxy import GalleryProxy
 from harapp.gui.style import (
     DISAGREE_COLOUR,
     PREDICTION_COLOUR,

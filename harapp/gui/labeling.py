@@ -18,7 +18,8 @@ from PySide6.QtGui import QKeyEvent, QUndoCommand, QUndoStack
 from harapp.core.errors import HarappError
 from harapp.core.store import Project
 from harapp.core.types import HistoryEntry
-from harapp.gui.gallery_model import GalleryProxy, GalleryRow, Role
+from harapp.gui.gallery_model import GalleryRow, Role
+from harapp.gui.gallery_proxy import GalleryProxy
 from harapp.gui.gallery_view import GalleryView
 
 RESERVED_LETTERS = frozenset("adkz")

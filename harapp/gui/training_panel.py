@@ -18,15 +18,9 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QFrame,
     QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -34,11 +28,10 @@ from harapp.core.paths import new_checkpoint_path
 from harapp.core.store import Project
 from harapp.core.types import ModelRecord
 from harapp.gui.chart import TrainingChart
-from harapp.gui.icons import icon
 from harapp.gui.model_history import draw_history, metrics_of, prepare_chart, read_history
 from harapp.gui.models_table import ModelsTable, model_caption
 from harapp.gui.results_view import ResultsView
-from harapp.gui.style import ErrorTextStyle
+from harapp.gui.train_controls import RunControls
 from harapp.gui.train_estimate import RunEstimator
 from harapp.gui.train_form import TrainForm
 from harapp.gui.workers import JobHandle, TrainWorker, run_callable, start_worker
@@ -102,58 +95,13 @@ class TrainingPanel(QWidget):
         self.kind_combo, self.mode_combo = self.form.kind_combo, self.form.mode_combo
         self.epochs_spin, self.batch_spin, self.lr_spin = self.form.epochs_spin, self.form.batch_spin, self.form.lr_spin
 
-        self.estimate_label = QLabel("", self)
-        self.estimate_label.setWordWrap(True)
-        self.estimate_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.start_button = QPushButton("&Start training", self)
-        self.cancel_button = QPushButton("&Cancel", self)
-        self.retrain_button = QPushButton("&Retrain", self)
-        self.start_button.setToolTip("Train on the current labels in the background (Ctrl+T)")
-        self.cancel_button.setToolTip("Stop the run after its current step; the last good checkpoint stays")
-        self.retrain_button.setToolTip("Train the last configuration again on the current labels (Ctrl+Shift+T)")
-        for button, name in (
-            (self.start_button, "train"),
-            (self.cancel_button, "cancel"),
-            (self.retrain_button, "retrain"),
-        ):
-            button.setIcon(icon(name))
+        controls = RunControls(self.form, self)
+        self.estimate_label, self.progress_bar = controls.estimate_label, controls.progress_bar
+        self.start_button, self.cancel_button, self.retrain_button = controls.buttons
+        self.status_label, self.message_label = controls.status_label, controls.message_label
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.retrain_button.clicked.connect(self.retrain)
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.cancel_button, self.retrain_button):
-            buttons.addWidget(b)
-
-        self.progress_bar = QProgressBar(self, minimum=0, maximum=1000)
-        self.progress_bar.setFormat("%p%")
-        self.progress_bar.setValue(0)
-        self.status_label = QLabel("Open a project to train a model.", self)
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message_label = QLabel("", self)
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        ErrorTextStyle(self.message_label, bold=True)
-        self.message_label.hide()
-
-        controls = QWidget(self)
-        left = QVBoxLayout(controls)
-        left.setContentsMargins(4, 4, 8, 4)
-        left.addWidget(self.form)
-        left.addWidget(self.estimate_label)
-        left.addLayout(buttons)
-        left.addWidget(self.progress_bar)
-        left.addWidget(self.status_label)
-        left.addWidget(self.message_label)
-        left.addStretch(1)
-        # A small screen or a large font must never push Start off the window: the column scrolls instead.
-        column = QScrollArea(self)
-        column.setWidget(controls)
-        column.setWidgetResizable(True)
-        column.setFrameShape(QFrame.Shape.NoFrame)
-        column.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        column.setMinimumWidth(330)
-        column.setMaximumWidth(460)
 
         self.chart = TrainingChart(self)
         self.results = ResultsView(self)
@@ -174,7 +122,7 @@ class TrainingPanel(QWidget):
         right.setChildrenCollapsible(False)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(column)
+        layout.addWidget(controls)
         layout.addWidget(right, 1)
 
     def _fill_device(self) -> None:

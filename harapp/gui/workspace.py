@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 from harapp.core.store import Project
 from harapp.gui.curation import CurationRefresher, RefreshOutcome
 from harapp.gui.filters_panel import FiltersPanel
-from harapp.gui.gallery_model import GalleryModel, GalleryProxy
+from harapp.gui.gallery_model import GalleryModel
+from harapp.gui.gallery_proxy import GalleryProxy
 from harapp.gui.gallery_view import GalleryView
 from harapp.gui.image_view import Inspector
 from harapp.gui.labeling import LabelingController

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from harapp.core.store import Project
 from harapp.gui import gc_guard
+from harapp.gui.main_window import MainWindow
+from harapp.gui.workspace import Workspace
+from tests.gui.curation_data import CurationProject, make_curation_project
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -58,3 +63,37 @@ def answer_close_question(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     asked: list[bool] = []
     monkeypatch.setattr(close_guard, "ask_to_stop", lambda _parent: asked.append(True) or True)
     return asked
+
+
+@pytest.fixture
+def curation(tmp_path: Path) -> CurationProject:
+    return make_curation_project(tmp_path)
+
+
+def open_window(qtbot, curation: CurationProject, size: tuple[int, int] = (1400, 900)) -> MainWindow:  # noqa: ANN001
+    """The main window on the curation project: shown, active (shortcuts and focus work only in an active
+    window) and showing the first photo."""
+    win = MainWindow(curation.path)
+    qtbot.addWidget(win)
+    win.resize(*size)
+    with qtbot.waitActive(win):
+        win.show()
+        win.activateWindow()
+    qtbot.waitUntil(lambda: win.workspace.inspector.image_id() == curation.ids[0])
+    return win
+
+
+@pytest.fixture
+def workspace(qtbot, curation: CurationProject) -> Iterator[Workspace]:  # noqa: ANN001
+    """The gallery, filters and image view on the curation project, with the keys in the gallery."""
+    project = Project.open(curation.path)
+    area = Workspace()
+    qtbot.addWidget(area)
+    area.set_project(project)
+    area.show()
+    qtbot.waitExposed(area)
+    area.gallery.setFocus()
+    yield area
+    area.shutdown()
+    area.set_project(None)
+    project.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import Qt
@@ -10,22 +10,13 @@ from PySide6.QtCore import Qt
 from harapp.core.store import Project
 from harapp.gui.class_editor import ClassEditor
 from harapp.gui.main_window import MainWindow
-from tests.gui.curation_data import CurationProject, make_curation_project
+from tests.gui.conftest import open_window
+from tests.gui.curation_data import CurationProject
 
 
 @pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
-
-
-@pytest.fixture
-def window(qtbot, curation: CurationProject) -> MainWindow:  # noqa: ANN001
-    win = MainWindow(curation.path)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    with qtbot.waitActive(win):
-        win.show()
-        win.activateWindow()
+def window(qtbot, curation: CurationProject) -> Iterator[MainWindow]:  # noqa: ANN001
+    win = open_window(qtbot, curation, (1400, 900))
     yield win
     win.close()
 

@@ -4,7 +4,6 @@ suggestion, and the background refresh after a correction."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,21 +41,6 @@ def curation(tmp_path: Path) -> CurationProject:
             ]
         )
     return data
-
-
-@pytest.fixture
-def workspace(qtbot, curation: CurationProject) -> Iterator[Workspace]:  # noqa: ANN001
-    project = Project.open(curation.path)
-    area = Workspace()
-    qtbot.addWidget(area)
-    area.set_project(project)
-    area.show()
-    qtbot.waitExposed(area)
-    area.gallery.setFocus()
-    yield area
-    area.shutdown()
-    area.set_project(None)
-    project.close()
 
 
 def _label_of(curation: CurationProject, image_id: int) -> str | None:

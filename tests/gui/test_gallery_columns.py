@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 
 from harapp.core.store import Project
 from harapp.core.types import SOURCES, ImageRecord, LabelQuality, StoredPrediction
-from harapp.gui.gallery_model import UNLABELLED, GalleryFilter, GalleryModel, GalleryProxy, GalleryRow, Role
+from harapp.gui.gallery_model import UNLABELLED, GalleryFilter, GalleryModel, GalleryRow, Role
+from harapp.gui.gallery_proxy import GalleryProxy
 from harapp.gui.workspace import Workspace
 from tests.gui.curation_data import make_curation_project
 

@@ -10,13 +10,9 @@ from PySide6.QtCore import Qt
 
 from harapp.core.store import Project
 from harapp.core.types import StoredPrediction
-from harapp.gui.gallery_model import UNLABELLED, GalleryModel, GalleryProxy, Role
-from tests.gui.curation_data import CurationProject, make_curation_project
-
-
-@pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
+from harapp.gui.gallery_model import UNLABELLED, GalleryModel, Role
+from harapp.gui.gallery_proxy import GalleryProxy
+from tests.gui.curation_data import CurationProject
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ act say why, and every shortcut listed."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import QMimeData, Qt, QUrl
@@ -13,23 +13,13 @@ from PySide6.QtWidgets import QApplication
 from harapp.core.store import Project
 from harapp.gui.main_window import MainWindow
 from harapp.gui.modes import Mode
-from tests.gui.curation_data import CurationProject, make_curation_project
+from tests.gui.conftest import open_window
+from tests.gui.curation_data import CurationProject
 
 
 @pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
-
-
-@pytest.fixture
-def window(qtbot, curation: CurationProject) -> MainWindow:  # noqa: ANN001
-    win = MainWindow(curation.path)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    with qtbot.waitActive(win):  # shortcuts and focus only work in an active window
-        win.show()
-        win.activateWindow()
-    qtbot.waitUntil(lambda: win.workspace.inspector.image_id() == curation.ids[0])
+def window(qtbot, curation: CurationProject) -> Iterator[MainWindow]:  # noqa: ANN001
+    win = open_window(qtbot, curation, (1400, 900))
     yield win
     win.close()
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 
 from harapp.core.store import Project
@@ -13,27 +9,7 @@ from harapp.gui.gallery_model import UNLABELLED
 from harapp.gui.labeling import class_keys
 from harapp.gui.main_window import MainWindow
 from harapp.gui.workspace import Workspace
-from tests.gui.curation_data import CurationProject, make_curation_project
-
-
-@pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
-
-
-@pytest.fixture
-def workspace(qtbot, curation: CurationProject) -> Iterator[Workspace]:  # noqa: ANN001
-    project = Project.open(curation.path)
-    area = Workspace()
-    qtbot.addWidget(area)
-    area.set_project(project)
-    area.show()
-    qtbot.waitExposed(area)
-    area.gallery.setFocus()
-    yield area
-    area.shutdown()
-    area.set_project(None)
-    project.close()
+from tests.gui.curation_data import CurationProject
 
 
 def _stored(curation: CurationProject, index: int) -> tuple[str | None, str | None]:

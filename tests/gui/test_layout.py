@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QRect, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent
@@ -11,16 +9,11 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from harapp.gui.main_window import MainWindow
 from harapp.gui.modes import Mode
-from tests.gui.curation_data import CurationProject, make_curation_project
+from tests.gui.curation_data import CurationProject
 
 SMALL = (1280, 720)
 TITLE_BAR = 40
 """A window manager's title bar and panel take about this much of a 720-pixel-high screen."""
-
-
-@pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
 
 
 @pytest.fixture

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from harapp.core.paths import load_settings
 from harapp.core.store import Project
 from harapp.gui.main_window import MainWindow, window_settings
 from harapp.gui.modes import Mode
-from tests.gui.curation_data import CLASSES, CurationProject, make_curation_project
-
-
-@pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
+from tests.gui.curation_data import CLASSES, CurationProject
 
 
 def _window(qtbot, path: Path | None = None, size: tuple[int, int] | None = None) -> MainWindow:  # noqa: ANN001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +16,13 @@ from harapp.core.types import Label, Person
 from harapp.gui.image_canvas import ImageCanvas
 from harapp.gui.main_window import MainWindow
 from harapp.gui.modes import Mode
+from tests.gui.conftest import open_window
 from tests.gui.curation_data import CurationProject, make_curation_project
 
 
 @pytest.fixture
-def curation(tmp_path: Path) -> CurationProject:
-    return make_curation_project(tmp_path)
-
-
-@pytest.fixture
-def window(qtbot, curation: CurationProject) -> MainWindow:  # noqa: ANN001
-    win = MainWindow(curation.path)
-    qtbot.addWidget(win)
-    win.resize(1366, 740)
-    with qtbot.waitActive(win):
-        win.show()
-        win.activateWindow()
-    qtbot.waitUntil(lambda: win.workspace.inspector.image_id() == curation.ids[0])
+def window(qtbot, curation: CurationProject) -> Iterator[MainWindow]:  # noqa: ANN001
+    win = open_window(qtbot, curation, (1366, 740))
     yield win
     win.close()
 

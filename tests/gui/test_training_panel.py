@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from harapp.gui.training_panel import TrainingPanel
 from harapp.ml.errors import ConfigError
-from tests.gui.training_data import TINY, make_project
+from tests.gui.training_data import make_project, shown_panel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,12 +23,7 @@ def project(tmp_path: Path):
 
 @pytest.fixture
 def panel(qtbot, project) -> TrainingPanel:
-    widget = TrainingPanel()
-    widget.config_overrides = dict(TINY)
-    qtbot.addWidget(widget)
-    widget.resize(1100, 360)
-    widget.show()
-    widget.set_project(project)
+    widget = shown_panel(qtbot, project, (1100, 360))
     yield widget
     widget.shutdown()
 

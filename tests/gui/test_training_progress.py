@@ -11,7 +11,7 @@ from harapp.core.store import Project
 from harapp.gui.training_panel import TrainingPanel
 from harapp.ml import estimate
 from harapp.ml.progress import TrainProgress
-from tests.gui.training_data import TINY, make_project
+from tests.gui.training_data import make_project, shown_panel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -24,13 +24,7 @@ def project(tmp_path: Path):
 
 
 def _panel(qtbot, project: Project | None) -> TrainingPanel:  # noqa: ANN001
-    widget = TrainingPanel()
-    widget.config_overrides = dict(TINY)
-    qtbot.addWidget(widget)
-    widget.resize(1200, 640)
-    widget.show()
-    widget.set_project(project)
-    return widget
+    return shown_panel(qtbot, project, (1200, 640))
 
 
 def test_fields_a_mode_ignores_are_disabled_and_say_why(qtbot) -> None:  # noqa: ANN001

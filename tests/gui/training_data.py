@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 
 from harapp.core.types import LabelledItem, LabelSnapshot
+
+if TYPE_CHECKING:
+    from harapp.core.store import Project
+    from harapp.gui.training_panel import TrainingPanel
 
 CLASSES = ("walking", "running", "sitting", "standing")
 TINY = {"image_size": 32, "device": "cpu", "augment": False, "early_stopping_patience": 10_000}
@@ -57,3 +62,16 @@ def make_project(folder: Path, per_class: int = 6, size: int = 40, classes: int 
         changes.append((image_id, CLASSES[cls]))
     project.set_labels(changes, source="human", reason="test")
     return project
+
+
+def shown_panel(qtbot, project: Project | None, size: tuple[int, int]) -> TrainingPanel:  # noqa: ANN001
+    """A Train panel with the tiny settings above, shown at this size, on the project."""
+    from harapp.gui.training_panel import TrainingPanel
+
+    widget = TrainingPanel()
+    widget.config_overrides = dict(TINY)
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    widget.set_project(project)
+    return widget
