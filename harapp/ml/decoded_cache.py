@@ -10,6 +10,10 @@ with pwrite (a full disk is an OSError, never the SIGBUS a write into a memory m
 only then add their index rows, so a crash leaves unused slots, never an index row over missing pixels. The
 cache holds no labels: losing or deleting it costs a rebuild, nothing else.
 
+A run that reads a file holds a shared lock on `<stem>.readers` (ReadingMark) for as long as it may read. Room is
+made only where no one else reads: another size's file is deleted, and slots of photos that moved or changed
+are given to new photos, only when their readers lock is free.
+
 This module needs no torch, so the build's worker processes start fast.
 """
 
@@ -110,6 +114,49 @@ class SlotReader:
         np.take(self._map, slots, axis=0, out=out, mode="clip")  # "raise" would copy through a buffer
 
 
+class ReadingMark:
+    """A shared lock on a cache file's readers lock, held while a run may read the file: no other process deletes
+    the file or reuses its slots meanwhile. Without flock (Windows) it marks nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._handle: Any = open(self.path, "a+b")  # noqa: SIM115 - held until close()
+        if fcntl is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_SH)
+
+    def alone(self) -> bool:
+        """True when no other process (or other mark of this one) holds the file now."""
+        if fcntl is None or self._handle is None:
+            return self._handle is not None
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            alone = False
+        else:
+            alone = True
+        # A failed conversion has dropped the shared lock too (flock converts by unlocking first): take it again.
+        fcntl.flock(self._handle, fcntl.LOCK_SH)
+        return alone
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the last descriptor releases the lock
+            self._handle = None
+
+
+def _nobody_reads(readers: Path) -> bool:
+    """True when no process holds a ReadingMark on this readers lock."""
+    if fcntl is None:
+        return True
+    with open(readers, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
 def _write_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
@@ -163,6 +210,7 @@ class DecodedCache:
         self.data_path = self.folder / f"{self.stem}.u8"
         self.index_path = self.folder / f"{self.stem}.index"
         self.lock_path = self.folder / f"{self.stem}.lock"
+        self.readers_path = self.folder / f"{self.stem}.readers"
         self.slot_bytes = slot_bytes(size)
 
     # -- reading ------------------------------------------------------------------------------------------------
@@ -175,6 +223,11 @@ class DecodedCache:
 
     def reader(self) -> SlotReader:
         return SlotReader(self.data_path, self.size, self.n_slots())
+
+    def mark_reading(self) -> ReadingMark:
+        """Say that this process may read the file until the mark is closed (see ReadingMark)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return ReadingMark(self.readers_path)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.index_path, timeout=60)
@@ -252,10 +305,8 @@ class DecodedCache:
         )
 
     def _evict_other_sizes(self) -> None:
-        """Delete the caches of other sizes that no process is building, least recently used first, to make room.
-
-        A reader that still maps a deleted file keeps reading it (the file lives until it is unmapped).
-        """
+        """Delete the caches of other sizes that no process builds or reads, least recently used first, to make
+        room."""
         others = [p for p in self.folder.glob("decoded-*.index") if p != self.index_path]
         for index in sorted(others, key=lambda p: p.stat().st_mtime):
             stem = index.name.removesuffix(".index")
@@ -266,6 +317,8 @@ class DecodedCache:
                         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except OSError:
                         continue  # being built right now
+                if not _nobody_reads(self.folder / f"{stem}.readers"):
+                    continue  # a run reads it (a worker that has not mapped it yet would find it gone)
                 for suffix in (".u8", ".index", ".index-wal", ".index-shm"):
                     with contextlib.suppress(FileNotFoundError):
                         (self.folder / f"{stem}{suffix}").unlink()
@@ -298,12 +351,14 @@ class DecodedCache:
         limit_bytes: int,
         processes: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        reading: ReadingMark | None = None,
     ) -> Ensured:
         """Decode the entries the cache lacks (in `processes` worker processes) and return every entry's slot.
 
         progress(done, total) is called as entries finish and may raise to stop the build (a cancel): what is
         done by then stays cached. Entries beyond the cap or the disk's room stay uncached, with a note saying
         why. A photo that cannot be read raises ImageFileError naming it, after the others are cached.
+        reading: the caller's own mark on this file, if it holds one (it does not count as another reader).
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -317,7 +372,7 @@ class DecodedCache:
                     return Ensured(slots, 0)
                 with contextlib.suppress(OSError):
                     os.utime(self.index_path)  # the index's time is the cache's last use, for eviction
-                return self._build(entries, slots, todo, limit_bytes, processes, progress)
+                return self._build(entries, slots, todo, limit_bytes, processes, progress, reading)
         except (OSError, sqlite3.Error) as exc:
             # A folder that cannot be written (read-only, a file in the way, a broken index): training goes on.
             note = f"cannot use {self.folder} ({exc}); photos are decoded on the fly each epoch"
@@ -332,6 +387,7 @@ class DecodedCache:
         limit_bytes: int,
         processes: int | None,
         progress: Callable[[int, int], None] | None,
+        reading: ReadingMark | None,
     ) -> Ensured:
         conn = self._connect()
         try:
@@ -345,6 +401,12 @@ class DecodedCache:
             wanted_new = max(0, len(keys) - len(free))
             note = None
             room, reason = self._room(limit_bytes)
+            short = wanted_new - room // self.slot_bytes
+            if short > 0 and (reading.alone() if reading is not None else _nobody_reads(self.readers_path)):
+                # Pixels of photos that are gone or changed are worth less than anything else the cap keeps.
+                requested = {(e.path, e.region.key()) for e in entries}
+                free += self._reclaim_stale(conn, short, requested)
+                wanted_new = max(0, len(keys) - len(free))
             if room < wanted_new * self.slot_bytes:
                 self._evict_other_sizes()
                 room, reason = self._room(limit_bytes)
@@ -374,6 +436,33 @@ class DecodedCache:
             more = f" ({len(errors) - 1} more photos cannot be read either)" if len(errors) > 1 else ""
             raise ImageFileError(errors[0] + more)
         return Ensured(slots, len(done), note)
+
+    def _reclaim_stale(self, conn: sqlite3.Connection, wanted: int, requested: set[tuple[str, str]]) -> list[int]:
+        """Up to `wanted` slots whose photo is gone or changed since it was decoded (a moved folder, a deleted or
+        rewritten photo), with their rows removed. Rows asked for now stay: an absent photo's row is how a
+        cache shipped without the photos serves them."""
+        identity: dict[str, tuple[int, int] | None] = {}
+        stale: list[tuple[str, str, int]] = []
+        for path, region, slot, file_size, mtime_ns in conn.execute(
+            "SELECT path, region, slot, file_size, mtime_ns FROM entries"
+        ).fetchall():
+            if (path, region) in requested:
+                continue
+            if path not in identity:
+                try:
+                    st = os.stat(path)
+                    identity[path] = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    identity[path] = None
+            if identity[path] != (file_size, mtime_ns):
+                stale.append((path, region, slot))
+                if len(stale) >= wanted:
+                    break
+        conn.executemany("DELETE FROM entries WHERE path = ? AND region = ?", [(p, r) for p, r, _ in stale])
+        conn.commit()
+        if stale:
+            log.info("decoded-image cache %s: %d slots of moved or changed photos reused", self.data_path, len(stale))
+        return [slot for _, _, slot in stale]
 
     def _run_jobs(
         self,

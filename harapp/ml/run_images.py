@@ -15,7 +15,7 @@ import numpy.typing as npt
 from harapp.core.types import LabelledItem, LabelSnapshot
 from harapp.ml import distributed
 from harapp.ml.decode import Entry, Region
-from harapp.ml.decoded_cache import DecodedCache, SlotReader, cache_folder, limit_bytes_from_settings
+from harapp.ml.decoded_cache import DecodedCache, ReadingMark, SlotReader, cache_folder, limit_bytes_from_settings
 from harapp.ml.progress import Reporter
 
 
@@ -48,6 +48,7 @@ class RunImages:
         )
         self.limit_bytes = limit
         self._known: dict[tuple[int, str], dict[tuple[str, str], int]] = {}
+        self._marks: dict[tuple[int, str], ReadingMark | None] = {}
         self.notes: list[str] = []
         self.adding = True
 
@@ -58,6 +59,8 @@ class RunImages:
         if self.folder is None or not items:
             return None, None
         cache = DecodedCache(self.folder, size, interpolation)
+        if (size, interpolation) not in self._marks:  # before the first lookup: what it finds stays readable
+            self._marks[(size, interpolation)] = self._mark(cache)
         known = self._known.setdefault((size, interpolation), {})
         wanted = self.snapshot.items if all_items else items
         entries = {
@@ -65,18 +68,32 @@ class RunImages:
         }
         missing = [e for key, e in entries.items() if key not in known]
         if missing:
-            slots = self._ensure(cache, missing)
+            slots = self._ensure(cache, missing, self._marks[(size, interpolation)])
             known.update({(e.path, e.region.key()): int(s) for e, s in zip(missing, slots, strict=True)})
         table = np.array(
             [[known[(str(it.path), r.key())] for r in views.regions(it)] for it in items], dtype=np.int64
         ).reshape(len(items), len(views.names))
         return (cache.reader() if (table >= 0).any() else None), table
 
-    def _ensure(self, cache: DecodedCache, entries: list[Entry]) -> npt.NDArray[np.int64]:
+    @staticmethod
+    def _mark(cache: DecodedCache) -> ReadingMark | None:
+        try:
+            return cache.mark_reading()
+        except OSError:  # a folder that cannot be written: ensure() says so and photos are decoded on the fly
+            return None
+
+    def close(self) -> None:
+        """The run reads no more: other processes may make room in its cache files again."""
+        for mark in self._marks.values():
+            if mark is not None:
+                mark.close()
+        self._marks.clear()
+
+    def _ensure(self, cache: DecodedCache, entries: list[Entry], mark: ReadingMark | None) -> npt.NDArray[np.int64]:
         if not self.adding:  # what the cache has, without decoding anything into it
             return cache.lookup(entries)
         builds = distributed.ranks().local_rank == 0
-        slots = distributed.agreed(lambda: self._build(cache, entries) if builds else None)
+        slots = distributed.agreed(lambda: self._build(cache, entries, mark) if builds else None)
         return slots if slots is not None else cache.lookup(entries)
 
     def stop_adding(self) -> None:
@@ -84,7 +101,7 @@ class RunImages:
         project's other photos, predicted once after training (they would fill the cache for one read)."""
         self.adding = False
 
-    def _build(self, cache: DecodedCache, entries: list[Entry]) -> npt.NDArray[np.int64]:
+    def _build(self, cache: DecodedCache, entries: list[Entry], mark: ReadingMark | None) -> npt.NDArray[np.int64]:
         previous = self.reporter.phase
         self.reporter.start_phase("decoding")
         reported = [0]
@@ -94,7 +111,9 @@ class RunImages:
             reported[0] = done
 
         try:
-            ensured = cache.ensure(entries, limit_bytes=self.limit_bytes, processes=self.processes, progress=progress)
+            ensured = cache.ensure(
+                entries, limit_bytes=self.limit_bytes, processes=self.processes, progress=progress, reading=mark
+            )
         finally:
             self.reporter.start_phase(previous)
         if ensured.note:
@@ -118,6 +137,7 @@ def run_images(snapshot: LabelSnapshot, reporter: Reporter) -> Iterator[RunImage
         yield run
     finally:
         _RUN.reset(token)
+        run.close()
 
 
 def current_run() -> RunImages | None:

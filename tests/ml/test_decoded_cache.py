@@ -143,6 +143,69 @@ def test_the_cap_leaves_photos_to_decode_on_the_fly(tmp_path: Path) -> None:
         assert np.array_equal(views["whole"][i].numpy(), decode_entry(entry, 32))
 
 
+def test_a_moved_folder_reuses_the_slots_of_the_photos_no_longer_there(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 6)
+    cache = dc.DecodedCache(tmp_path / "p.cache", 32)
+    cap = 6 * dc.slot_bytes(32)
+    first = cache.ensure(_entries(items), limit_bytes=cap)
+    assert first.decoded == 6
+    kept = Entry(str(items[0].path), WHOLE)
+    (tmp_path / "imgs").rename(tmp_path / "moved")
+    moved = [dataclasses.replace(it, path=tmp_path / "moved" / it.path.name) for it in items]
+
+    # Photo 0's old row is asked for too (a cache shipped without its photos serves it): it is never reclaimed,
+    # so five stale slots go to five of the moved photos and the sixth is decoded on the fly, as the cap says.
+    again = cache.ensure([*_entries(moved), kept], limit_bytes=cap)
+    assert again.decoded == 5 and cache.n_slots() == 6
+    assert again.slots[-1] == first.slots[0]
+    assert int((again.slots[:6] >= 0).sum()) == 5 and again.note is not None and "1 of 6" in again.note
+    out = np.empty((7, 32, 32, 3), np.uint8)
+    cache.reader().read(np.where(again.slots >= 0, again.slots, 0), out)
+    for i, entry in enumerate([*_entries(moved), kept]):
+        if again.slots[i] >= 0:
+            expected = decode_entry(entry if i < 6 else Entry(str(moved[0].path), WHOLE), 32)
+            assert np.array_equal(out[i], expected)
+
+
+def test_slots_and_files_another_run_reads_are_left_alone(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 4)
+    folder = tmp_path / "p.cache"
+    big, small = dc.DecodedCache(folder, 32), dc.DecodedCache(folder, 16)
+    big.ensure(_entries(items), limit_bytes=10**9)
+    other_run = big.mark_reading()  # a second file descriptor: flock treats it as another process would
+    mine = big.mark_reading()
+    assert not mine.alone()
+
+    # Another size needs the room the big file takes: it is not deleted while a run reads it.
+    cap = 4 * dc.slot_bytes(32) + 2 * dc.slot_bytes(16)
+    squeezed = small.ensure(_entries(items), limit_bytes=cap)
+    assert squeezed.decoded == 2 and big.data_path.exists() and squeezed.note is not None
+    # Nor are the slots of its moved photos given to others.
+    (tmp_path / "imgs").rename(tmp_path / "moved")
+    moved = [Entry(str(tmp_path / "moved" / it.path.name), WHOLE) for it in items]
+    blocked = big.ensure(moved, limit_bytes=4 * dc.slot_bytes(32) + 2 * dc.slot_bytes(16), reading=mine)
+    assert blocked.decoded == 0 and (blocked.slots < 0).all()
+
+    other_run.close()
+    assert mine.alone()  # the caller's own mark does not count
+    freed = big.ensure(moved, limit_bytes=4 * dc.slot_bytes(32) + 2 * dc.slot_bytes(16), reading=mine)
+    assert freed.decoded == 4 and (freed.slots >= 0).all() and big.n_slots() == 4
+    mine.close()
+    assert small.ensure(moved, limit_bytes=4 * dc.slot_bytes(16)).decoded == 4
+    assert not big.data_path.exists()  # read by no one now, so it made room for the small one
+
+
+def test_a_training_run_marks_its_cache_file_until_it_ends(tmp_path: Path) -> None:
+    items = draw_shapes(tmp_path / "imgs", 4)
+    snapshot = LabelSnapshot(("a", "b", "c", "d"), tuple(items), 1, tmp_path / "p.harapp")
+    readers = []
+    with run_images(snapshot, Reporter(None, None)) as run:
+        run.slots(items, WHOLE_ONLY, 32, "bilinear", all_items=True)
+        readers = list((tmp_path / "p.cache").glob("decoded-*.readers"))
+        assert len(readers) == 1 and not dc._nobody_reads(readers[0])
+    assert dc._nobody_reads(readers[0])
+
+
 def test_a_corrupt_photo_is_named_and_the_others_are_cached(tmp_path: Path) -> None:
     items = draw_shapes(tmp_path / "imgs", 5)
     items[3].path.write_bytes(b"not an image at all")
