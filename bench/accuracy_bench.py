@@ -5,9 +5,9 @@ Run by hand (skips when ../shared/coco-har is absent):
 
 Stratified k-fold cross-validation (seeded) over the photos the importer labels from their captions (no human
 correction), on 4 classes and on 3 (walking and running merged, as the reference paper did). For every fold:
-- harapp 0.1's default: EfficientNet-Lite0 features of the whole photo, standardised, a class-balanced linear
-  head with a fixed L2 strength (1e-2), no calibration;
-- today's default: whole photo + the main person's square + body pose, the same head family with the
+- harapp 0.1's default: EfficientNet-Lite0 features of the whole photo at 224 px, standardised, a class-balanced
+  linear head with a fixed L2 strength (1e-2), no calibration;
+- today's default: whole photo + the main person's square (both at 288 px) + body pose, the same head family with the
   strength chosen by inner 5-fold cross-validation and a temperature fitted on the inner out-of-fold
   predictions (harapp.ml.head.fit_probe, exactly what `harapp train` runs);
 - today's default with the person boxes the pose model finds instead of the annotations (the drop-a-photo
@@ -148,7 +148,7 @@ def main() -> int:
     items = list(snapshot.items)
     names = snapshot.class_names
     start = time.perf_counter()
-    old_feats, _ = probe_features(project, TrainConfig(views=("whole",)), items)
+    old_feats, _ = probe_features(project, TrainConfig(views=("whole",), image_size=224), items)  # harapp 0.1
     new_feats, _ = probe_features(project, TrainConfig(), items)
     rows = [("harapp 0.1 default: whole photo, fixed head", old_feats, True),
             ("today's default: whole + person + pose, annotated boxes", new_feats, False)]  # fmt: skip

@@ -168,7 +168,7 @@ def main() -> int:
     truth = np.array([it.class_index for it in items])
     t = time.perf_counter()
     feats, _ = probe_features(project, TrainConfig(), items)
-    old_feats, _ = probe_features(project, TrainConfig(views=("whole",)), items)
+    old_feats, _ = probe_features(project, TrainConfig(views=("whole",), image_size=224), items)  # harapp 0.1
     print(f"{len(items)} caption-labelled photos; features ready in {time.perf_counter() - t:.1f} s "
           f"(cached in {args.project}); flips: {args.fraction:.0%}, seeds 0..{args.seeds - 1}\n")  # fmt: skip
     methods: dict[str, list[tuple[float, float]]] = {}
