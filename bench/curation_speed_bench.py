@@ -32,8 +32,12 @@ def prepare(path: Path, coco: Path) -> None:
     from harapp.ml.trainer import train
 
     project = coco_project(path, coco)
-    if project.active_model() is None:
-        config = TrainConfig(device="cpu")
+    config = TrainConfig(device="cpu")
+    active = project.active_model()
+    # A project trained by an older default (another image size, other views) lacks today's features.
+    features_of = ("model_kind", "mode", "image_size", "views")
+    trained = TrainConfig.from_dict(active.config) if active is not None else None
+    if trained is None or any(getattr(trained, f) != getattr(config, f) for f in features_of):
         out = new_checkpoint_path(project.path, config.model_kind, config.mode)
         result = train(config, project.snapshot(), out, project=project)
         assert result.model_id is not None
