@@ -17,7 +17,8 @@ Every phase runs in its own process, so each peak RSS (ru_maxrss) is that phase'
   offscreen): open the project and show it, first page of thumbnails (cold cache), scroll page by page,
   every filter of the filter panel and every sort, then stats and snapshot in the same process.
 - review: review-score computation on cached features, as `harapp review` runs it once features are cached:
-  read every labelled image's vector from the store, then harapp.ml.label_quality.score_labelled.
+  read every labelled image's vector from the store (as float16 where `harapp review` would hold them so:
+  harapp.ml.label_quality.feature_dtype; --dtype overrides), then harapp.ml.label_quality.score_labelled.
 """
 
 from __future__ import annotations
@@ -425,20 +426,23 @@ def scroll(app: Any, view: Any, pages: int) -> tuple[list[float], list[float], l
 # -- review: cached features and a 5-fold linear fit ---------------------------------------------------------
 
 
-def phase_review(work: Path, dtype: str) -> None:
+def phase_review(work: Path, dtype: str, dim: int) -> None:
     import numpy as np
     import torch
 
     from harapp.core.store import Project
-    from harapp.ml.label_quality import FOLD_SEEDS, score_labelled
+    from harapp.ml.label_quality import FOLD_SEEDS, feature_dtype, score_labelled
     from harapp.ml.models import LinearHead
     from harapp.ml.progress import Reporter
 
     torch.manual_seed(0)
-    out: dict[str, Any] = {"dtype": dtype, "rss_start_mb": round(rss_mb(), 1)}
+    out: dict[str, Any] = {"rss_start_mb": round(rss_mb(), 1)}
     with Project.open(work / "big.harapp") as project:
         snapshot = project.snapshot()
         ids = [item.image_id for item in snapshot.items]
+        if dtype == "auto":
+            dtype = "float16" if feature_dtype(len(ids), dim) == torch.float16 else "float32"
+        out["dtype"] = dtype
         y = torch.tensor([item.class_index for item in snapshot.items])
         start = time.perf_counter()
         x = read_features(project, ids, np.float16 if dtype == "float16" else np.float32)
@@ -447,7 +451,7 @@ def phase_review(work: Path, dtype: str) -> None:
     out["matrix_mb"] = round(x.nbytes / 1e6)
     out["rss_after_read_mb"] = round(rss_mb(), 1)
     out["peak_after_read_mb"] = round(peak_mb(), 1)
-    features = torch.from_numpy(x).float()  # a view when the matrix is float32 already
+    features = torch.from_numpy(x)  # float16 as it is: the fit converts a block at a time
     head = LinearHead(features.shape[1], len(snapshot.class_names))
     start = time.perf_counter()
     # What `harapp review` runs on cached features: out-of-fold probabilities over the fold seeds, a second
@@ -555,7 +559,7 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     if review:
         add(
             "review: read features / label-quality scores",
-            f"{review['read_s']} / {review['fit_s']} s ({review['dim']}-d, {review['vectors']:,} vectors)",
+            f"{review['read_s']} / {review['fit_s']} s ({review['vectors']:,} x {review['dim']} {review['dtype']})",
         )
         add(
             "review RSS: torch imported / features read",
@@ -583,7 +587,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=2626, help="float32 features per image")
     parser.add_argument("--pages", type=int, default=40, help="pages to scroll")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="feature matrix in memory")
+    parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "float16"),
+        default="auto",
+        help="feature matrix in memory (auto: as `harapp review` holds that many vectors)",
+    )
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it (reused by later runs)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
@@ -602,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.phase == "gui":
             phase_gui(work, args.pages, args.repeat)
         elif args.phase == "review":
-            phase_review(work, args.dtype)
+            phase_review(work, args.dtype, args.dim)
         return 0
 
     import PySide6

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from harapp.ml.calibration import fit_temperature
-from harapp.ml.models import LinearHead
+from harapp.ml.models import LinearHead, row_blocks
 from harapp.ml.progress import Phase, Reporter
 
 L2_GRID: tuple[float, ...] = (0.2, 0.4, 0.8)
@@ -155,13 +155,16 @@ def fit_probe(
     extra_seeds: Sequence[int] = (),
     basis: torch.Tensor | None = None,
     groups: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None,
 ) -> ProbeFit:
     """Fit `head` in place on all vectors with the chosen strength and set its temperature. ``phase`` names the
     fit in progress reports (a fine-tune's warm-up is not its training). ``extra_seeds``: more fold
     assignments whose out-of-fold probabilities (at the chosen strength) are averaged in: steadier scores.
     ``basis``: the ProbeFit.basis of an earlier fit on a superset of these vectors, standardised the same way
     (``standardise=False`` on a head holding that fit's statistics): it spares a decomposition. ``groups``:
-    vectors that must share a fold (see stratified_folds).
+    vectors that must share a fold (see stratified_folds). ``rows``: the indices of the vectors of `features`
+    to fit on (default: all of them), for a subset of many vectors without a copy of it; targets, groups and
+    the results are then per fitted vector. ``features`` may be float16 (half the memory of 100k vectors).
 
     The penalty pulls the weights towards where they start, so a CLIP head stays near its zero-shot
     classifier when there is little data.
@@ -169,8 +172,9 @@ def fit_probe(
     reporter.start_phase(phase)
     with one_thread():
         return _fit_probe(
-            head, features, targets, reporter, balanced, standardise, grid, folds, seed, extra_seeds, basis, groups
-        )
+            head, features, targets, reporter, balanced, standardise, grid, folds, seed, extra_seeds, basis, groups,
+            rows,
+        )  # fmt: skip
 
 
 def _fit_probe(
@@ -186,16 +190,16 @@ def _fit_probe(
     extra_seeds: Sequence[int],
     basis: torch.Tensor | None,
     groups: torch.Tensor | None,
+    rows: torch.Tensor | None,
 ) -> ProbeFit:
     num_classes = head.linear.out_features
     if standardise:
-        head.set_standardisation(features)
-    with torch.no_grad():
-        # One new matrix, divided in place: at 100k vectors each temporary is most of a gigabyte.
-        xs = features.float() - head.shift
-        xs.div_(head.scale)
+        # A subset's statistics need its copy; the callers that fit a subset keep earlier statistics instead.
+        head.set_standardisation(features if rows is None else features[rows])
     start_w, start_b = head.linear.weight.detach().clone(), head.linear.bias.detach().clone()
-    space = _Space.of(xs, start_w, basis)
+    # The statistics as they are now: the blocks of vectors are standardised later, at every step of the solver.
+    inputs = _Inputs(features, rows, head.shift.detach().clone(), head.scale.detach().clone())
+    space = _Space.of(inputs, start_w, basis)
     fitter = _Fitter(space, targets, num_classes, start_b, balanced)
     k = usable_folds(targets, folds)
     choosing = k > 0 and len(grid) > 1
@@ -234,7 +238,7 @@ def _fit_probe(
     held_logits, (w_all, b_all), loss = fitter.out_of_fold(assignments, k, chosen, None, with_all=True)
     report(loss)
     w, b = w_all[-1], b_all[-1]
-    in_sample_logits = space.inputs @ w.T + b + space.offset
+    in_sample_logits = space.logits(w, b)
     for assignment_logits, assignment in zip(held_logits, assignments, strict=True):
         assignment_logits[assignment < 0] = in_sample_logits[assignment < 0]
     oof_logits = held_logits[0] if held_logits else in_sample_logits
@@ -277,7 +281,7 @@ class _Fitter:
         if with_all:
             masks.append(torch.ones(len(self.targets), dtype=torch.bool))
         w, b, losses = self._solve(torch.stack(masks), l2, warm)
-        logits = torch.einsum("nd,pcd->pnc", self.space.inputs, w) + b[:, None, :] + self.space.offset[None]
+        logits = self.space.logits(w, b)
         out = []
         for a_index, assignment in enumerate(assignments):
             held_logits = torch.zeros(len(self.targets), self.num_classes)
@@ -301,16 +305,63 @@ class _Fitter:
             row_weight = weights[:, self.targets] * masks
         else:
             row_weight = masks.float()
-        return _lbfgs(self.space.inputs, self.targets, row_weight, l2, anchor, w0, b0, self.space.offset)
+        return _lbfgs(self.space, self.targets, row_weight, l2, anchor, w0, b0)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Vectors handed out a block of rows at a time, in float32 and standardised with `shift` and `scale`
+    where those are given. With 100k vectors of 2,600 features one standardised float32 copy is most of a
+    gigabyte; a block is a few megabytes, converted again at every step of the solver."""
+
+    source: torch.Tensor
+    rows: torch.Tensor | None = None
+    """Which rows of source, in this order (default: all)."""
+    shift: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.source) if self.rows is None else len(self.rows)
+
+    @property
+    def dim(self) -> int:
+        return int(self.source.shape[1])
+
+    def blocks(self) -> Iterator[tuple[slice, torch.Tensor]]:
+        """(which rows, those vectors) for consecutive blocks; an empty one when there are no vectors. One
+        buffer holds every block in turn (the solver would otherwise free and allocate megabytes thousands of
+        times, and the process keeps much of what it frees that way): use each block before taking the next.
+        Vectors already in the fitting coordinates (a row space's few hundred) come as one block: the numbers
+        of one product."""
+        if self.shift is None or self.scale is None:
+            yield slice(0, len(self)), self.whole()
+            return
+        buffer: torch.Tensor | None = None
+        for block in row_blocks(len(self), self.dim):
+            part = self.source[block] if self.rows is None else self.source[self.rows[block]]
+            if buffer is None:
+                buffer = torch.empty(part.shape)
+            out = buffer[: len(part)]
+            out.copy_(part)  # float32, and standardised in place: the numbers of (part.float() - shift) / scale
+            yield block, out.sub_(self.shift).div_(self.scale)
+
+    def whole(self) -> torch.Tensor:
+        """All the vectors at once (for few of them: a copy)."""
+        part = self.source if self.rows is None else self.source[self.rows]
+        if self.shift is None or self.scale is None:
+            return part
+        out = part.float() - self.shift  # one new matrix, divided in place
+        return out.div_(self.scale)
 
 
 @dataclass(frozen=True)
 class _Space:
     """Where the fits run. With fewer vectors than dimensions (a few hundred photos, 2,600 features), the
     solution's change from its start lies in the span of the vectors (the penalty removes any other part),
-    so the fits run in coordinates of that span: the same problem, exactly, at a fifth of the cost."""
+    so the fits run in coordinates of that span: the same problem, exactly, at a fifth of the cost. With
+    more vectors the fits run in the original coordinates, a block of vectors at a time."""
 
-    inputs: torch.Tensor
+    inputs: _Inputs
     """The vectors in the fitting coordinates."""
     offset: torch.Tensor
     """Logits the starting weights give each vector (zeros when the fit runs in the original coordinates)."""
@@ -320,13 +371,25 @@ class _Space:
     start: torch.Tensor
 
     @classmethod
-    def of(cls, xs: torch.Tensor, start: torch.Tensor, basis: torch.Tensor | None = None) -> _Space:
-        n, dim = xs.shape
+    def of(cls, inputs: _Inputs, start: torch.Tensor, basis: torch.Tensor | None = None) -> _Space:
+        n, dim = len(inputs), inputs.dim
+        if basis is None and (n == 0 or n >= dim):
+            return cls(inputs, torch.zeros(n, start.shape[0]), start, None, start)
+        xs = inputs.whole()  # fewer vectors than dimensions (or a subset of such a set): a small matrix
         if basis is None:
-            if n == 0 or n >= dim:
-                return cls(xs, torch.zeros(n, start.shape[0]), start, None, start)
             basis = _row_space(xs)
-        return cls(xs @ basis.T, xs @ start.T, torch.zeros(start.shape[0], len(basis)), basis, start)
+        return cls(_Inputs(xs @ basis.T), xs @ start.T, torch.zeros(start.shape[0], len(basis)), basis, start)
+
+    def logits(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Every vector's logits: (n, classes) for one problem's weights (classes, d), (P, n, classes) for
+        P problems' (P, classes, d)."""
+        if w.dim() == 2:
+            return torch.cat([x @ w.T + b + self.offset[rows] for rows, x in self.inputs.blocks()])
+        parts = [
+            torch.einsum("nd,pcd->pnc", x, w) + b[:, None, :] + self.offset[rows][None]
+            for rows, x in self.inputs.blocks()
+        ]
+        return torch.cat(parts, dim=1)
 
     def weights(self, fitted: torch.Tensor) -> torch.Tensor:
         """Fitted weights back in the original coordinates."""
@@ -344,17 +407,17 @@ def _row_space(xs: torch.Tensor) -> torch.Tensor:
 
 
 def _lbfgs(
-    x: torch.Tensor,
+    space: _Space,
     y: torch.Tensor,
     row_weight: torch.Tensor,
     l2: float,
     anchor: torch.Tensor,
     w0: torch.Tensor,
     b0: torch.Tensor,
-    offset: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Minimise, for each of P problems at once, the cross-entropy of x W_p^T + b_p + offset weighted per row
-    by row_weight[p] (0 leaves a row out) plus l2 |W_p - anchor|^2, from (w0, b0): (W, b, objectives).
+    """Minimise, for each of P problems at once, the cross-entropy of x W_p^T + b_p + offset (x: the space's
+    vectors) weighted per row by row_weight[p] (0 leaves a row out) plus l2 |W_p - anchor|^2, from (w0, b0):
+    (W, b, objectives).
 
     The P objectives are independent, so minimising their sum minimises each; one L-BFGS run over all of them
     costs about what one small problem costs, since each step's Python overhead dominates its arithmetic.
@@ -369,18 +432,28 @@ def _lbfgs(
         tolerance_grad=1e-5, tolerance_change=1e-8,
     )  # fmt: skip
 
-    def objectives() -> torch.Tensor:
-        logits = torch.einsum("nd,pcd->pnc", x, w) + b[:, None, :] + offset[None]
-        nll = -logits.log_softmax(-1).gather(2, picked).squeeze(2)
-        return (nll * weight).sum(1) / total + l2 * (w - anchor).pow(2).sum((1, 2))
+    def objectives(backward: bool) -> torch.Tensor:
+        """The P objectives; with `backward`, their sum's gradient accumulated into w.grad and b.grad one block
+        of vectors at a time, so that only one block's graph is alive (with a single block: the numbers of a
+        single backward pass)."""
+        data = torch.zeros(len(weight))
+        for rows, x in space.inputs.blocks():
+            logits = torch.einsum("nd,pcd->pnc", x, w) + b[:, None, :] + space.offset[rows][None]
+            nll = -logits.log_softmax(-1).gather(2, picked[:, rows]).squeeze(2)
+            part = (nll * weight[:, rows]).sum(1) / total
+            if backward:
+                part.sum().backward()
+            data += part.detach()
+        penalty = l2 * (w - anchor).pow(2).sum((1, 2))
+        if backward:
+            penalty.sum().backward()
+        return data + penalty.detach()
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = objectives().sum()
-        loss.backward()
-        return loss
+        return objectives(backward=True).sum()
 
     opt.step(closure)
     with torch.no_grad():
-        final = objectives()
+        final = objectives(backward=False)
     return w.detach(), b.detach(), final

@@ -41,12 +41,18 @@ PRUNE_FRACTION = 0.1
 FOLD_SEEDS: tuple[int, ...] = (0, 1, 2)
 """Out-of-fold probabilities are averaged over these fold assignments: a label's score then depends less
 on which images happened to share its fold (measured on the label-noise benchmark)."""
+FLOAT16_ABOVE_BYTES = 256 << 20
+"""Scoring holds the features as float16 where float32 would take more than this (25k vectors of 2,626
+features): at 100k images torch and the scoring libraries take 0.8 GB of a 1.5 GB budget, and float32
+features another 1.1 GB. float16's rounding (a 2,000th of each value) is far below what tells photos apart;
+projects of a few thousand photos keep float32, and so exactly the scores they had."""
 
 
 class ReviewProject(VectorStore, Protocol):
     """What scoring needs of a project."""
 
     def snapshot(self, include_sources: Sequence[str] = ..., person_level: bool = ...) -> LabelSnapshot: ...
+    def image_ids(self) -> list[int]: ...
     def image_items(self, image_ids: Sequence[int] | None = None) -> list[LabelledItem]: ...
     def put_label_quality(self, rows: Sequence[LabelQuality]) -> None: ...
 
@@ -115,7 +121,8 @@ def review_labels(
     labelled = [it for it in labelled_all if it.path.is_file()]
     missing = sorted({it.image_id for it in labelled_all if not it.path.is_file()})
     labelled_ids = {it.image_id for it in images.items}
-    unlabelled_all = [it for it in project.image_items() if it.image_id not in labelled_ids]
+    # Items of the unlabelled images only: at 100k images the others would cost a tenth of the memory budget.
+    unlabelled_all = project.image_items([i for i in project.image_ids() if i not in labelled_ids])
     unlabelled = [it for it in unlabelled_all if it.path.is_file()]
     missing = sorted(set(missing) | {it.image_id for it in unlabelled_all if not it.path.is_file()})
     present = {it.class_index for it in labelled}
@@ -129,7 +136,9 @@ def review_labels(
     built = build_model(config, names)
     device = resolve_device(config.device)
     people = resolve_people(items, config.views, project, reporter)
-    feats, _ = cached_features(built, config, items, device, reporter, project, people)
+    dtype = feature_dtype(len(items), built.model.feature_dim)
+    feats, _ = cached_features(built, config, items, device, reporter, project, people, dtype)
+    del people  # at 100k images their poses and boxes are a tenth of the budget
     targets = torch.tensor([it.class_index for it in labelled], dtype=torch.long)
     head = built.model.head
     groups = torch.tensor([it.image_id for it in labelled], dtype=torch.long)
@@ -137,8 +146,8 @@ def review_labels(
         head, feats[: len(labelled)], targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None,
         groups=groups,
     )  # fmt: skip
-    with torch.no_grad():
-        queue_probs = calibrated_probabilities(head(feats[len(labelled) :]), head.temperature)
+    queue_probs = calibrated_probabilities(head.logits_of(feats[len(labelled) :]), head.temperature)
+    del feats  # before the rows: 110k of them take a tenth of the memory budget
     revision = images.revision
     scorer = describe_scorer(config, probe.folds)
     rows = [_review_row(it, names, oof[n], float(scores[n]), scorer, revision) for n, it in enumerate(labelled)] + [
@@ -154,6 +163,11 @@ def review_labels(
         project.put_label_quality(review.rows)
     reporter.step(epoch=1, epochs=1, step=1, steps=1, images=0)
     return review
+
+
+def feature_dtype(vectors: int, dim: int) -> torch.dtype:
+    """How scoring holds this many feature vectors (see FLOAT16_ABOVE_BYTES)."""
+    return torch.float16 if vectors * dim * 4 > FLOAT16_ABOVE_BYTES else torch.float32
 
 
 def score_labelled(
@@ -174,7 +188,7 @@ def score_labelled(
     wrong labels no longer teach the models that judge the others, and scores everything again (the left-out
     vectors by a probe fitted on all the kept ones). The loss is not class-balanced here: a wrong label into
     a rare class should look as unlikely as it is. ``groups`` (each vector's image): an image and its people
-    are always held out together.
+    are always held out together. ``features`` may be float16: the probes convert a block of them at a time.
     """
     start_head = copy.deepcopy(head)
     first, probs = _out_of_fold(head, features, targets, reporter, fold_seeds, grid, groups=groups)
@@ -189,14 +203,15 @@ def score_labelled(
     # decomposition, and the two rounds score on the same scale.
     head.load_state_dict(start_head.state_dict())
     head.set_standardisation(features)
+    # The kept vectors by their row numbers, not as a copy: at 100k vectors a copy is most of the features.
+    kept = keep.nonzero().squeeze(1)
     second, kept_probs = _out_of_fold(
-        head, features[keep], targets[keep], reporter, fold_seeds, (first.l2,), standardise=False, basis=first.basis,
-        groups=groups[keep] if groups is not None else None,
+        head, features, targets[keep], reporter, fold_seeds, (first.l2,), standardise=False, basis=first.basis,
+        groups=groups[keep] if groups is not None else None, rows=kept,
     )  # fmt: skip
     probs = probs.clone()
     probs[keep] = kept_probs
-    with torch.no_grad():
-        probs[~keep] = calibrated_probabilities(head(features[~keep]), head.temperature)
+    probs[~keep] = calibrated_probabilities(head.logits_of(features, (~keep).nonzero().squeeze(1)), head.temperature)
     reporter.start_phase("scoring")
     return second, probs, _label_scores(targets.numpy(), probs.numpy(), method)
 
@@ -211,12 +226,14 @@ def _out_of_fold(
     standardise: bool = True,
     basis: torch.Tensor | None = None,
     groups: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None,
 ) -> tuple[ProbeFit, torch.Tensor]:
-    """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors."""
+    """Out-of-fold probabilities averaged over fold assignments; `head` ends fitted on all the vectors (the
+    given rows of them)."""
     seeds = tuple(fold_seeds) or (0,)
     probe = fit_probe(
         head, features, targets, reporter, balanced=False, grid=grid or L2_GRID, seed=seeds[0],
-        extra_seeds=seeds[1:], standardise=standardise, basis=basis, groups=groups,
+        extra_seeds=seeds[1:], standardise=standardise, basis=basis, groups=groups, rows=rows,
     )  # fmt: skip
     return probe, probe.oof_probabilities
 

@@ -158,3 +158,74 @@ def test_a_linear_probe_stores_its_calibration_and_the_predictor_uses_it(
     pred = predictor.predict(item.path, item.person_boxes)
     assert not isinstance(pred, list)
     assert pred.probabilities == pytest.approx(metrics.test_probabilities[0], abs=1e-4)
+
+
+def _many_vectors(n: int = 600, dim: int = 40, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """More vectors than dimensions (the fit runs in the original coordinates, as at 100k images), 4 classes
+    that overlap, off-centre features."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(4).repeat(n // 4)
+    features = 2.0 + torch.randn(4, dim, generator=g)[labels] + 2.0 * torch.randn(n, dim, generator=g)
+    return features, labels
+
+
+def test_a_fit_in_blocks_of_vectors_matches_the_fit_on_one_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With at least as many vectors as dimensions the solver works through the vectors a block at a time (at
+    100k vectors one standardised copy of them all would be most of a gigabyte). Here one block holds all 600
+    (the fit on one matrix, as before blocks existed); 64-row blocks must give the same fit, up to rounding."""
+    from harapp.ml import models
+
+    features, labels = _many_vectors()
+    one = fit_probe(LinearHead(40, 4), features, labels, Reporter(None, None), extra_seeds=(1, 2))
+    head = LinearHead(40, 4)
+    monkeypatch.setattr(models, "BLOCK_VALUES", 64 * 40)
+    assert len(list(models.row_blocks(600, 40))) == 10
+    blocks = fit_probe(head, features, labels, Reporter(None, None), extra_seeds=(1, 2))
+    assert blocks.l2 == one.l2 and blocks.folds == one.folds == 5 and blocks.basis is None
+    assert torch.allclose(blocks.oof_logits, one.oof_logits, atol=1e-5)  # logits up to 2.5
+    # The temperature's own solver stops within its tolerance: probabilities agree a little less closely.
+    assert blocks.temperature == pytest.approx(one.temperature, rel=1e-3)
+    assert torch.allclose(blocks.oof_probabilities, one.oof_probabilities, atol=1e-4)
+    assert blocks.loss == pytest.approx(one.loss, rel=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(head.logits_of(features), head(features), atol=1e-5)  # logits_of: blocks too
+
+
+def test_a_fit_on_rows_of_the_vectors_is_the_fit_on_their_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harapp.ml import models
+
+    monkeypatch.setattr(models, "BLOCK_VALUES", 64 * 40)
+    features, labels = _many_vectors()
+    rows = torch.arange(0, 600, 3)[torch.randperm(200, generator=torch.Generator().manual_seed(0))]
+    rows = torch.cat([rows, torch.arange(1, 600, 3)])  # 400 rows (more than the dimensions), out of order
+    fits, heads = [], []
+    for subset, given_rows in ((features[rows], None), (features, rows)):
+        head = LinearHead(40, 4)
+        head.set_standardisation(features)
+        fits.append(
+            fit_probe(head, subset, labels[rows], Reporter(None, None), standardise=False, rows=given_rows, seed=1)
+        )
+        heads.append(head)
+    copied, indexed = fits
+    assert torch.equal(indexed.oof_probabilities, copied.oof_probabilities)
+    assert torch.equal(heads[1].linear.weight, heads[0].linear.weight) and indexed.temperature == copied.temperature
+    assert torch.equal(heads[0].logits_of(features, rows), heads[0].logits_of(features[rows]))
+
+
+def test_float16_vectors_fit_like_their_float32_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100k vectors are held as float16 (half the memory); the fit converts a block at a time, and their
+    statistics are summed in float32 blocks and float64 across blocks, not in float16."""
+    from harapp.ml import models
+
+    monkeypatch.setattr(models, "BLOCK_VALUES", 64 * 40)
+    features, labels = _many_vectors()
+    half = (features * 100).half()  # values up to ~1,000: a float16 sum of 600 of them would be far off
+    mean, std = models.column_statistics(half)
+    exact = half.double()
+    assert torch.allclose(mean.double(), exact.mean(0), rtol=1e-6) and torch.allclose(std.double(), exact.std(0))
+    heads = [LinearHead(40, 4), LinearHead(40, 4)]
+    fits = [fit_probe(h, x, labels, Reporter(None, None)) for h, x in zip(heads, (half, half.float()), strict=True)]
+    assert fits[0].l2 == fits[1].l2
+    assert torch.allclose(fits[0].oof_probabilities, fits[1].oof_probabilities, atol=1e-4)
+    assert torch.allclose(heads[0].shift, heads[1].shift, rtol=1e-5)
+    assert torch.allclose(heads[0].logits_of(half), heads[1].logits_of(half.float()), atol=1e-3)

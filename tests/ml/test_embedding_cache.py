@@ -12,7 +12,7 @@ from harapp.core.types import DEFAULT_CLASSES
 from harapp.ml import embeddings
 from harapp.ml.config import TrainConfig
 from harapp.ml.models import build_model
-from harapp.ml.people import resolve_people
+from harapp.ml.people import NOBODY, PersonInput, resolve_people
 from harapp.ml.progress import Reporter
 from harapp.ml.trainer import train
 from tests.ml.conftest import draw_shapes, project_from_items
@@ -108,4 +108,39 @@ def test_person_vectors_are_cached_per_box(tmp_path: Path, monkeypatch: pytest.M
     dim = built.model.backbone_dim
     assert torch.equal(third[0, :dim], first[0, :dim]) and not torch.equal(third[0, dim:], first[0, dim:])
     assert torch.equal(third[1:], first[1:])
+    project.close()
+
+
+def test_features_are_read_a_chunk_at_a_time_into_one_matrix_of_the_asked_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cached vectors go straight into the features, a chunk of images at a time (at 100k images, reading them
+    all first held them several times over), and the features may be float16. Two items of one image (the
+    image and one of its people), and rows without a person, whose person view is the whole photo's vector."""
+    root = tmp_path / "imgs"
+    items = draw_shapes(root, 10)
+    project = project_from_items(tmp_path / "p.harapp", items, root)
+    with_boxes = [
+        dataclasses.replace(it, person_boxes=src.person_boxes)
+        for it, src in zip(project.snapshot().items, items, strict=True)
+    ]
+    todo = [*with_boxes, dataclasses.replace(with_boxes[3], person_boxes=((2.0, 2.0, 40.0, 40.0),), person_id=1)]
+    people = [PersonInput(it.person_boxes[0], "annotation", None) if n % 3 else NOBODY for n, it in enumerate(todo)]
+    config = TrainConfig(image_size=64, batch_size=8, device="cpu", views=("whole", "person"))
+    built = build_model(config, DEFAULT_CLASSES)
+
+    def features(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, int]:
+        return embeddings.cached_features(built, config, todo, CPU, Reporter(None, None), project, people, dtype)
+
+    cold, computed = features()
+    assert computed == 10 + 7  # every image's whole view, the person view of the 7 rows with a person
+    monkeypatch.setattr(embeddings, "CHUNK_IMAGES", 3)
+    warm, again = features()
+    assert again == 0 and torch.equal(warm, cold)
+    half, _ = features(torch.float16)
+    assert half.dtype == torch.float16 and torch.equal(half, cold.half())
+    dim = built.model.backbone_dim
+    nobody = [n for n, p in enumerate(people) if p.box is None]
+    assert torch.equal(cold[nobody, dim:], cold[nobody, :dim]) and not torch.equal(cold[10, dim:], cold[3, dim:])
+    assert torch.equal(cold[10, :dim], cold[3, :dim])  # one image, one whole view
     project.close()

@@ -12,7 +12,7 @@ from harapp.core.errors import HarappError
 from harapp.core.store import Project
 from harapp.core.types import DEFAULT_CLASSES
 from harapp.ml.config import TrainConfig
-from harapp.ml.label_quality import review_labels, score_labelled
+from harapp.ml.label_quality import feature_dtype, review_labels, score_labelled
 from harapp.ml.models import LinearHead
 from harapp.ml.progress import Reporter
 from tests.ml.conftest import draw_shapes, project_from_items
@@ -197,3 +197,34 @@ def test_a_class_only_people_carry_is_never_held_out_when_folds_follow_photos() 
     for a, b in zip(folds.tolist(), groups.tolist(), strict=True):
         assert a == folds[groups.tolist().index(b)]  # a photo's rows share a fold
     assert (folds[:12] >= 0).sum() == 11
+
+
+def test_scores_of_many_vectors_in_blocks_and_float16_match_the_scores_on_one_matrix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 100k images the vectors are float16 and the probes work through them a block at a time, the second
+    round on the kept rows without copying them: the same scores as on one float32 matrix, up to rounding."""
+    from harapp.ml import models
+
+    g = torch.Generator().manual_seed(2)
+    truth = torch.arange(4).repeat(150)
+    features = 1.0 + 2.0 * torch.randn(4, 40, generator=g)[truth] + 3.0 * torch.randn(len(truth), 40, generator=g)
+    noisy = truth.clone()
+    noisy[:60] = (noisy[:60] + 1) % 4
+    features = features.half().float()  # the values float16 can hold: the two runs see the same vectors
+    one_head = LinearHead(40, 4)
+    one, one_probs, one_scores = score_labelled(one_head, features, noisy, Reporter(None, None))
+    monkeypatch.setattr(models, "BLOCK_VALUES", 50 * 40)
+    head = LinearHead(40, 4)
+    fit, probs, scores = score_labelled(head, features.half(), noisy, Reporter(None, None))
+    assert (fit.l2, fit.folds, len(fit.oof_probabilities)) == (one.l2, one.folds, len(one.oof_probabilities))
+    assert fit.folds == 5 and len(fit.oof_probabilities) == 540  # the second round: 90% kept
+    assert probs.shape == one_probs.shape and torch.allclose(probs, one_probs, atol=1e-4)
+    assert np.allclose(scores, one_scores, atol=1e-4)
+    assert torch.allclose(head.linear.weight, one_head.linear.weight, atol=1e-4)
+    assert float(head.temperature) == pytest.approx(float(one_head.temperature), rel=1e-3)  # its own solver
+
+
+def test_scoring_holds_the_features_of_big_projects_as_float16() -> None:
+    assert feature_dtype(5_000, 2626) == torch.float32  # a few thousand photos: the scores they always had
+    assert feature_dtype(110_000, 2626) == torch.float16  # 100k images: 0.6 GB instead of 1.2 GB
