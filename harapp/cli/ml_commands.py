@@ -63,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--lr", type=float, help="default: per model kind and mode")
     p.add_argument("--seed", type=int, help=f"default: {fixed.seed}")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: settings.json's device, else auto)")
-    p.add_argument("--image-size", type=int, help="default: per model kind (e.g. 224, 96 for cnn-scratch)")
+    p.add_argument(
+        "--image-size", type=int, help="default: per model kind and mode (288 for the default probe, 224 to fine-tune)"
+    )
     p.add_argument("--folds", type=int, help=f"k-fold cross-validation before the final fit (default: {fixed.folds})")
     p.add_argument("--weights", dest="weights_path", help="local pretrained weights file")
     p.add_argument("--clip-model", help=f"open_clip architecture (default: {fixed.clip_model})")

@@ -126,10 +126,18 @@ class RunEstimator(QObject):
             base.project_images,
             config.epochs,
             config.batch_size,
-            project.embedding_count(f"{config.model_kind}:"),
+            self._cached_features(project, config),
             config.val_fraction,
             config.test_fraction,
         )
+
+    @staticmethod
+    def _cached_features(project: Project, config: TrainConfig) -> int:
+        """Images with cached features this run can use: counted under the kind's keys, but only when a model of
+        this kind was trained at this size here (the exact key needs the model built; another size's features,
+        e.g. those of an older default, would make the estimate far too short)."""
+        sizes = {m.config.get("image_size") for m in project.models() if m.kind == config.model_kind}
+        return project.embedding_count(f"{config.model_kind}:") if config.image_size in sizes else 0
 
     def estimate(self, config: TrainConfig, measure: bool = True) -> RunEstimate | None:
         """The estimate, or None while this kind and size are not measured (``measure``: start measuring)."""

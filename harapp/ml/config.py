@@ -43,7 +43,9 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     folds: int = 1
-    image_size: int = _DEFAULTS.image_size
+    image_size: int = 0
+    """Side of the square a model reads, in pixels; 0 (the default): the kind's own size for the mode (kinds.py),
+    so that a config built for another kind or mode does not inherit the default probe's size."""
     device: str = "auto"
     balanced_loss: bool = True
     augment: bool = True
@@ -62,6 +64,12 @@ class TrainConfig:
     decoded_cache: bool = True
     """Decode each photo once into the project's decoded-image cache (`<project>.cache/`, bounded by settings.json's
     decoded_cache_gb) and read pixels from there; False decodes every photo on the fly in every epoch."""
+
+    def __post_init__(self) -> None:
+        if self.image_size == 0:
+            spec = KINDS.get(self.model_kind)
+            own = spec.defaults.get(self.mode) if spec is not None else None
+            object.__setattr__(self, "image_size", own.image_size if own is not None else _DEFAULTS.image_size)
 
     @classmethod
     def for_kind(cls, kind: str = DEFAULT_KIND, mode: str | None = None, **fields: Any) -> TrainConfig:

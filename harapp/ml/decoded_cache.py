@@ -31,7 +31,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -352,6 +352,7 @@ class DecodedCache:
         processes: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         reading: ReadingMark | None = None,
+        keep: Collection[str] = (),
     ) -> Ensured:
         """Decode the entries the cache lacks (in `processes` worker processes) and return every entry's slot.
 
@@ -359,6 +360,7 @@ class DecodedCache:
         done by then stays cached. Entries beyond the cap or the disk's room stay uncached, with a note saying
         why. A photo that cannot be read raises ImageFileError naming it, after the others are cached.
         reading: the caller's own mark on this file, if it holds one (it does not count as another reader).
+        keep: photos whose rows stay even when they look stale (the caller's run may still read them).
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -372,7 +374,7 @@ class DecodedCache:
                     return Ensured(slots, 0)
                 with contextlib.suppress(OSError):
                     os.utime(self.index_path)  # the index's time is the cache's last use, for eviction
-                return self._build(entries, slots, todo, limit_bytes, processes, progress, reading)
+                return self._build(entries, slots, todo, limit_bytes, processes, progress, reading, keep)
         except (OSError, sqlite3.Error) as exc:
             # A folder that cannot be written (read-only, a file in the way, a broken index): training goes on.
             note = f"cannot use {self.folder} ({exc}); photos are decoded on the fly each epoch"
@@ -388,6 +390,7 @@ class DecodedCache:
         processes: int | None,
         progress: Callable[[int, int], None] | None,
         reading: ReadingMark | None,
+        keep: Collection[str],
     ) -> Ensured:
         conn = self._connect()
         try:
@@ -404,8 +407,8 @@ class DecodedCache:
             short = wanted_new - room // self.slot_bytes
             if short > 0 and (reading.alone() if reading is not None else _nobody_reads(self.readers_path)):
                 # Pixels of photos that are gone or changed are worth less than anything else the cap keeps.
-                requested = {(e.path, e.region.key()) for e in entries}
-                free += self._reclaim_stale(conn, short, requested)
+                kept = set(keep) | {e.path for e in entries}
+                free += self._reclaim_stale(conn, short, kept)
                 wanted_new = max(0, len(keys) - len(free))
             if room < wanted_new * self.slot_bytes:
                 self._evict_other_sizes()
@@ -437,16 +440,16 @@ class DecodedCache:
             raise ImageFileError(errors[0] + more)
         return Ensured(slots, len(done), note)
 
-    def _reclaim_stale(self, conn: sqlite3.Connection, wanted: int, requested: set[tuple[str, str]]) -> list[int]:
+    def _reclaim_stale(self, conn: sqlite3.Connection, wanted: int, kept: set[str]) -> list[int]:
         """Up to `wanted` slots whose photo is gone or changed since it was decoded (a moved folder, a deleted or
-        rewritten photo), with their rows removed. Rows asked for now stay: an absent photo's row is how a
+        rewritten photo), with their rows removed. Rows of the kept photos stay: an absent photo's row is how a
         cache shipped without the photos serves them."""
         identity: dict[str, tuple[int, int] | None] = {}
         stale: list[tuple[str, str, int]] = []
         for path, region, slot, file_size, mtime_ns in conn.execute(
             "SELECT path, region, slot, file_size, mtime_ns FROM entries"
         ).fetchall():
-            if (path, region) in requested:
+            if path in kept:
                 continue
             if path not in identity:
                 try:

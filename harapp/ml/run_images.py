@@ -49,6 +49,7 @@ class RunImages:
         self.limit_bytes = limit
         self._known: dict[tuple[int, str], dict[tuple[str, str], int]] = {}
         self._marks: dict[tuple[int, str], ReadingMark | None] = {}
+        self._paths: set[str] | None = None
         self.notes: list[str] = []
         self.adding = True
 
@@ -59,7 +60,8 @@ class RunImages:
         if self.folder is None or not items:
             return None, None
         cache = DecodedCache(self.folder, size, interpolation)
-        if (size, interpolation) not in self._marks:  # before the first lookup: what it finds stays readable
+        builds = distributed.ranks().local_rank == 0
+        if builds and (size, interpolation) not in self._marks:  # before the first lookup: what it finds stays
             self._marks[(size, interpolation)] = self._mark(cache)
         known = self._known.setdefault((size, interpolation), {})
         wanted = self.snapshot.items if all_items else items
@@ -68,8 +70,12 @@ class RunImages:
         }
         missing = [e for key, e in entries.items() if key not in known]
         if missing:
-            slots = self._ensure(cache, missing, self._marks[(size, interpolation)])
+            slots = self._ensure(cache, missing, self._marks.get((size, interpolation)))
             known.update({(e.path, e.region.key()): int(s) for e, s in zip(missing, slots, strict=True)})
+        if (size, interpolation) not in self._marks:
+            # The other ranks of a machine mark after its builder is done: their marks would stop it from
+            # reusing any slot.
+            self._marks[(size, interpolation)] = self._mark(cache)
         table = np.array(
             [[known[(str(it.path), r.key())] for r in views.regions(it)] for it in items], dtype=np.int64
         ).reshape(len(items), len(views.names))
@@ -96,6 +102,12 @@ class RunImages:
         slots = distributed.agreed(lambda: self._build(cache, entries, mark) if builds else None)
         return slots if slots is not None else cache.lookup(entries)
 
+    def _photos(self) -> set[str]:
+        """Every photo this run may read: their rows are never given to other photos while it runs."""
+        if self._paths is None:
+            self._paths = {str(it.path) for it in self.snapshot.items}
+        return self._paths | {path for known in self._known.values() for path, _ in known}
+
     def stop_adding(self) -> None:
         """From now on, read what the cache holds and decode the rest on the fly without caching it: for the
         project's other photos, predicted once after training (they would fill the cache for one read)."""
@@ -112,8 +124,9 @@ class RunImages:
 
         try:
             ensured = cache.ensure(
-                entries, limit_bytes=self.limit_bytes, processes=self.processes, progress=progress, reading=mark
-            )
+                entries, limit_bytes=self.limit_bytes, processes=self.processes, progress=progress, reading=mark,
+                keep=self._photos(),
+            )  # fmt: skip
         finally:
             self.reporter.start_phase(previous)
         if ensured.note:

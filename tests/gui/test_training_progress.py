@@ -59,6 +59,21 @@ def test_an_estimate_is_shown_before_start(qtbot, project, fake_speed_probe) -> 
     assert fake_speed_probe == [("efficientnet-lite0", 32)], "a measured kind is not measured again"
 
 
+def test_features_cached_at_another_size_do_not_shorten_the_estimate(project: Project) -> None:
+    from harapp.gui.train_estimate import RunEstimator
+    from harapp.ml.config import TrainConfig
+
+    ids = [item.image_id for item in project.snapshot().items]
+    project.put_embeddings("efficientnet-lite0:older", {i: bytes(8) for i in ids})
+    older = TrainConfig(image_size=224)
+    project.register_model("v1", older.model_kind, older.mode, Path("v1.pt"), 1, {}, older.to_dict())
+    estimator = RunEstimator()
+    estimator.set_project(project)
+    assert estimator.run_size(older).cached_features == len(ids)
+    assert estimator.run_size(TrainConfig()).cached_features == 0, "288 px features were never computed here"
+    assert estimator.run_size(TrainConfig(model_kind="resnet18")).cached_features == 0
+
+
 def test_one_bar_across_named_phases_never_goes_back(qtbot, project) -> None:  # noqa: ANN001
     panel = _panel(qtbot, project)
     panel.form.set_choice("cnn-scratch", "scratch")

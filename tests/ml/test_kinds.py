@@ -64,6 +64,17 @@ def test_the_config_defaults_are_the_default_kinds() -> None:
     assert TrainConfig.for_kind("resnet18", "fine-tune").lr < TrainConfig.for_kind("resnet18").lr
 
 
+def test_the_default_probe_reads_larger_photos_than_fine_tuning_and_no_other_config_inherits_its_size() -> None:
+    assert TrainConfig().image_size == TrainConfig.for_kind("efficientnet-lite0", "linear-probe").image_size == 288
+    assert TrainConfig.for_kind("efficientnet-lite0", "fine-tune").image_size == 224
+    # Built directly, without for_kind: each kind and mode still gets its own size, not the default probe's.
+    assert TrainConfig(mode="fine-tune").image_size == 224
+    assert TrainConfig(model_kind="resnet18").image_size == 224
+    assert TrainConfig(model_kind="cnn-scratch", mode="scratch").image_size == 96
+    assert TrainConfig(model_kind="cnn-scratch", mode="scratch", image_size=64).image_size == 64
+    assert TrainConfig.from_dict(TrainConfig(mode="fine-tune").to_dict()).image_size == 224
+
+
 def test_unknown_kinds_and_modes_are_refused_with_the_choices() -> None:
     with pytest.raises(ConfigError, match="Unknown model kind 'vgg'.*resnet18"):
         get_kind("vgg")
