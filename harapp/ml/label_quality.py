@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from harapp.ml.device import resolve_device
 from harapp.ml.embeddings import cached_features
 from harapp.ml.head import L2_GRID, ProbeFit, fit_probe
 from harapp.ml.kinds import KINDS, get_kind
-from harapp.ml.models import LinearHead, build_model, calibrated_probabilities
+from harapp.ml.models import BuiltModel, LinearHead, build_model, calibrated_probabilities
 from harapp.ml.people import VectorStore, resolve_people
 from harapp.ml.progress import Reporter, TrainProgress
 from harapp.ml.views import describe_views
@@ -116,15 +116,11 @@ def review_labels(
     reporter = reporter or Reporter(progress, cancel)
     config = scoring_config(config).validate()
     images, persons = project.snapshot(), project.snapshot(person_level=True)
-    names = images.class_names
-    labelled_all = list(images.items) + list(persons.items)
-    labelled = [it for it in labelled_all if it.path.is_file()]
-    missing = sorted({it.image_id for it in labelled_all if not it.path.is_file()})
+    names, revision = images.class_names, images.revision
+    labelled, missing = _present_labelled(images, persons)
     labelled_ids = {it.image_id for it in images.items}
-    # Items of the unlabelled images only: at 100k images the others would cost a tenth of the memory budget.
-    unlabelled_all = project.image_items([i for i in project.image_ids() if i not in labelled_ids])
-    unlabelled = [it for it in unlabelled_all if it.path.is_file()]
-    missing = sorted(set(missing) | {it.image_id for it in unlabelled_all if not it.path.is_file()})
+    unlabelled_ids = [i for i in project.image_ids() if i not in labelled_ids]
+    del images, persons, labelled_ids  # their items live on in `labelled` only as long as it does
     present = {it.class_index for it in labelled}
     if len(present) < 2:
         what = "no labelled images" if not labelled else f"only labelled images of class {names[next(iter(present))]}"
@@ -132,25 +128,32 @@ def review_labels(
             f"Cannot score labels: the project has {what} (with their photos on disk). Label images of at least "
             "two classes first."
         )
-    items = labelled + unlabelled
     built = build_model(config, names)
     device = resolve_device(config.device)
-    people = resolve_people(items, config.views, project, reporter)
-    dtype = feature_dtype(len(items), built.model.feature_dim)
-    feats, _ = cached_features(built, config, items, device, reporter, project, people, dtype)
-    del people  # at 100k images their poses and boxes are a tenth of the budget
+    # Chosen for all the vectors scoring reads, as when they were read together (the unlabelled counted before
+    # their photos are looked for): a project keeps its scores.
+    dtype = feature_dtype(len(labelled) + len(unlabelled_ids), built.model.feature_dim)
+    feats = _features(built, config, labelled, device, reporter, project, dtype)
     targets = torch.tensor([it.class_index for it in labelled], dtype=torch.long)
-    head = built.model.head
     groups = torch.tensor([it.image_id for it in labelled], dtype=torch.long)
+    person_ids = torch.tensor([_NO_PERSON if it.person_id is None else it.person_id for it in labelled])
+    # Past their vectors only these numbers of the items are needed: at 100k images their paths and boxes
+    # (and an object per item) would hold 80 MB through the fit.
+    del labelled
+    head = built.model.head
     probe, oof, scores = score_labelled(
-        head, feats[: len(labelled)], targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None,
-        groups=groups,
+        head, feats, targets, reporter, method, fold_seeds, grid=(l2,) if l2 is not None else None, groups=groups,
     )  # fmt: skip
-    queue_probs = calibrated_probabilities(head.logits_of(feats[len(labelled) :]), head.temperature)
-    del feats  # before the rows: 110k of them take a tenth of the memory budget
-    revision = images.revision
+    del feats
+    # The unlabelled images' items and vectors are read only now, after the fit: at 100k images they are a
+    # fifth of the vectors, which the fit would otherwise hold all along (a tenth of the memory budget).
+    unlabelled, gone = _present(project.image_items(unlabelled_ids))
+    missing = sorted(set(missing) | set(gone))
+    queue_probs = _queue_probabilities(head, _features(built, config, unlabelled, device, reporter, project, dtype))
+    reporter.start_phase("scoring")
     scorer = describe_scorer(config, probe.folds)
-    rows = [_review_row(it, names, oof[n], float(scores[n]), scorer, revision) for n, it in enumerate(labelled)] + [
+    keys = _keys(groups, person_ids, targets)
+    rows = [_review_row(k, names, oof[n], float(scores[n]), scorer, revision) for n, k in enumerate(keys)] + [
         _next_row(it, names, queue_probs[n], scorer, revision) for n, it in enumerate(unlabelled)
     ]
     note = probe.note
@@ -163,6 +166,57 @@ def review_labels(
         project.put_label_quality(review.rows)
     reporter.step(epoch=1, epochs=1, step=1, steps=1, images=0)
     return review
+
+
+_NO_PERSON = -1
+"""The person id of an image-level label, where ids are held as numbers (a person's id is positive)."""
+
+
+class _Key(NamedTuple):
+    """What a labelled item's row needs of it."""
+
+    image_id: int
+    person_id: int | None
+    class_index: int
+
+
+def _keys(groups: torch.Tensor, person_ids: torch.Tensor, targets: torch.Tensor) -> list[_Key]:
+    """Each labelled item's image, person and class, from the numbers the fit held."""
+    return [
+        _Key(image_id, None if person_id == _NO_PERSON else person_id, class_index)
+        for image_id, person_id, class_index in zip(groups.tolist(), person_ids.tolist(), targets.tolist(), strict=True)
+    ]
+
+
+def _present_labelled(images: LabelSnapshot, persons: LabelSnapshot) -> tuple[list[LabelledItem], list[int]]:
+    """The labelled items (images, then persons) whose photos are on disk, and the ids of the images left out
+    because their photo is missing."""
+    return _present(list(images.items) + list(persons.items))
+
+
+def _present(items: Sequence[LabelledItem]) -> tuple[list[LabelledItem], list[int]]:
+    """The items whose photos are on disk, and the ids of the images whose photo is missing."""
+    return [it for it in items if it.path.is_file()], sorted({it.image_id for it in items if not it.path.is_file()})
+
+
+def _features(
+    built: BuiltModel,
+    config: TrainConfig,
+    items: Sequence[LabelledItem],
+    device: torch.device,
+    reporter: Reporter,
+    project: ReviewProject,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The head's input for each item (cached vectors read, missing ones computed and cached)."""
+    people = resolve_people(items, config.views, project, reporter)
+    feats, _ = cached_features(built, config, items, device, reporter, project, people, dtype)
+    return feats  # the people go here: at 100k images their poses and boxes are a tenth of the budget
+
+
+def _queue_probabilities(head: LinearHead, features: torch.Tensor) -> torch.Tensor:
+    """The fitted probe's class probabilities for the unlabelled images' vectors."""
+    return calibrated_probabilities(head.logits_of(features), head.temperature)
 
 
 def feature_dtype(vectors: int, dim: int) -> torch.dtype:
@@ -254,13 +308,13 @@ def _probs(names: Sequence[str], row: torch.Tensor) -> dict[str, float]:
 
 
 def _review_row(
-    item: LabelledItem, names: Sequence[str], probs: torch.Tensor, score: float, scorer: str, revision: int
+    key: _Key, names: Sequence[str], probs: torch.Tensor, score: float, scorer: str, revision: int
 ) -> LabelQuality:
     suggested = int(probs.argmax())
-    given = names[item.class_index]
+    given = names[key.class_index]
     return LabelQuality(
-        item.image_id, item.person_id, "review", given, names[suggested], score, _probs(names, probs),
-        suggested != item.class_index, scorer, revision,
+        key.image_id, key.person_id, "review", given, names[suggested], score, _probs(names, probs),
+        suggested != key.class_index, scorer, revision,
     )  # fmt: skip
 
 

@@ -285,3 +285,23 @@ def test_embedding_count_by_kind(tmp_path: Path) -> None:
         project.put_embeddings("resnet50:ccc", {i: b"4" for i in ids})
         assert project.embedding_count("resnet18:") == 2  # the fullest key of that kind
         assert project.embedding_count("clip:") == 0
+
+
+def test_image_items_returns_only_the_asked_images_in_id_order_with_their_boxes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, ids = project_with_images(tmp_path, n=7)
+    # Persons added across images out of order: an image's boxes come in the order they were added.
+    for image, box in ((3, (1, 1, 2, 2)), (1, (5, 5, 2, 2)), (3, (0, 0, 9, 9)), (5, (2, 2, 3, 3)), (1, (0, 1, 2, 3))):
+        project.add_person(ids[image], box)
+    every = project.image_items()
+    assert [it.image_id for it in every] == ids
+    assert every[3].person_boxes == ((1.0, 1.0, 2.0, 2.0), (0.0, 0.0, 9.0, 9.0))
+    assert every[1].person_boxes == ((5.0, 5.0, 2.0, 2.0), (0.0, 1.0, 2.0, 3.0))
+    assert every[0].path == tmp_path.resolve() / "img0.jpg" and every[0].class_index == -1
+    assert (every[0].width, every[0].height) == (64, 48)
+    # Several queries of two ids each: the order holds across them; duplicates and unknown ids are passed over.
+    monkeypatch.setattr("harapp.core.store.base.IDS_PER_QUERY", 2)
+    asked = [ids[5], ids[1], 9999, ids[3], ids[1], ids[6], ids[0]]
+    assert project.image_items(asked) == [it for it in every if it.image_id in set(asked)]
+    assert project.image_items([]) == []

@@ -228,3 +228,31 @@ def test_scores_of_many_vectors_in_blocks_and_float16_match_the_scores_on_one_ma
 def test_scoring_holds_the_features_of_big_projects_as_float16() -> None:
     assert feature_dtype(5_000, 2626) == torch.float32  # a few thousand photos: the scores they always had
     assert feature_dtype(110_000, 2626) == torch.float16  # 100k images: 0.6 GB instead of 1.2 GB
+
+
+def test_the_fit_holds_only_the_labelled_vectors_and_the_unlabelled_are_read_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100k images the unlabelled images' vectors, held through the fit, were a tenth of the memory budget."""
+    from harapp.ml import label_quality
+
+    project, ids = _shapes_project(tmp_path, n=24)
+    for image_id in ids[20:]:
+        project.set_label(image_id, None, "human")
+    calls: list[tuple[str, int]] = []
+    read, fit = label_quality.cached_features, label_quality.score_labelled
+
+    def reading(built, config, items, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(("read", len(items)))
+        return read(built, config, items, *args, **kwargs)
+
+    def fitting(head, features, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(("fit", len(features)))
+        return fit(head, features, *args, **kwargs)
+
+    monkeypatch.setattr(label_quality, "cached_features", reading)
+    monkeypatch.setattr(label_quality, "score_labelled", fitting)
+    review = review_labels(project, SMALL)
+    assert calls == [("read", 20), ("fit", 20), ("read", 4)]
+    assert sorted(r.image_id for r in review.queue()) == ids[20:]
+    project.close()

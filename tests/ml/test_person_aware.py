@@ -208,3 +208,33 @@ def _iou(a: tuple, b: tuple) -> float:
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = ix * iy
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_an_images_pose_rows_gather_every_box_of_its_items_and_are_cached_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items of one image (its people) add their pose rows one after the other; a later item of the image finds
+    the rows the earlier ones added, and the cache ends with all of them."""
+    Image.new("RGB", (80, 60), (10, 90, 120)).save(tmp_path / "0.png")
+    left, right = (5.0, 5.0, 20.0, 30.0), (30.0, 10.0, 40.0, 45.0)
+    first, second = _item(tmp_path / "0.png", 1, (left,)), _item(tmp_path / "0.png", 1, (right,))
+    calls: list[tuple] = []
+
+    def fake_pose(img: Image.Image, box: tuple) -> np.ndarray:
+        calls.append(box)
+        return _skeleton(0.0 if box == left else 1.2)
+
+    monkeypatch.setattr(P, "person_pose", fake_pose)
+    project = project_from_items(tmp_path / "p.harapp", [first], tmp_path)
+    views = ("whole", "person", "pose")
+    found = resolve_people([first, second, first], views, project, Reporter(None, None), detect=False)
+    assert calls == [left, right]
+    assert np.array_equal(found[0].pose, found[2].pose) and not np.array_equal(found[0].pose, found[1].pose)  # type: ignore[arg-type]
+    cached = people_module.BoxRows.decode(
+        project.get_embeddings(people_module.POSE_KEY, [1])[1], people_module._POSE_ROW
+    )
+    assert [tuple(row[:4]) for row in cached.rows] == [left, right]
+    again = resolve_people([second, first], views, project, Reporter(None, None), detect=False)
+    assert calls == [left, right]  # both from the cache
+    assert np.array_equal(again[0].pose, found[1].pose) and np.array_equal(again[1].pose, found[0].pose)  # type: ignore[arg-type]
+    project.close()

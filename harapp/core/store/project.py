@@ -14,7 +14,7 @@ from harapp.core.errors import LabelError, ProjectError
 from harapp.core.store import classes as store_classes
 from harapp.core.store import health as store_health
 from harapp.core.store import snapshot as store_snapshot
-from harapp.core.store.base import dumps, inserted_id, loads, now
+from harapp.core.store.base import dumps, id_chunks, inserted_id, loads, now
 from harapp.core.store.columns import ColumnsMixin
 from harapp.core.store.images import ImagesMixin
 from harapp.core.store.models import ModelsMixin
@@ -23,7 +23,6 @@ from harapp.core.store.schema import APP_ID, SCHEMA_VERSION, migrate
 from harapp.core.types import (
     DEFAULT_CLASSES,
     SOURCES,
-    Box,
     ClassInfo,
     HistoryEntry,
     Label,
@@ -405,22 +404,17 @@ class Project(ImagesMixin, ModelsMixin, QualityMixin, ColumnsMixin):
         return LabelSnapshot(names, items, revision, self.path)
 
     def image_items(self, image_ids: Sequence[int] | None = None) -> list[LabelledItem]:
-        """Every image (or the ones asked for) as an item with its person boxes, for predicting; the class
-        index is -1: these items carry no label."""
-        with self._read():
-            rows = self._conn.execute(
-                "SELECT i.id, s.root, i.rel_path, i.width, i.height FROM images i"
-                " JOIN sources s ON s.id = i.source_id ORDER BY i.id"
-            ).fetchall()
-            boxes: dict[int, list[Box]] = {}
-            for image_id, x, y, w, h in self._conn.execute("SELECT image_id, x, y, w, h FROM persons ORDER BY id"):
-                boxes.setdefault(image_id, []).append((x, y, w, h))
-        wanted = set(image_ids) if image_ids is not None else None
-        return [
-            LabelledItem(image_id, Path(root) / rel, -1, tuple(boxes.get(image_id, ())), width, height)
-            for image_id, root, rel, width, height in rows
-            if wanted is None or image_id in wanted
-        ]
+        """Every image (or the ones asked for, once each; unknown ids are passed over) as an item with its person
+        boxes, in image id order, for predicting; the class index is -1: these items carry no label."""
+        with self._read():  # one snapshot across the chunks
+            if image_ids is None:
+                return store_snapshot.image_items(self._conn)
+            items: list[LabelledItem] = []
+            # Only the asked images and their boxes are read: at 100k images reading all of them and then
+            # filtering held 200k boxes for the 20k images `harapp review` asks for (70 MB).
+            for chunk, marks in id_chunks(image_ids):
+                items += store_snapshot.image_items(self._conn, chunk, marks)
+            return items
 
     def stats(self, check_files: bool = True) -> ProjectStats:
         """Counts of images, labels and persons; with check_files, also which photos are gone from disk

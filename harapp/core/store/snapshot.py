@@ -60,6 +60,24 @@ def read_items(
     return tuple(name for _, name in classes), items
 
 
+_IMAGES = "SELECT i.id, i.source_id, i.rel_path, i.width, i.height FROM images i{where} ORDER BY i.id"
+_PERSONS = "SELECT p.image_id, p.x, p.y, p.w, p.h FROM persons p{where} ORDER BY p.image_id, p.id"
+
+
+def image_items(conn: sqlite3.Connection, ids: Sequence[int] | None = None, marks: str = "") -> list[LabelledItem]:
+    """Unlabelled items (class index -1) of every image, or of the ids that ``marks`` ('?,?,...') stands for,
+    with every person's box, in image id order; the caller holds the read transaction. Images and boxes are
+    merged as they stream, so no dict of every image's boxes is built."""
+    roots = {source_id: Path(root) for source_id, root in conn.execute("SELECT id, root FROM sources")}
+    args = list(ids) if ids is not None else []
+    rows = conn.execute(_IMAGES.format(where=f" WHERE i.id IN ({marks})" if ids is not None else ""), args)
+    persons = conn.execute(_PERSONS.format(where=f" WHERE p.image_id IN ({marks})" if ids is not None else ""), args)
+    return [
+        LabelledItem(image_id, roots[source_id] / rel, -1, boxes, width, height)
+        for (image_id, source_id, rel, width, height), boxes in _with_boxes(rows, persons)
+    ]
+
+
 def _with_boxes(rows: sqlite3.Cursor, persons: sqlite3.Cursor) -> Iterator[tuple[Any, tuple[Box, ...]]]:
     """Each image row with the boxes of its persons; both cursors are in image id order."""
     pending = next(persons, None)
