@@ -14,34 +14,32 @@ A run that reads a file holds a shared lock on `<stem>.readers` (ReadingMark) fo
 made only where no one else reads: another size's file is deleted, and slots of photos that moved or changed
 are given to new photos, only when their readers lock is free.
 
-This module needs no torch, so the build's worker processes start fast.
+The decoding itself runs in harapp.ml.decode_workers.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import errno
-import gc
 import hashlib
 import logging
 import math
-import multiprocessing
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from harapp.core.errors import ImageFileError
 from harapp.core.paths import load_settings
-from harapp.ml.decode import Entry, decode_entry
+from harapp.ml.decode import Entry
+from harapp.ml.decode_workers import Done, Job, decode_in_parallel, slot_bytes
 from harapp.ml.persons import FILL
 
 try:  # Unix; elsewhere one process at a time is assumed
@@ -58,10 +56,6 @@ GB = 1_000_000_000
 MIN_FREE_BYTES = 1 << 30
 MIN_FREE_SHARE = 0.05
 """The cache never fills a disk: it leaves max(1 GiB, 5% of the file system) free for everything else."""
-
-
-def slot_bytes(size: int) -> int:
-    return size * size * 3
 
 
 def cache_folder(project_path: Path) -> Path:
@@ -155,47 +149,6 @@ def _nobody_reads(readers: Path) -> bool:
             return False
         fcntl.flock(handle, fcntl.LOCK_UN)
         return True
-
-
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
-class _Job(NamedTuple):
-    at: int
-    entry: Entry
-    slot: int
-
-
-class _Done(NamedTuple):
-    at: int
-    error: str | None
-    disk_full: bool = False
-
-
-def _decode_jobs(data_path: str, size: int, interpolation: str, jobs: list[_Job]) -> list[_Done]:
-    """A build worker's task: decode entries and write their pixels into their slots (top level: picklable)."""
-    done: list[_Done] = []
-    fd = os.open(data_path, os.O_WRONLY)
-    try:
-        for job in jobs:
-            try:
-                pixels = decode_entry(job.entry, size, interpolation)
-            except ImageFileError as exc:
-                done.append(_Done(job.at, str(exc)))
-                continue
-            try:
-                _write_all(fd, pixels.tobytes(), job.slot * slot_bytes(size))
-            except OSError as exc:
-                done.append(_Done(job.at, f"cannot write {data_path}: {exc.strerror or exc}", True))
-                break  # the disk is full or failing: the rest would fail the same way
-            done.append(_Done(job.at, None))
-    finally:
-        os.close(fd)
-    return done
 
 
 class DecodedCache:
@@ -425,7 +378,7 @@ class DecodedCache:
                     fit_new = 0
             given = (free + list(range(n_slots, n_slots + fit_new)))[: len(keys)]
             placed = zip(keys[: len(given)], given, strict=True)  # keys past the room stay uncached
-            jobs = [_Job(i, entries[todo[key][0]], slot) for i, (key, slot) in enumerate(placed)]
+            jobs = [Job(i, entries[todo[key][0]], slot) for i, (key, slot) in enumerate(placed)]
             done, errors, disk_error = self._run_jobs(conn, keys, jobs, processes, progress)
         finally:
             conn.close()
@@ -471,7 +424,7 @@ class DecodedCache:
         self,
         conn: sqlite3.Connection,
         keys: list[tuple[str, str]],
-        jobs: list[_Job],
+        jobs: list[Job],
         processes: int | None,
         progress: Callable[[int, int], None] | None,
     ) -> tuple[dict[tuple[str, str], int], list[str], str | None]:
@@ -479,7 +432,7 @@ class DecodedCache:
         done: dict[tuple[str, str], int] = {}
         errors: list[str] = []
         disk_error: str | None = None
-        pending: list[_Job] = []
+        pending: list[Job] = []
         last_commit = time.monotonic()
         fd = os.open(self.data_path, os.O_RDONLY) if jobs else -1
 
@@ -500,7 +453,7 @@ class DecodedCache:
                 pending.clear()
             last_commit = time.monotonic()
 
-        def record(results: list[_Done]) -> None:
+        def record(results: list[Done]) -> None:
             nonlocal disk_error
             for result in results:
                 if result.error is None:
@@ -511,7 +464,7 @@ class DecodedCache:
                     errors.append(result.error)
 
         total, finished = len(jobs), 0
-        results_so_far = _decode_in_parallel(str(self.data_path), self.size, self.interpolation, jobs, processes)
+        results_so_far = decode_in_parallel(str(self.data_path), self.size, self.interpolation, jobs, processes)
         try:
             for results in results_so_far:
                 record(results)
@@ -530,36 +483,3 @@ class DecodedCache:
                 if fd >= 0:
                     os.close(fd)
         return done, errors, disk_error
-
-
-CHUNK = 16
-"""Entries per task of a build worker: enough to make the task overhead small, few enough for smooth progress."""
-
-
-def default_processes(n_entries: int) -> int:
-    """Build workers: one per core (up to 16), none for a handful of entries (starting them costs more)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(16, cores, n_entries // (4 * CHUNK)))
-
-
-def _decode_in_parallel(
-    data_path: str, size: int, interpolation: str, jobs: list[_Job], processes: int | None
-) -> Generator[list[_Done], None, None]:
-    """Results of the jobs chunk by chunk, as they finish; in this process when one process is enough."""
-    chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-    workers = default_processes(len(jobs)) if processes is None else max(1, processes)
-    if workers <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            yield _decode_jobs(data_path, size, interpolation, chunk)
-        return
-    # gc.enable: a worker forked from the app inherits its switched-off collector (see harapp.gui.gc_guard).
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=gc.enable) as pool:
-        futures = [pool.submit(_decode_jobs, data_path, size, interpolation, chunk) for chunk in chunks]
-        try:
-            for future in cf.as_completed(futures):
-                yield future.result()
-        finally:
-            # A cancel (the consumer stops) or an error: drop what has not started; the pool's exit waits for
-            # the chunks in flight, so no worker writes a slot after this returns.
-            for future in futures:
-                future.cancel()

@@ -315,7 +315,7 @@ def measure_speed(
             raise TrainingCancelled()
 
     from harapp.ml.decode import Entry, Region, decode_entry
-    from harapp.ml.decoded_cache import default_processes
+    from harapp.ml.decode_workers import default_processes
     from harapp.ml.device import autocast, describe_device, loader_workers, resolve_device
     from harapp.ml.models import build_model
     from harapp.ml.photo_views import PhotoViews
