@@ -117,7 +117,7 @@ def review_labels(
     config = scoring_config(config).validate()
     images, persons = project.snapshot(), project.snapshot(person_level=True)
     names, revision = images.class_names, images.revision
-    labelled, missing = _present_labelled(images, persons)
+    labelled, missing = _present([*images.items, *persons.items])  # images, then persons
     labelled_ids = {it.image_id for it in images.items}
     unlabelled_ids = [i for i in project.image_ids() if i not in labelled_ids]
     del images, persons, labelled_ids  # their items live on in `labelled` only as long as it does
@@ -186,12 +186,6 @@ def _keys(groups: torch.Tensor, person_ids: torch.Tensor, targets: torch.Tensor)
         _Key(image_id, None if person_id == _NO_PERSON else person_id, class_index)
         for image_id, person_id, class_index in zip(groups.tolist(), person_ids.tolist(), targets.tolist(), strict=True)
     ]
-
-
-def _present_labelled(images: LabelSnapshot, persons: LabelSnapshot) -> tuple[list[LabelledItem], list[int]]:
-    """The labelled items (images, then persons) whose photos are on disk, and the ids of the images left out
-    because their photo is missing."""
-    return _present(list(images.items) + list(persons.items))
 
 
 def _present(items: Sequence[LabelledItem]) -> tuple[list[LabelledItem], list[int]]:
