@@ -202,8 +202,10 @@ def zero_shot_weight(classifier: torch.Tensor, model: HarModel) -> torch.Tensor:
 
 
 def build_clip(
-    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
+    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True, backbone: bool = True
 ) -> BuiltModel:
+    """CLIP's head starts from its text encoder's class embeddings, so it is always built in full (backbone is
+    ignored)."""
     tag = config.clip_pretrained if config.pretrained else None
     weights_path = config.weights_path if config.pretrained else None
     clip, source = create_clip(config.clip_model, tag, weights_path, arch_tag=config.clip_pretrained)

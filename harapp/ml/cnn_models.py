@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from harapp.ml import weights as W
 from harapp.ml.config import TrainConfig
 from harapp.ml.device import mps_available
 from harapp.ml.kinds import FROZEN_BACKBONE_MODES, ModelKind
-from harapp.ml.models import BuiltModel, HarModel, Preprocess
+from harapp.ml.models import BuiltModel, DeferredBackbone, HarModel, Preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,8 +65,9 @@ class ScratchCNN(nn.Module):
 
 
 def build_scratch_cnn(
-    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
+    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True, backbone: bool = True
 ) -> BuiltModel:
+    """backbone is ignored: the network is small, its own, and random."""
     net = ScratchCNN(widths=(32, 64, 128, _feature_dim(kind)))
     pre = Preprocess(config.image_size, HALF, HALF, "squash", 1.0, "bilinear")
     return BuiltModel(
@@ -85,20 +86,44 @@ def _resnet(kind: ModelKind, pretrained: bool) -> nn.Module:
 
 
 def build_resnet(
-    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
+    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True, backbone: bool = True
 ) -> BuiltModel:
     """A torchvision ResNet (the kind's name is torchvision's model name) without its ImageNet classifier."""
     use_pretrained = _uses_pretrained(config)
-    if use_pretrained and config.weights_path:
-        net = _resnet(kind, False)
-        _load_file_without(net, config.weights_path, "fc.")
-        source = f"file:{config.weights_path}"
+    weights_path = config.weights_path
+    if use_pretrained and weights_path:
+
+        def make() -> nn.Module:
+            net = _resnet(kind, False)
+            _load_file_without(net, weights_path, "fc.")
+            return net
+
+        source = f"file:{weights_path}"
     else:
-        net = _resnet(kind, use_pretrained)
+
+        def make() -> nn.Module:
+            return _resnet(kind, use_pretrained)
+
         source = f"torchvision:{kind.name}" if use_pretrained else "random"
     pre = Preprocess(config.image_size, IMAGENET_MEAN, IMAGENET_STD, "squash", 1.0, "bilinear")
+    return _built(kind, config, class_names, make, pre, source, backbone)
+
+
+def _built(
+    kind: ModelKind,
+    config: TrainConfig,
+    class_names: Sequence[str],
+    make: Callable[[], nn.Module],
+    pre: Preprocess,
+    source: str,
+    backbone: bool,
+) -> BuiltModel:
+    """The model with the backbone `make` builds, now or (backbone=False, pretrained weights) when it is needed.
+    A random backbone is always built now: its vectors depend on the seed's draws, which must come in order."""
+    deferred = not backbone and source != "random"
+    net = DeferredBackbone() if deferred else make()
     model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False, views=config.views)
-    return BuiltModel(model, pre, source)
+    return BuiltModel(model, pre, source, build_backbone=make if deferred else None)
 
 
 _LITE0_STATE: dict[str, torch.Tensor] = {}
@@ -168,19 +193,25 @@ def efficientnet_lite0_preprocess(image_size: int = 224, resize_mode: str = "squ
 
 
 def build_efficientnet_lite0(
-    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
+    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True, backbone: bool = True
 ) -> BuiltModel:
     use_pretrained = _uses_pretrained(config)
-    if use_pretrained and config.weights_path:
-        net = efficientnet_lite0_backbone(False, 0)
-        _load_file_without(net, config.weights_path, "classifier")
-        source = f"file:{config.weights_path}"
+    weights_path = config.weights_path
+    make: Callable[[], nn.Module]
+    if use_pretrained and weights_path:
+
+        def make() -> nn.Module:
+            net = efficientnet_lite0_backbone(False, 0)
+            _load_file_without(net, weights_path, "classifier")
+            return net
+
+        source = f"file:{weights_path}"
     elif use_pretrained and config.mode in FROZEN_BACKBONE_MODES and _can_share_frozen():
-        net = _frozen_lite0()
-        source = W.EFFNET_LITE0_SOURCE
+        make, source = _frozen_lite0, W.EFFNET_LITE0_SOURCE
     else:
-        net = efficientnet_lite0_backbone(use_pretrained, 0)
+
+        def make() -> nn.Module:
+            return efficientnet_lite0_backbone(use_pretrained, 0)
+
         source = W.EFFNET_LITE0_SOURCE if use_pretrained else "random"
-    pre = efficientnet_lite0_preprocess(config.image_size)
-    model = HarModel(kind, net, _feature_dim(kind), len(class_names), normalize=False, views=config.views)
-    return BuiltModel(model, pre, source)
+    return _built(kind, config, class_names, make, efficientnet_lite0_preprocess(config.image_size), source, backbone)

@@ -7,11 +7,11 @@ import gc
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms as T
 
 from harapp.core.types import LabelledItem
 from harapp.ml.models import Preprocess
@@ -19,11 +19,8 @@ from harapp.ml.people import PersonInput
 from harapp.ml.persons import crop_square, square_region
 from harapp.ml.views import View, needs_person
 
-_INTERPOLATION = {
-    "bilinear": T.InterpolationMode.BILINEAR,
-    "bicubic": T.InterpolationMode.BICUBIC,
-    "nearest": T.InterpolationMode.NEAREST,
-}
+if TYPE_CHECKING:
+    from torchvision.transforms import Compose
 
 
 @dataclass(frozen=True)
@@ -88,8 +85,15 @@ def kfold_splits(items: Sequence[LabelledItem], folds: int, val_fraction: float,
     return splits
 
 
-def eval_transform(pre: Preprocess) -> T.Compose:
-    interp = _INTERPOLATION.get(pre.interpolation, T.InterpolationMode.BILINEAR)
+def eval_transform(pre: Preprocess) -> Compose:
+    # Imported here: torchvision brings sympy and triton along (160 MB of memory, a second of start-up), and
+    # runs that find every vector cached, such as a label review, never transform a photo.
+    from torchvision import transforms as T
+
+    interp = {
+        "bicubic": T.InterpolationMode.BICUBIC,
+        "nearest": T.InterpolationMode.NEAREST,
+    }.get(pre.interpolation, T.InterpolationMode.BILINEAR)
     size = pre.image_size
     if pre.resize_mode == "squash":
         steps: list = [T.Resize((size, size), interpolation=interp)]

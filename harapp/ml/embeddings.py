@@ -71,7 +71,7 @@ def compute_view_features(
     where there is one (use_cache); across ranks each rank computes its share and every rank gets all rows.
     model_views (default: the view alone) are the views of the model the features are for: the photo is
     decoded as that model's predictor decodes it."""
-    model = built.model.to(device).eval()
+    model = built.with_backbone().model.to(device).eval()
     pre = built.preprocess
     views = PhotoViews.of(pre, model_views or (view,), dict(zip(items, people, strict=True))).only(view)
     loader = image_batches(

@@ -66,7 +66,7 @@ def standard_defaults(
 
 class Builder(Protocol):
     def __call__(
-        self, kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool
+        self, kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool, backbone: bool
     ) -> BuiltModel: ...
 
 

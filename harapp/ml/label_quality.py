@@ -128,7 +128,8 @@ def review_labels(
             f"Cannot score labels: the project has {what} (with their photos on disk). Label images of at least "
             "two classes first."
         )
-    built = build_model(config, names)
+    # The backbone is built only if some vector is missing: most reviews read every vector from the cache.
+    built = build_model(config, names, backbone=False)
     device = resolve_device(config.device)
     # Chosen for all the vectors scoring reads, as when they were read together (the unlabelled counted before
     # their photos are looked for): a project keeps its scores.

@@ -7,7 +7,7 @@ they wrap (cnn_models, clip_models) and import this module, never the other way 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -230,6 +230,14 @@ def calibrated_probabilities(logits: torch.Tensor, temperature: torch.Tensor | f
     return (logits.float() / temperature).softmax(-1)
 
 
+class DeferredBackbone(nn.Module):
+    """Stands in for a backbone that was not built (build_model(..., backbone=False)): it refuses to run, so a
+    caller that forgot BuiltModel.with_backbone() fails loudly instead of passing pixels on as features."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("this model's backbone was left out: call BuiltModel.with_backbone() before running it")
+
+
 @dataclass
 class BuiltModel:
     model: HarModel
@@ -237,13 +245,27 @@ class BuiltModel:
     weights_source: str  # "random", "pypi:...", "torchvision:resnet18", "open_clip:NAME:TAG", "file:PATH"
     architecture: str = ""
     """The variant within its kind where the kind has several (CLIP: the open_clip model name)."""
+    build_backbone: Callable[[], nn.Module] | None = None
+    """Builds the backbone where it was left out (the model holds a DeferredBackbone until then)."""
+
+    def with_backbone(self) -> BuiltModel:
+        """This model with its backbone, built now if it was left out: for the runs that must compute a vector."""
+        if self.build_backbone is not None:
+            self.model.backbone = self.build_backbone()
+            self.build_backbone = None
+        return self
 
     @property
     def backbone_pretrained(self) -> bool:
         return self.weights_source != "random"
 
 
-def build_model(config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True) -> BuiltModel:
-    """Create the model a config asks for. init_head=False skips work whose result a checkpoint overwrites."""
+def build_model(
+    config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True, backbone: bool = True
+) -> BuiltModel:
+    """Create the model a config asks for. init_head=False skips work whose result a checkpoint overwrites.
+    backbone=False leaves the backbone out where the kind can name its weights without loading them (the
+    pretrained CNNs): a run that finds every vector cached then never imports timm and torchvision or reads the
+    weights (a fifth of the memory of scoring 100k images); BuiltModel.with_backbone() builds it when needed."""
     kind = get_kind(config.model_kind)
-    return kind.load_builder()(kind, config, class_names, init_head=init_head)
+    return kind.load_builder()(kind, config, class_names, init_head=init_head, backbone=backbone)

@@ -93,7 +93,7 @@ def test_an_inconsistent_entry_is_refused() -> None:
 
 
 def build_tiny_cnn(
-    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True
+    kind: ModelKind, config: TrainConfig, class_names: Sequence[str], *, init_head: bool = True, backbone: bool = True
 ) -> BuiltModel:
     assert kind.feature_dim is not None
     net = ScratchCNN(widths=(4, kind.feature_dim))

@@ -256,3 +256,37 @@ def test_the_fit_holds_only_the_labelled_vectors_and_the_unlabelled_are_read_aft
     assert calls == [("read", 20), ("fit", 20), ("read", 4)]
     assert sorted(r.image_id for r in review.queue()) == ids[20:]
     project.close()
+
+
+def test_a_review_that_finds_every_vector_cached_never_builds_the_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100k images, timm and torchvision (imported to build it) were a fifth of the review's memory."""
+    import subprocess
+    import sys
+
+    from harapp.ml import cnn_models
+
+    project, ids = _shapes_project(tmp_path, n=24)
+    for image_id in ids[20:]:
+        project.set_label(image_id, None, "human")
+    builds: list[int] = []
+    frozen = cnn_models._frozen_lite0
+    monkeypatch.setattr(cnn_models, "_frozen_lite0", lambda: builds.append(1) or frozen())
+    first = review_labels(project, SMALL)
+    assert builds == [1]  # the vectors had to be computed once
+    again = review_labels(project, SMALL, store=False)
+    assert builds == [1]
+    assert again.rows == first.rows
+    path = project.path
+    project.close()
+    # A fresh process, as `harapp review` is: the cached vectors are all it reads.
+    script = (
+        "import sys; from pathlib import Path; from harapp.core.store import Project;"
+        "from harapp.ml.label_quality import review_labels; from harapp.ml.config import TrainConfig;"
+        f"p = Project.open(Path({str(path)!r}));"
+        "r = review_labels(p, TrainConfig(image_size=96, batch_size=16, device='cpu', views=('whole',)), store=False);"
+        "print(len(r.rows), 'timm' in sys.modules, 'torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.split() == ["24", "False", "False"]

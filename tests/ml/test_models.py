@@ -175,3 +175,32 @@ def test_probes_share_one_frozen_backbone_only_without_a_gpu(monkeypatch: pytest
     fine_tune = TrainConfig(model_kind="efficientnet-lite0", mode="fine-tune", image_size=64, views=("whole",))
     monkeypatch.undo()
     assert build_model(fine_tune, classes).model.backbone is not first.model.backbone
+
+
+def test_a_model_built_without_its_backbone_has_the_same_cache_keys_and_builds_it_when_asked() -> None:
+    """A label review that finds every vector cached never needs the backbone, and building it imported timm and
+    torchvision (a fifth of the memory of scoring 100k images)."""
+    from harapp.ml.embeddings import model_key
+    from harapp.ml.models import DeferredBackbone
+
+    probe = TrainConfig(model_kind="efficientnet-lite0", mode="linear-probe", image_size=64)
+    full, shell = build_model(probe, CLASSES), build_model(probe, CLASSES, backbone=False)
+    assert isinstance(shell.model.backbone, DeferredBackbone)
+    for view in ("whole", "person"):
+        assert model_key(probe, shell, view) == model_key(probe, full, view)
+    assert (shell.model.feature_dim, shell.weights_source) == (full.model.feature_dim, full.weights_source)
+    views = random_views(full.model, 2, 64)
+    with pytest.raises(RuntimeError, match="backbone was left out"):
+        shell.model.features(**views)  # never pixels passed on as features
+    assert shell.with_backbone() is shell and shell.build_backbone is None
+    full.model.eval()
+    shell.model.eval()
+    with torch.no_grad():
+        assert torch.equal(shell.model.features(**views), full.model.features(**views))
+    # A pretrained ResNet is named without its weights (no download); random backbones are built at once,
+    # since their weights are the seed's draws in order.
+    resnet_probe = TrainConfig(model_kind="resnet18", mode="linear-probe", image_size=32)
+    resnet = build_model(resnet_probe, CLASSES, backbone=False)
+    assert isinstance(resnet.model.backbone, DeferredBackbone) and resnet.weights_source == "torchvision:resnet18"
+    scratch = TrainConfig(model_kind="efficientnet-lite0", mode="scratch", image_size=32)
+    assert not isinstance(build_model(scratch, CLASSES, backbone=False).model.backbone, DeferredBackbone)
