@@ -19,6 +19,11 @@ Every phase runs in its own process, so each peak RSS (ru_maxrss) is that phase'
 - review: review-score computation on cached features, as `harapp review` runs it once features are cached:
   read every labelled image's vector from the store (as float16 where `harapp review` would hold them so:
   harapp.ml.label_quality.feature_dtype; --dtype overrides), then harapp.ml.label_quality.score_labelled.
+- caches: fills the default model's own vector caches from the bench vectors (the whole and person vectors of
+  every image and labelled person, each person's box and a found pose), so that the next phase finds them all.
+- app-review: the whole of `harapp review` in one fresh process: harapp.ml.label_quality.review_labels with
+  the default scoring model (snapshots, people, cached vectors, the fit, the queue of unlabelled images, the
+  rows stored), its peak RSS and that of each step.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from bench.machine import describe  # noqa: E402 - needs the repository on sys.path
 
-PHASES = ("make", "import", "extras", "store", "gui", "review")
+PHASES = ("make", "import", "extras", "store", "gui", "review", "caches", "app-review")
 CLASSES = ("walking", "running", "sitting", "standing")
 FEATURE_KEY = "bench-views:2626"
 GOALS = {  # figure -> (limit, unit)
@@ -464,6 +469,106 @@ def phase_review(work: Path, dtype: str, dim: int) -> None:
     emit(out)
 
 
+# -- caches and app-review: `harapp review` as a whole ---------------------------------------------------------
+
+
+def _scoring_model(project: Any) -> tuple[Any, Any]:
+    """The config and (backbone-less) model `harapp review` scores with by default."""
+    from harapp.ml.config import TrainConfig
+    from harapp.ml.label_quality import scoring_config
+    from harapp.ml.models import build_model
+
+    config = scoring_config(TrainConfig(device="cpu")).validate()
+    return config, build_model(config, project.class_names(), backbone=False)
+
+
+def phase_caches(work: Path) -> None:
+    import numpy as np
+
+    from harapp.core.store import Project
+    from harapp.ml.embeddings import model_key
+    from harapp.ml.people import POSE_KEY, resolve_people
+    from harapp.ml.pose import LANDMARKS
+    from harapp.ml.progress import Reporter
+    from harapp.ml.vector_cache import BoxRows
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    with Project.open(work / "big.harapp") as project:
+        config, built = _scoring_model(project)
+        keys = {view: model_key(config, built, view) for view in ("whole", "person")}
+        dim = built.model.backbone_dim
+        labelled = {it.image_id for it in project.snapshot().items}
+        items = [
+            *project.snapshot().items,
+            *project.snapshot(person_level=True).items,
+            *project.image_items([i for i in project.image_ids() if i not in labelled]),
+        ]
+        # The boxes review_labels will look for: its people step without the pose (which would decode photos).
+        people = resolve_people(items, ("whole", "person"), None, Reporter(None, None), detect=False)
+        boxes: dict[int, set[Any]] = {}
+        for item, person in zip(items, people, strict=True):
+            boxes.setdefault(item.image_id, set()).update([person.box] if person.box is not None else [])
+        ids = sorted({it.image_id for it in items})
+        del items, people
+        for first in range(0, len(ids), 5000):
+            chunk = ids[first : first + 5000]
+            bench = project.embedding_matrix(FEATURE_KEY, chunk)[0]
+            whole, person_rows, poses = {}, {}, {}
+            for k, image_id in enumerate(chunk):
+                whole[image_id] = bench[k, :dim].tobytes()
+                rows, pose_rows = BoxRows(dim), BoxRows(1 + LANDMARKS * 4)
+                for j, box in enumerate(sorted(boxes.get(image_id, ()))):
+                    rows.add(box, bench[k, dim : 2 * dim] + j)
+                    landmarks = rng.uniform(0.0, 1.0, size=(LANDMARKS, 4)).astype(np.float32)
+                    pose_rows.add(box, np.concatenate([[1.0], landmarks.ravel()]).astype(np.float32))  # found
+                person_rows[image_id], poses[image_id] = rows.encode(), pose_rows.encode()
+            project.put_embeddings(keys["whole"], whole)
+            project.put_embeddings(keys["person"], person_rows)
+            project.put_embeddings(POSE_KEY, poses)
+    boxed = sum(len(b) for b in boxes.values())
+    emit({"images": len(ids), "boxes": boxed, "seconds": round(time.perf_counter() - start, 1)})
+
+
+def phase_app_review(work: Path) -> None:
+    import threading
+
+    from harapp.core.store import Project
+    from harapp.ml import label_quality
+    from harapp.ml.label_quality import review_labels
+
+    out: dict[str, Any] = {"rss_imports_mb": round(rss_mb(), 1)}
+    step = ["review"]
+    step_peaks: dict[str, float] = {}
+
+    def watch() -> None:  # the peak of each step, sampled: ru_maxrss has the process's peak only
+        while True:
+            step_peaks[step[0]] = max(step_peaks.get(step[0], 0.0), rss_mb())
+            time.sleep(0.01)
+
+    threading.Thread(target=watch, daemon=True).start()
+    for name in ("resolve_people", "cached_features", "score_labelled"):
+        wrapped = getattr(label_quality, name)
+
+        def in_step(*args: Any, _name: str = name, _wrapped: Any = wrapped, **kwargs: Any) -> Any:
+            step[0] = _name
+            try:
+                return _wrapped(*args, **kwargs)
+            finally:
+                step[0] = "review"
+
+        setattr(label_quality, name, in_step)
+    start = time.perf_counter()
+    with Project.open(work / "big.harapp") as project:
+        config, _ = _scoring_model(project)
+        review = review_labels(project, config, store=True)
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    out["rows"], out["folds"] = len(review.rows), review.folds
+    out["backbone_built"] = "timm" in sys.modules
+    out["step_peaks_mb"] = {name: round(mb) for name, mb in step_peaks.items()}
+    emit(out)
+
+
 def read_features(project: Any, ids: list[int], dtype: Any) -> Any:
     """Every vector into one matrix (rows in ``ids`` order): straight into it where the store can."""
     import numpy as np
@@ -566,6 +671,12 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             f"{review['rss_start_mb']:.0f} / {review['rss_after_read_mb']:.0f} MB",
         )
         add("review peak RSS", f"{review['peak_mb']:.0f} MB", "peak_mb", review["peak_mb"])
+    app = results.get("app-review")
+    if app:
+        add("harapp review, whole: seconds / rows", f"{app['seconds']} s / {app['rows']:,} rows ({app['folds']} folds)")
+        steps = ", ".join(f"{name} {mb}" for name, mb in app["step_peaks_mb"].items())
+        add("harapp review RSS: imports / peak per step", f"{app['rss_imports_mb']:.0f} / {steps} MB")
+        add("harapp review peak RSS", f"{app['peak_mb']:.0f} MB", "peak_mb", app["peak_mb"])
     width = max(len(name) for name, _, _ in rows)
     for name, value, verdict in rows:
         print(f"  {name:<{width}}  {value:<34} {verdict}")
@@ -612,6 +723,10 @@ def main(argv: list[str] | None = None) -> int:
             phase_gui(work, args.pages, args.repeat)
         elif args.phase == "review":
             phase_review(work, args.dtype, args.dim)
+        elif args.phase == "caches":
+            phase_caches(work)
+        elif args.phase == "app-review":
+            phase_app_review(work)
         return 0
 
     import PySide6
