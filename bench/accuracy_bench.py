@@ -69,7 +69,7 @@ def evaluate(feats, targets: np.ndarray, n_classes: int, folds: int, seed: int, 
 
     y = torch.tensor(targets)
     fold_of = stratified_folds(y, folds, seed)
-    accs, f1s, probs_all, y_all, seconds = [], [], [], [], []
+    accs, f1s, probs_all, y_all, seconds, logits_all, temperatures = [], [], [], [], [], [], []
     for f in range(folds):
         train, test = fold_of != f, fold_of == f
         head = LinearHead(feats.shape[1], n_classes)
@@ -80,7 +80,10 @@ def evaluate(feats, targets: np.ndarray, n_classes: int, folds: int, seed: int, 
             fit_probe(head, feats[train], y[train], Reporter(None, None), seed=seed)
         seconds.append(time.perf_counter() - start)
         with torch.no_grad():
-            probs = (head(feats[test]) / head.temperature).softmax(1).numpy()
+            logits = head(feats[test])
+            probs = (logits / head.temperature).softmax(1).numpy()
+        logits_all.append(logits)
+        temperatures.append(float(head.temperature))
         pred = probs.argmax(1)
         truth = targets[test.numpy()]
         accs.append(float((pred == truth).mean()))
@@ -92,8 +95,20 @@ def evaluate(feats, targets: np.ndarray, n_classes: int, folds: int, seed: int, 
     recall = [float((pred[truth == c] == c).mean()) if (truth == c).any() else float("nan") for c in range(n_classes)]
     return {
         "acc": accs, "f1": f1s, "recall": recall, "ece": expected_calibration_error(probs, truth),
-        "fit_s": statistics.median(seconds), "probs": probs,
+        "fit_s": statistics.median(seconds), "probs": probs, "truth": truth, "logits": torch.cat(logits_all),
+        "temperature": statistics.mean(temperatures),
     }  # fmt: skip
+
+
+def best_temperature_ece(logits, truth: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
+    """The temperature fitted on the held-out photos' own labels, and the ECE it gives: the best that any one
+    temperature can do on these predictions, a bound for the temperature that training fits on other photos."""
+    import torch
+
+    from harapp.ml.calibration import expected_calibration_error, fit_temperature
+
+    temperature = fit_temperature(logits, torch.tensor(truth))
+    return temperature, expected_calibration_error((logits / temperature).softmax(1).numpy(), truth)
 
 
 def calibrated_ece(probs: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -172,6 +187,7 @@ def main() -> int:
     to_three = {names.index(old): three_names.index(new) for new, olds in MERGE_3.items() for old in olds}
     three = np.array([to_three[c] for c in four])
     floor: dict[str, tuple[float, float]] = {}
+    best: dict[str, tuple[float, float, float]] = {}
     spread: dict[str, list[tuple[float, float]]] = {}
     for label, feats, legacy in rows:
         for classes in args.classes.split(","):
@@ -186,11 +202,16 @@ def main() -> int:
             )
             if not legacy and label == rows[1][0]:
                 floor[classes] = calibrated_ece(r["probs"])
+                best[classes] = (r["temperature"], *best_temperature_ece(r["logits"], r["truth"]))
                 spread[classes] = [(statistics.mean(r["acc"]), r["ece"])]
     print()
     for classes, (mean, p90) in floor.items():
         print(f"{classes} classes: perfectly calibrated predictions with the same confidences show ECE {mean:.3f} "
               f"on average on {len(items)} photos (90th percentile {p90:.3f})")  # fmt: skip
+    for classes, (fitted, oracle, ece) in best.items():
+        print(f"{classes} classes: training's temperatures (fitted on inner out-of-fold predictions) average "
+              f"{fitted:.2f}; the one temperature that fits the held-out photos' own labels best is {oracle:.2f} and "
+              f"gives ECE {ece:.3f}")  # fmt: skip
     for seed in [int(s) for s in args.cv_seeds.split(",") if s.strip()]:
         for classes in args.classes.split(","):
             targets, shown = (four, names) if classes == "4" else (three, three_names)
