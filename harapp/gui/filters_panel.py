@@ -70,7 +70,7 @@ class FiltersPanel(QWidget):
             "helps most, with the model's guess (Enter accepts it)."
         )
         self.review_note = ElidedLabel()
-        self.review_note.setToolTip("What scored the labels, and whether the scores are up to date")
+        # No tooltip of its own: the label's automatic one shows the whole note where it is cut short.
         self.sort_box = QComboBox()
         for key, text in SORT_CHOICES:
             self.sort_box.addItem(text, key)

@@ -124,7 +124,7 @@ class GalleryRow:
         if self.likely_wrong and self.quality is not None:
             lines.append(f"likely mislabelled: suggested {self.quality.suggested_class} (Enter accepts)")
         elif self.in_queue and self.quality is not None:
-            lines.append(f"label next: the model guesses {self.quality.suggested_class} (Enter accepts)")
+            lines.append(f"label next: the label review guesses {self.quality.suggested_class} (Enter accepts)")
         lines.extend(f"“{c}”" for c in self.captions[:5])
         return "\n".join(lines)
 

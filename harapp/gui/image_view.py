@@ -239,7 +239,7 @@ class Inspector(QWidget):
                 f"{100 * quality.score:.0f}% with a model that never saw it · Enter accepts</small>"
             )
         else:
-            text = f"Label next: the model guesses {chip} <small>· Enter accepts</small>"
+            text = f"Label next: the label review guesses {chip} <small>· Enter accepts</small>"
         self.suggestion.setText(text)
         self.suggestion.show()
 

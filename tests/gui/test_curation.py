@@ -66,6 +66,8 @@ def test_likely_mislabelled_view_and_enter_accepts_the_suggestion(
     assert workspace.proxy.visible_image_ids() == [ids[2]]
     assert workspace.gallery.current_image_id() == ids[2]
     assert workspace.filters.review_box.itemText(1) == "Likely mislabelled (1)"
+    note = workspace.filters.review_note  # often cut short in the dock: hovering shows all of it
+    assert "scored by" in note.text().lower() and note.toolTip() == note.text()
     qtbot.keyClick(workspace.gallery, Qt.Key.Key_2)  # 1-4 override the suggestion
     assert _label_of(curation, ids[2]) == "running"
     assert workspace.proxy.visible_image_ids() == []
@@ -76,7 +78,7 @@ def test_label_next_queue_preselects_the_models_guess(qtbot, workspace: Workspac
     workspace.filters.show_review("label-next")
     assert workspace.proxy.visible_image_ids() == [ids[8], ids[9]]  # smallest margin first
     assert workspace.filters.sort_box.currentData() == "label-next"
-    assert "the model guesses <b>sitting</b>" in workspace.inspector.suggestion.text()
+    assert "the label review guesses <b>sitting</b>" in workspace.inspector.suggestion.text()
     qtbot.keyClick(workspace.gallery, Qt.Key.Key_Enter)
     assert _label_of(curation, ids[8]) == "sitting"
     assert workspace.gallery.current_image_id() == ids[9]
