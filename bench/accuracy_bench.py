@@ -101,8 +101,8 @@ def evaluate(feats, targets: np.ndarray, n_classes: int, folds: int, seed: int, 
 
 
 def best_temperature_ece(logits, truth: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
-    """The temperature fitted on the held-out photos' own labels, and the ECE it gives: the best that any one
-    temperature can do on these predictions, a bound for the temperature that training fits on other photos."""
+    """The temperature fitted on the held-out photos' own labels (least log-loss), and the ECE it gives: about the
+    best one temperature can do on these predictions, a yardstick for the temperatures training fits elsewhere."""
     import torch
 
     from harapp.ml.calibration import expected_calibration_error, fit_temperature

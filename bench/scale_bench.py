@@ -1,7 +1,8 @@
 """100k-image projects: import, open, gallery, filters and sorts, stats, label snapshot, features, peak memory.
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen .venv/bin/python bench/scale_bench.py \
-        [--images 100000] [--distinct 200] [--dim 2626] [--keep DIR] [--phases make,import,extras,store,gui,review]
+        [--images 100000] [--distinct 200] [--dim 2626] [--keep DIR]
+        [--phases make,import,extras,store,gui,review,caches,app-review]
 
 What it builds (in DIR, or a temporary folder): ``--distinct`` generated 640x480 JPEGs, and a COCO root whose
 train2017 folder names every image by its own file (hard links to those photos, so every row has its own path
@@ -19,8 +20,9 @@ Every phase runs in its own process, so each peak RSS (ru_maxrss) is that phase'
 - review: review-score computation on cached features, as `harapp review` runs it once features are cached:
   read every labelled image's vector from the store (as float16 where `harapp review` would hold them so:
   harapp.ml.label_quality.feature_dtype; --dtype overrides), then harapp.ml.label_quality.score_labelled.
-- caches: fills the default model's own vector caches from the bench vectors (the whole and person vectors of
-  every image and labelled person, each person's box and a found pose), so that the next phase finds them all.
+- caches: fills the default model's own vector caches in the project (a kept one too) from the bench vectors:
+  the whole and person vectors of every image and labelled person, each person's box and a found pose, so that
+  the next phase finds them all.
 - app-review: the whole of `harapp review` in one fresh process: harapp.ml.label_quality.review_labels with
   the default scoring model (snapshots, people, cached vectors, the fit, the queue of unlabelled images, the
   rows stored), its peak RSS and that of each step.
@@ -535,6 +537,7 @@ def phase_app_review(work: Path) -> None:
 
     from harapp.core.store import Project
     from harapp.ml import label_quality
+    from harapp.ml.embeddings import model_key
     from harapp.ml.label_quality import review_labels
 
     out: dict[str, Any] = {"rss_imports_mb": round(rss_mb(), 1)}
@@ -560,7 +563,10 @@ def phase_app_review(work: Path) -> None:
         setattr(label_quality, name, in_step)
     start = time.perf_counter()
     with Project.open(work / "big.harapp") as project:
-        config, _ = _scoring_model(project)
+        config, built = _scoring_model(project)
+        first = project.image_ids()[:1]
+        if not project.get_embeddings(model_key(config, built, "whole"), first):
+            raise SystemExit("app-review needs the caches phase first: without it every photo would be decoded")
         review = review_labels(project, config, store=True)
     out["seconds"] = round(time.perf_counter() - start, 1)
     out["rows"], out["folds"] = len(review.rows), review.folds

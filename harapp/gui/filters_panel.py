@@ -67,7 +67,7 @@ class FiltersPanel(QWidget):
         self.review_box.setToolTip(
             "Likely mislabelled: labels that a model which never saw them doubts, likeliest wrong first, with the "
             "suggested class (Enter accepts it, 1-4 give another).\nLabel next: unlabelled photos where a label "
-            "helps most, with the model's guess (Enter accepts it)."
+            "helps most, with the label review's guess (Enter accepts it)."
         )
         self.review_note = ElidedLabel()
         # No tooltip of its own: the label's automatic one shows the whole note where it is cut short.

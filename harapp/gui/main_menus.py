@@ -125,7 +125,7 @@ def build_menus(window: MainWindow) -> dict[str, QAction]:
     )  # fmt: skip
     actions["label_next"] = _action(
         view_menu, "Label &next", lambda: _review(window, "label-next"), "Ctrl+Shift+L",
-        tip="Unlabelled photos where a label helps most, with the model's guess; Enter accepts it",
+        tip="Unlabelled photos where a label helps most, with the label review's guess; Enter accepts it",
     )  # fmt: skip
     view_menu.addSeparator()
     actions["keys"] = _action(view_menu, "Keyboard &shortcuts", window.show_shortcuts, "F1")

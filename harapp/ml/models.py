@@ -210,6 +210,8 @@ class HarModel(nn.Module):
 
     def set_trainable_backbone(self, last_blocks: int | None, train_backbone: bool) -> None:
         """Freeze the backbone, or let all of it train, or only its last N blocks (and what follows them)."""
+        if isinstance(self.backbone, DeferredBackbone):
+            raise RuntimeError("this model's backbone was left out: call BuiltModel.with_backbone() before training it")
         if train_backbone and getattr(self.backbone, "shared_frozen", False):
             raise RuntimeError("this model shares a frozen backbone (built for a linear probe): it cannot train it")
         named = list(self.backbone.named_parameters())
@@ -249,7 +251,8 @@ class BuiltModel:
     """Builds the backbone where it was left out (the model holds a DeferredBackbone until then)."""
 
     def with_backbone(self) -> BuiltModel:
-        """This model with its backbone, built now if it was left out: for the runs that must compute a vector."""
+        """This model with its backbone, built now if it was left out: for the runs that must compute a vector.
+        Until then the model has no backbone weights to train, move or save (its state_dict lacks them)."""
         if self.build_backbone is not None:
             self.model.backbone = self.build_backbone()
             self.build_backbone = None

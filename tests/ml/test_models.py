@@ -183,16 +183,20 @@ def test_a_model_built_without_its_backbone_has_the_same_cache_keys_and_builds_i
     from harapp.ml.embeddings import model_key
     from harapp.ml.models import DeferredBackbone
 
-    probe = TrainConfig(model_kind="efficientnet-lite0", mode="linear-probe", image_size=64)
-    full, shell = build_model(probe, CLASSES), build_model(probe, CLASSES, backbone=False)
+    # Fine-tuning builds a backbone of its own (a probe's is one shared module): the comparison below compares two.
+    config = TrainConfig(model_kind="efficientnet-lite0", mode="fine-tune", image_size=64)
+    full, shell = build_model(config, CLASSES), build_model(config, CLASSES, backbone=False)
     assert isinstance(shell.model.backbone, DeferredBackbone)
     for view in ("whole", "person"):
-        assert model_key(probe, shell, view) == model_key(probe, full, view)
+        assert model_key(config, shell, view) == model_key(config, full, view)
     assert (shell.model.feature_dim, shell.weights_source) == (full.model.feature_dim, full.weights_source)
     views = random_views(full.model, 2, 64)
     with pytest.raises(RuntimeError, match="backbone was left out"):
         shell.model.features(**views)  # never pixels passed on as features
+    with pytest.raises(RuntimeError, match="backbone was left out"):
+        shell.model.set_trainable_backbone(None, train_backbone=True)  # nor trained without its weights
     assert shell.with_backbone() is shell and shell.build_backbone is None
+    assert shell.model.backbone is not full.model.backbone
     full.model.eval()
     shell.model.eval()
     with torch.no_grad():
