@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -139,6 +140,7 @@ def _lite0_imagenet_state(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 _FROZEN: dict[str, nn.Module] = {}
+_FROZEN_LOCK = threading.Lock()
 
 
 def _can_share_frozen() -> bool:
@@ -151,17 +153,19 @@ def _can_share_frozen() -> bool:
 def _frozen_lite0() -> nn.Module:
     """One shared pretrained backbone for the modes that never train it (linear probe) on a machine without a
     GPU: a retrain after a correction builds the model three times in a second, and timm's construction was a
-    tenth of that."""
-    if "lite0" not in _FROZEN:
-        net = efficientnet_lite0_backbone(True, 0).eval()
-        for param in net.parameters():
-            param.requires_grad_(False)
-        # One model's .train() must not switch the batch-norm layers every other model reads to updating
-        # their statistics: this module stays in eval mode whatever its owner asks.
-        object.__setattr__(net, "train", types.MethodType(_stays_in_eval, net))
-        object.__setattr__(net, "shared_frozen", True)
-        _FROZEN["lite0"] = net
-    return _FROZEN["lite0"]
+    tenth of that. Locked: the app's warm-up and a label review may ask for it at the same moment, and each
+    would otherwise build its own copy."""
+    with _FROZEN_LOCK:
+        if "lite0" not in _FROZEN:
+            net = efficientnet_lite0_backbone(True, 0).eval()
+            for param in net.parameters():
+                param.requires_grad_(False)
+            # One model's .train() must not switch the batch-norm layers every other model reads to updating
+            # their statistics: this module stays in eval mode whatever its owner asks.
+            object.__setattr__(net, "train", types.MethodType(_stays_in_eval, net))
+            object.__setattr__(net, "shared_frozen", True)
+            _FROZEN["lite0"] = net
+        return _FROZEN["lite0"]
 
 
 def warm_frozen_backbone() -> None:

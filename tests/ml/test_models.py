@@ -208,3 +208,28 @@ def test_a_model_built_without_its_backbone_has_the_same_cache_keys_and_builds_i
     assert isinstance(resnet.model.backbone, DeferredBackbone) and resnet.weights_source == "torchvision:resnet18"
     scratch = TrainConfig(model_kind="efficientnet-lite0", mode="scratch", image_size=32)
     assert not isinstance(build_model(scratch, CLASSES, backbone=False).model.backbone, DeferredBackbone)
+
+
+def test_threads_asking_for_the_shared_backbone_at_once_get_one_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's warm-up and a label review may both build it first; each used to get its own copy."""
+    import threading
+
+    from harapp.ml import cnn_models
+
+    monkeypatch.setattr(cnn_models, "_FROZEN", {})
+    built: list[int] = []
+    build = cnn_models.efficientnet_lite0_backbone
+
+    def slow_build(pretrained: bool, num_classes: int = 0) -> torch.nn.Module:
+        built.append(1)
+        threading.Event().wait(0.2)  # long enough for the other thread to arrive meanwhile
+        return build(pretrained, num_classes)
+
+    monkeypatch.setattr(cnn_models, "efficientnet_lite0_backbone", slow_build)
+    got: list[torch.nn.Module] = []
+    threads = [threading.Thread(target=lambda: got.append(cnn_models._frozen_lite0())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and len(got) == 2 and got[0] is got[1]
