@@ -500,9 +500,10 @@ def phase_caches(work: Path) -> None:
         config, built = _scoring_model(project)
         keys = {view: model_key(config, built, view) for view in ("whole", "person")}
         dim = built.model.backbone_dim
-        labelled = {it.image_id for it in project.snapshot().items}
+        images = project.snapshot().items
+        labelled = {it.image_id for it in images}
         items = [
-            *project.snapshot().items,
+            *images,
             *project.snapshot(person_level=True).items,
             *project.image_items([i for i in project.image_ids() if i not in labelled]),
         ]

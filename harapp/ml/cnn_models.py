@@ -33,10 +33,12 @@ def _uses_pretrained(config: TrainConfig) -> bool:
     return config.pretrained and config.mode != "scratch"
 
 
-def _load_file_without(net: nn.Module, path: str, classifier_prefix: str) -> None:
-    """Load a local weights file, minus the original classifier, which the backbone here replaces."""
+def _load_file_without(net: nn.Module, path: str, classifier_prefix: str) -> nn.Module:
+    """Load a local weights file into `net` (returned), minus the original classifier, which the backbone here
+    replaces."""
     source = W.load_state_dict_file(path)
     net.load_state_dict({k: v for k, v in source.items() if not k.startswith(classifier_prefix)}, strict=True)
+    return net
 
 
 class ScratchCNN(nn.Module):
@@ -92,19 +94,12 @@ def build_resnet(
     """A torchvision ResNet (the kind's name is torchvision's model name) without its ImageNet classifier."""
     use_pretrained = _uses_pretrained(config)
     weights_path = config.weights_path
+    make: Callable[[], nn.Module]
     if use_pretrained and weights_path:
-
-        def make() -> nn.Module:
-            net = _resnet(kind, False)
-            _load_file_without(net, weights_path, "fc.")
-            return net
-
+        make = lambda: _load_file_without(_resnet(kind, False), weights_path, "fc.")  # noqa: E731
         source = f"file:{weights_path}"
     else:
-
-        def make() -> nn.Module:
-            return _resnet(kind, use_pretrained)
-
+        make = lambda: _resnet(kind, use_pretrained)  # noqa: E731
         source = f"torchvision:{kind.name}" if use_pretrained else "random"
     pre = Preprocess(config.image_size, IMAGENET_MEAN, IMAGENET_STD, "squash", 1.0, "bilinear")
     return _built(kind, config, class_names, make, pre, source, backbone)
@@ -203,19 +198,11 @@ def build_efficientnet_lite0(
     weights_path = config.weights_path
     make: Callable[[], nn.Module]
     if use_pretrained and weights_path:
-
-        def make() -> nn.Module:
-            net = efficientnet_lite0_backbone(False, 0)
-            _load_file_without(net, weights_path, "classifier")
-            return net
-
+        make = lambda: _load_file_without(efficientnet_lite0_backbone(False, 0), weights_path, "classifier")  # noqa: E731
         source = f"file:{weights_path}"
     elif use_pretrained and config.mode in FROZEN_BACKBONE_MODES and _can_share_frozen():
         make, source = _frozen_lite0, W.EFFNET_LITE0_SOURCE
     else:
-
-        def make() -> nn.Module:
-            return efficientnet_lite0_backbone(use_pretrained, 0)
-
+        make = lambda: efficientnet_lite0_backbone(use_pretrained, 0)  # noqa: E731
         source = W.EFFNET_LITE0_SOURCE if use_pretrained else "random"
     return _built(kind, config, class_names, make, efficientnet_lite0_preprocess(config.image_size), source, backbone)

@@ -46,6 +46,14 @@ def _shapes_project(tmp_path: Path, n: int = 40) -> tuple[Project, list[int]]:
     return project, project.image_ids()
 
 
+def _queue_project(tmp_path: Path) -> tuple[Project, list[int]]:
+    """24 shapes, the last four unlabelled (the label-next queue)."""
+    project, ids = _shapes_project(tmp_path, n=24)
+    for image_id in ids[20:]:
+        project.set_label(image_id, None, "human")
+    return project, ids
+
+
 def test_review_finds_wrong_labels_stores_them_and_marks_them_stale(tmp_path: Path) -> None:
     project, ids = _shapes_project(tmp_path)
     wrong = {ids[0]: "sitting", ids[5]: "walking", ids[10]: "standing"}  # true: walking, running, sitting
@@ -236,9 +244,7 @@ def test_the_fit_holds_only_the_labelled_vectors_and_the_unlabelled_are_read_aft
     """At 100k images the unlabelled images' vectors, held through the fit, were a tenth of the memory budget."""
     from harapp.ml import label_quality
 
-    project, ids = _shapes_project(tmp_path, n=24)
-    for image_id in ids[20:]:
-        project.set_label(image_id, None, "human")
+    project, ids = _queue_project(tmp_path)
     calls: list[tuple[str, int]] = []
     read, fit = label_quality.cached_features, label_quality.score_labelled
 
@@ -267,9 +273,7 @@ def test_a_review_that_finds_every_vector_cached_never_builds_the_backbone(
 
     from harapp.ml import cnn_models
 
-    project, ids = _shapes_project(tmp_path, n=24)
-    for image_id in ids[20:]:
-        project.set_label(image_id, None, "human")
+    project, ids = _queue_project(tmp_path)
     builds: list[int] = []
     monkeypatch.setattr(cnn_models, "_can_share_frozen", lambda: True)  # a GPU machine too counts the builds here
     frozen = cnn_models._frozen_lite0
