@@ -8,8 +8,8 @@ correction), on 4 classes and on 3 (walking and running merged, as the reference
 - harapp 0.1's default: EfficientNet-Lite0 features of the whole photo at 224 px, standardised, a class-balanced
   linear head with a fixed L2 strength (1e-2), no calibration;
 - today's default: whole photo + the main person's square (both at 288 px) + body pose, the same head family with the
-  strength chosen by inner 5-fold cross-validation and a temperature fitted on the inner out-of-fold
-  predictions (harapp.ml.head.fit_probe, exactly what `harapp train` runs);
+  strength chosen by inner 5-fold cross-validation and a temperature per predicted class fitted on the inner
+  out-of-fold predictions (harapp.ml.head.fit_probe, exactly what `harapp train` runs);
 - today's default with the person boxes the pose model finds instead of the annotations (the drop-a-photo
   path: no annotation is used at all).
 Accuracy and macro-F1 are means ± std over the folds; per-class recall is pooled over all held-out
@@ -19,6 +19,10 @@ Features come from the project's cache, so a rerun costs seconds.
 Two figures say how much of a difference these few hundred photos can show: the ECE that perfectly calibrated
 predictions with the same confidences would show on as many photos (simulated: each prediction right with
 exactly its confidence), and, with --cv-seeds, the spread of the figures over other fold assignments.
+
+Today's default is also calibrated the way it was before per-class temperatures (one temperature for every
+prediction, fitted on the same inner out-of-fold predictions of the same heads), and both are shown side by
+side: ECE, log-loss, and for each predicted class how sure those predictions were against how often right.
 """
 
 from __future__ import annotations
@@ -62,28 +66,31 @@ def _iou(a: tuple, b: tuple) -> float:
 def evaluate(feats, targets: np.ndarray, n_classes: int, folds: int, seed: int, legacy: bool) -> dict:  # noqa: ANN001
     import torch
 
-    from harapp.ml.calibration import expected_calibration_error
+    from harapp.ml.calibration import expected_calibration_error, fit_temperature
     from harapp.ml.head import fit_probe, stratified_folds
-    from harapp.ml.models import LinearHead
+    from harapp.ml.models import LinearHead, calibrated_probabilities
     from harapp.ml.progress import Reporter
 
     y = torch.tensor(targets)
     fold_of = stratified_folds(y, folds, seed)
-    accs, f1s, probs_all, y_all, seconds, logits_all, temperatures = [], [], [], [], [], [], []
+    accs, f1s, probs_all, y_all, seconds, logits_all, temperatures, one_all = [], [], [], [], [], [], [], []
     for f in range(folds):
         train, test = fold_of != f, fold_of == f
         head = LinearHead(feats.shape[1], n_classes)
         start = time.perf_counter()
         if legacy:  # harapp 0.1: one fixed strength, no calibration
-            fit_probe(head, feats[train], y[train], Reporter(None, None), grid=(1e-2,), folds=0)
+            fit = fit_probe(head, feats[train], y[train], Reporter(None, None), grid=(1e-2,), folds=0)
         else:
-            fit_probe(head, feats[train], y[train], Reporter(None, None), seed=seed)
+            fit = fit_probe(head, feats[train], y[train], Reporter(None, None), seed=seed)
         seconds.append(time.perf_counter() - start)
+        held = ~fit.in_sample
+        one = fit_temperature(fit.oof_logits[held], y[train][held]) if fit.folds else 1.0  # as before per-class
         with torch.no_grad():
             logits = head(feats[test])
-            probs = (logits / head.temperature).softmax(1).numpy()
+            probs = calibrated_probabilities(logits, head.temperature).numpy()
         logits_all.append(logits)
-        temperatures.append(float(head.temperature))
+        one_all.append((logits / one).softmax(1).numpy())
+        temperatures.append(one)
         pred = probs.argmax(1)
         truth = targets[test.numpy()]
         accs.append(float((pred == truth).mean()))
@@ -93,11 +100,36 @@ def evaluate(feats, targets: np.ndarray, n_classes: int, folds: int, seed: int, 
     probs, truth = np.concatenate(probs_all), np.concatenate(y_all)
     pred = probs.argmax(1)
     recall = [float((pred[truth == c] == c).mean()) if (truth == c).any() else float("nan") for c in range(n_classes)]
+    one = np.concatenate(one_all)
     return {
         "acc": accs, "f1": f1s, "recall": recall, "ece": expected_calibration_error(probs, truth),
         "fit_s": statistics.median(seconds), "probs": probs, "truth": truth, "logits": torch.cat(logits_all),
-        "temperature": statistics.mean(temperatures),
+        "temperature": statistics.mean(temperatures), "probs_one": one,
+        "ece_one": expected_calibration_error(one, truth),
     }  # fmt: skip
+
+
+def _spread_of(r: dict) -> tuple[float, ...]:
+    """What --cv-seeds compares across fold assignments."""
+    losses = (log_loss(r["probs"], r["truth"]), log_loss(r["probs_one"], r["truth"]))
+    return (statistics.mean(r["acc"]), r["ece"], r["ece_one"], *losses)
+
+
+def log_loss(probs: np.ndarray, truth: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-12, None)).mean())
+
+
+def by_predicted_class(probs: np.ndarray, truth: np.ndarray, names: tuple[str, ...]) -> str:
+    """For each class, its predictions: how many, how sure on average, how often right."""
+    top, sure = probs.argmax(1), probs.max(1)
+    parts = []
+    for c, name in enumerate(names):
+        mine = top == c
+        if mine.any():
+            parts.append(
+                f"{name} {int(mine.sum())}: {sure[mine].mean():.2f} sure, {(truth[mine] == c).mean():.2f} right"
+            )
+    return "; ".join(parts)
 
 
 def best_temperature_ece(logits, truth: np.ndarray) -> tuple[float, float]:  # noqa: ANN001
@@ -155,6 +187,7 @@ def main() -> int:
         return 0
     import dataclasses
 
+    from harapp.ml.calibration import expected_calibration_error
     from harapp.ml.config import TrainConfig
 
     print(machine_info())
@@ -188,7 +221,8 @@ def main() -> int:
     three = np.array([to_three[c] for c in four])
     floor: dict[str, tuple[float, float]] = {}
     best: dict[str, tuple[float, float, float]] = {}
-    spread: dict[str, list[tuple[float, float]]] = {}
+    spread: dict[str, list[tuple[float, ...]]] = {}
+    side_by_side: dict[str, tuple[dict, tuple[str, ...]]] = {}
     for label, feats, legacy in rows:
         for classes in args.classes.split(","):
             targets, shown = (four, names) if classes == "4" else (three, three_names)
@@ -203,28 +237,44 @@ def main() -> int:
             if not legacy and label == rows[1][0]:
                 floor[classes] = calibrated_ece(r["probs"])
                 best[classes] = (r["temperature"], *best_temperature_ece(r["logits"], r["truth"]))
-                spread[classes] = [(statistics.mean(r["acc"]), r["ece"])]
+                spread[classes] = [_spread_of(r)]
+                side_by_side[classes] = (r, shown)
+    print()
+    for classes, (r, shown) in side_by_side.items():
+        for how, key in (
+            ("a temperature per predicted class (today)", "probs"),
+            ("one temperature (before)", "probs_one"),
+        ):
+            probs, ece = r[key], expected_calibration_error(r[key], r["truth"])
+            print(f"{classes} classes, annotated boxes, {how}: ECE {ece:.3f}, "
+                  f"log-loss {log_loss(probs, r['truth']):.3f}; by predicted class: "
+                  f"{by_predicted_class(probs, r['truth'], shown)}")  # fmt: skip
     print()
     for classes, (mean, p90) in floor.items():
         print(f"{classes} classes: perfectly calibrated predictions with the same confidences show ECE {mean:.3f} "
               f"on average on {len(items)} photos (90th percentile {p90:.3f})")  # fmt: skip
     for classes, (fitted, oracle, ece) in best.items():
-        print(f"{classes} classes: training's temperatures (fitted on inner out-of-fold predictions) average "
+        print(f"{classes} classes: one temperature fitted on inner out-of-fold predictions averages "
               f"{fitted:.2f}; the one temperature that fits the held-out photos' own labels best is {oracle:.2f} and "
               f"gives ECE {ece:.3f}")  # fmt: skip
     for seed in [int(s) for s in args.cv_seeds.split(",") if s.strip()]:
         for classes in args.classes.split(","):
             targets, shown = (four, names) if classes == "4" else (three, three_names)
             r = evaluate(new_feats, targets, len(shown), args.folds, seed, False)
-            spread[classes].append((statistics.mean(r["acc"]), r["ece"]))
+            spread[classes].append(_spread_of(r))
             print(f"today's default, annotated boxes, {classes} classes, CV seed {seed}: accuracy "
-                  f"{statistics.mean(r['acc']):.3f}, ECE {r['ece']:.3f}", flush=True)  # fmt: skip
+                  f"{statistics.mean(r['acc']):.3f}, ECE {r['ece']:.3f} (one temperature: {r['ece_one']:.3f})",
+                  flush=True)  # fmt: skip
     if args.cv_seeds:
         for classes, values in spread.items():
-            accs, eces = [v[0] for v in values], [v[1] for v in values]
+            accs, eces, ones, losses, loss_ones = ([v[i] for v in values] for i in range(5))
+            lower = sum(a < b for a, b in zip(losses, loss_ones, strict=True))
             print(f"{classes} classes over {len(values)} CV seeds: accuracy {statistics.mean(accs):.3f} "
                   f"(range {min(accs):.3f}-{max(accs):.3f}), ECE {statistics.mean(eces):.3f} "
-                  f"(range {min(eces):.3f}-{max(eces):.3f})")  # fmt: skip
+                  f"(range {min(eces):.3f}-{max(eces):.3f}; sd {statistics.stdev(eces):.3f}); with one temperature "
+                  f"{statistics.mean(ones):.3f} (range {min(ones):.3f}-{max(ones):.3f}); log-loss "
+                  f"{statistics.mean(losses):.4f} against {statistics.mean(loss_ones):.4f} with one temperature, "
+                  f"lower in {lower} of {len(values)} seeds")  # fmt: skip
     project.close()
     return 0
 

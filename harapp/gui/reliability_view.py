@@ -3,10 +3,12 @@
 Bars are the accuracy of the held-out predictions in each confidence bin; the diagonal is where they would be
 if every "80% sure" were right 80% of the time. Bars below it mean over-confidence. The caption gives the
 expected calibration error (the bars' average distance from the diagonal, weighted by how many predictions
-each holds) and what the model's temperature was fitted on.
+each holds) and the temperatures that calibrate the model; its tooltip names each class's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen
@@ -16,6 +18,10 @@ from harapp.ml.calibration import Calibration
 
 BAR_COLOUR = QColor("#0072B2")
 GAP_COLOUR = QColor(224, 36, 94, 110)
+EXPLANATION = (
+    "Bars: how often the held-out predictions in each confidence band were right. The diagonal is a model "
+    "whose confidence can be taken at its word; bars below it are over-confident."
+)
 
 
 class ReliabilityDiagram(QWidget):
@@ -23,21 +29,29 @@ class ReliabilityDiagram(QWidget):
         super().__init__(parent)
         self.calibration: Calibration | None = None
         self.setMinimumSize(160, 140)
-        self.setToolTip(
-            "Bars: how often the held-out predictions in each confidence band were right. The diagonal is a model "
-            "whose confidence can be taken at its word; bars below it are over-confident."
-        )
+        self.setToolTip(EXPLANATION)
 
-    def set_calibration(self, calibration: Calibration | None) -> None:
+    def set_calibration(self, calibration: Calibration | None, class_names: Sequence[str] = ()) -> None:
         self.calibration = calibration
         self.setVisible(calibration is not None)
+        tip = EXPLANATION
+        if calibration is not None and len(calibration.temperatures) == len(class_names) and self._per_class():
+            each = ", ".join(f"{n} {t:.2f}" for n, t in zip(class_names, calibration.temperatures, strict=True))
+            tip += f"\n\nA prediction's logits are divided by the temperature of the class it names: {each}."
+        self.setToolTip(tip)
         self.update()
 
     def caption(self) -> str:
         c = self.calibration
         if c is None:
             return ""
-        return f"ECE {c.ece:.3f} (uncalibrated {c.ece_uncalibrated:.3f}) · temperature {c.temperature:.2f}"
+        low, high = min(c.temperatures), max(c.temperatures)
+        temperature = f"temperatures {low:.2f}–{high:.2f}" if self._per_class() else f"temperature {low:.2f}"
+        return f"ECE {c.ece:.3f} (uncalibrated {c.ece_uncalibrated:.3f}) · {temperature}"
+
+    def _per_class(self) -> bool:
+        """Whether the classes' temperatures differ as shown (older models have one for all)."""
+        return self.calibration is not None and len({f"{t:.2f}" for t in self.calibration.temperatures}) > 1
 
     def sizeHint(self) -> QSize:
         return QSize(240, 200)

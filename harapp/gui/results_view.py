@@ -89,7 +89,7 @@ class ResultsView(QWidget):
                 self.metrics_label.text() + f" Calibration error (ECE) {metrics.calibration.ece:.3f}: the bars "
                 "say how sure the model is, and it is right about as often."
             )
-        self.reliability.set_calibration(metrics.calibration)
+        self.reliability.set_calibration(metrics.calibration, metrics.class_names)
         rows = [name for name in metrics.class_names if name in metrics.per_class]
         self.per_class.setRowCount(len(rows))
         self.per_class.show()

@@ -201,8 +201,11 @@ def restore_built(ckpt: Checkpoint) -> BuiltModel:
     built = build_model(config, ckpt.class_names, init_head=False)
     model = built.model
     head_state = dict(ckpt.head_state)
-    # Checkpoints from before calibration have no temperature: their probabilities stay as they were.
-    head_state.setdefault("temperature", torch.ones(()))
+    # Checkpoints from before calibration have no temperature, and those from before per-class temperatures
+    # one shared by every class: their probabilities stay as they were.
+    shared = head_state.get("temperature", torch.ones(()))
+    if shared.dim() == 0:
+        head_state["temperature"] = shared.expand(len(ckpt.class_names)).clone()
     try:
         if ckpt.backbone_state is not None:
             model.backbone.load_state_dict(ckpt.backbone_state)

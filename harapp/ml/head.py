@@ -1,5 +1,5 @@
 """Fitting the linear head on cached features: standardised inputs, a class-balanced loss, the strength of
-the L2 penalty chosen by cross-validation, and a temperature fitted on the out-of-fold predictions.
+the L2 penalty chosen by cross-validation, and temperatures fitted on the out-of-fold predictions.
 
 On a few hundred vectors each fit is a convex problem that full-batch L-BFGS solves in tens of
 milliseconds, so choosing the strength by 5-fold cross-validation costs well under a second. On the real
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harapp.ml.calibration import fit_temperature
-from harapp.ml.models import LinearHead, row_blocks
+from harapp.ml.calibration import fit_class_temperatures
+from harapp.ml.models import LinearHead, calibrated_probabilities, row_blocks
 from harapp.ml.progress import Phase, Reporter
 
 L2_GRID: tuple[float, ...] = (0.2, 0.4, 0.8)
@@ -37,7 +37,8 @@ class ProbeFit:
     """How a head was fitted, and its out-of-fold predictions (None where cross-validation was impossible)."""
 
     l2: float
-    temperature: float
+    temperatures: torch.Tensor
+    """One per class (see harapp.ml.calibration); all ones when cross-validation was impossible."""
     loss: float
     folds: int
     """Folds of the inner cross-validation; 0 when some class had too few images for it."""
@@ -157,7 +158,7 @@ def fit_probe(
     groups: torch.Tensor | None = None,
     rows: torch.Tensor | None = None,
 ) -> ProbeFit:
-    """Fit `head` in place on all vectors with the chosen strength and set its temperature. ``phase`` names the
+    """Fit `head` in place on all vectors with the chosen strength and set its temperatures. ``phase`` names the
     fit in progress reports (a fine-tune's warm-up is not its training). ``extra_seeds``: more fold
     assignments whose out-of-fold probabilities (at the chosen strength) are averaged in: steadier scores.
     ``basis``: the ProbeFit.basis of an earlier fit on a superset of these vectors, standardised the same way
@@ -242,16 +243,18 @@ def _fit_probe(
     for assignment_logits, assignment in zip(held_logits, assignments, strict=True):
         assignment_logits[assignment < 0] = in_sample_logits[assignment < 0]
     oof_logits = held_logits[0] if held_logits else in_sample_logits
-    temperature = fit_temperature(oof_logits[held_out], targets[held_out]) if k else 1.0
+    temperatures = fit_class_temperatures(oof_logits[held_out], targets[held_out]) if k else torch.ones(num_classes)
     with torch.no_grad():
         head.linear.weight.copy_(space.weights(w))
         head.linear.bias.copy_(b)
-        head.temperature.fill_(temperature)
+        head.temperature.copy_(temperatures)
     head.eval()
-    oof_probs = torch.stack([(each / temperature).softmax(1) for each in held_logits or [oof_logits]]).mean(0)
+    oof_probs = torch.stack(
+        [calibrated_probabilities(each, temperatures) for each in held_logits or [oof_logits]]
+    ).mean(0)
     held = held_out if k else torch.ones(len(targets), dtype=torch.bool)
     oof_accuracy = float((oof_probs[held].argmax(1) == targets[held]).float().mean()) if len(targets) else None
-    return ProbeFit(chosen, temperature, loss, k, oof_probs, oof_logits, oof_accuracy, ~held_out, note, space.basis)
+    return ProbeFit(chosen, temperatures, loss, k, oof_probs, oof_logits, oof_accuracy, ~held_out, note, space.basis)
 
 
 class _Fitter:

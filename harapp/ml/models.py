@@ -55,11 +55,11 @@ class Preprocess:
 
 
 class LinearHead(nn.Module):
-    """A linear classifier on standardised features, with the temperature that calibrates its logits.
+    """A linear classifier on standardised features, with the temperatures that calibrate its logits.
 
-    The standardisation uses statistics of the training features; the temperature is fitted on held-out
-    predictions after training (harapp.ml.calibration) and divides the logits wherever probabilities are
-    shown or ranked. It starts at 1: uncalibrated.
+    The standardisation uses statistics of the training features; the temperatures, one per class, are fitted
+    on held-out predictions after training (harapp.ml.calibration), and the one of the class a prediction names
+    divides its logits wherever probabilities are shown or ranked. They start at 1: uncalibrated.
     """
 
     shift: torch.Tensor
@@ -70,7 +70,7 @@ class LinearHead(nn.Module):
         super().__init__()
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(dim))
-        self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("temperature", torch.ones(num_classes))
         self.linear = nn.Linear(dim, num_classes)
         # Zeros, not nn.Linear's random start: a probe's penalty pulls the weights towards where they start,
         # and towards a random classifier it would pull the fit away from the data (a prompt head is set
@@ -229,7 +229,12 @@ class HarModel(nn.Module):
 
 
 def calibrated_probabilities(logits: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
-    return (logits.float() / temperature).softmax(-1)
+    """Softmax of the logits divided by one temperature, or, given one per class, by that of the class each row
+    predicts (which keeps the row's winner: see harapp.ml.calibration)."""
+    logits = logits.float()
+    if isinstance(temperature, torch.Tensor) and temperature.dim() == 1:
+        temperature = temperature.to(logits.device)[logits.argmax(-1)].unsqueeze(-1)
+    return (logits / temperature).softmax(-1)
 
 
 class DeferredBackbone(nn.Module):

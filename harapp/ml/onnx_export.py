@@ -116,7 +116,9 @@ def metadata(ckpt: Checkpoint) -> dict[str, str]:
         "class_names": json.dumps(list(ckpt.class_names)),
         "preprocess": json.dumps(ckpt.preprocess.to_dict()),
         "views": json.dumps(list(ckpt.config.views)),
-        "calibration": json.dumps({"temperature": float(ckpt.head_state.get("temperature", torch.ones(())))}),
+        "calibration": json.dumps(
+            {"temperatures_by_predicted_class": ckpt.head_state.get("temperature", torch.ones(())).reshape(-1).tolist()}
+        ),
         "pose_estimator": ESTIMATOR_VERSION,
         "model_kind": ckpt.config.model_kind,
         "mode": ckpt.config.mode,

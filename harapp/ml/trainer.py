@@ -20,7 +20,7 @@ from torch import nn
 from harapp.core.errors import HarappError
 from harapp.core.missing_files import without_missing
 from harapp.core.types import LabelledItem, LabelSnapshot
-from harapp.ml.calibration import Calibration, expected_calibration_error, fit_temperature, reliability
+from harapp.ml.calibration import Calibration, expected_calibration_error, fit_class_temperatures, reliability
 from harapp.ml.checkpoint import save_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
@@ -132,12 +132,13 @@ def _run_split(
     loss_fn = _loss(config, split, len(snapshot.class_names))
     history += fit(built, split, people, config, device, loss_fn, reporter, improved)
     reporter.start_phase("evaluating")
-    temperature, fitted_on = 1.0, "nothing (no validation images): not calibrated"
+    fitted_on = "nothing (no validation images): not calibrated"
+    temperatures = torch.ones_like(built.model.head.temperature)
     if split.val:
         val_targets, val_logits = predict_logits(built, split.val, people, config, device, reporter)
-        temperature = fit_temperature(val_logits, torch.tensor(val_targets))
+        temperatures = fit_class_temperatures(val_logits.cpu(), torch.tensor(val_targets))
         fitted_on = f"predictions of {len(split.val)} validation images"
-    built.model.head.temperature.fill_(temperature)
+    built.model.head.temperature.copy_(temperatures)
     targets, logits = predict_logits(built, split.test, people, config, device, reporter, report=True)
     metrics = _test_metrics(built, snapshot, split, targets, logits, fitted_on)
     return _RunOutput(built, metrics, history, computed)
@@ -195,12 +196,13 @@ def _run_frozen(
         fitted_on = f"out-of-fold predictions of {n_fit} images ({probe.folds} folds)" if probe.folds else probe.note
         history.append(
             {"epoch": 1, "loss": probe.loss, "val_accuracy": probe.oof_accuracy, "l2": probe.l2,
-             "temperature": probe.temperature, "folds": probe.folds, "note": probe.note}
+             "temperatures": probe.temperatures.tolist(), "folds": probe.folds, "note": probe.note}
         )  # fmt: skip
     else:
         with torch.no_grad():
-            temperature = fit_temperature(head(fit_x), fit_y) if n_fit else 1.0
-        head.temperature.fill_(temperature)
+            head.temperature.copy_(
+                fit_class_temperatures(head(fit_x), fit_y) if n_fit else torch.ones_like(head.temperature)
+            )
         fitted_on = f"zero-shot predictions of {n_fit} labelled images" if n_fit else "nothing: not calibrated"
     with torch.no_grad():
         logits = head(feats[n_fit:])
@@ -218,13 +220,13 @@ def _test_metrics(
     logits: torch.Tensor,
     fitted_on: str,
 ) -> Metrics:
-    """Held-out metrics from test logits, with the calibration the head's temperature gives them."""
-    temperature = float(built.model.head.temperature)
-    probs = calibrated_probabilities(logits.cpu(), temperature)
+    """Held-out metrics from test logits, with the calibration the head's temperatures give them."""
+    temperatures = built.model.head.temperature.detach().cpu()
+    probs = calibrated_probabilities(logits.cpu(), temperatures)
     raw = logits.cpu().float().softmax(-1)
     calibration = Calibration(
-        temperature, expected_calibration_error(probs, targets), expected_calibration_error(raw, targets),
-        tuple(reliability(probs, targets)), fitted_on,
+        tuple(temperatures.tolist()), expected_calibration_error(probs, targets),
+        expected_calibration_error(raw, targets), tuple(reliability(probs, targets)), fitted_on,
     )  # fmt: skip
     preds = probs.argmax(1).tolist() if len(probs) else []
     ids = [it.image_id for it in split.test]

@@ -1,4 +1,4 @@
-"""Calibrated confidence and the cross-validated head: temperature, ECE, reliability, penalty choice."""
+"""Calibrated confidence and the cross-validated head: temperatures, ECE, reliability, penalty choice."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from harapp.core.types import LabelSnapshot
-from harapp.ml.calibration import expected_calibration_error, fit_temperature, reliability
+from harapp.ml.calibration import expected_calibration_error, fit_class_temperatures, fit_temperature, reliability
 from harapp.ml.checkpoint import load_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.head import L2_GRID, fit_probe, stratified_folds, usable_folds
-from harapp.ml.models import LinearHead
+from harapp.ml.models import LinearHead, calibrated_probabilities
 from harapp.ml.predictor import Predictor
 from harapp.ml.progress import Reporter, TrainProgress
 from harapp.ml.trainer import train
@@ -38,6 +38,49 @@ def test_temperature_scaling_lowers_the_ece_of_an_overconfident_model() -> None:
     # Dividing by a temperature never changes which class comes out on top.
     assert torch.equal((logits / temperature).argmax(1), logits.argmax(1))
     assert fit_temperature(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)) == 1.0
+
+
+def _overconfident_in_one_class(n: int = 6000, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like a class-balanced head: the labels are drawn from softmax(z), and the model reports 3 z for the rows
+    whose top class is 0 but z itself for the others. No single temperature suits both."""
+    g = torch.Generator().manual_seed(seed)
+    z = 1.5 * torch.randn(n, 4, generator=g)
+    targets = torch.multinomial(z.softmax(1), 1, generator=g).squeeze(1)
+    scale = torch.where(z.argmax(1) == 0, 3.0, 1.0).unsqueeze(1)
+    return scale * z, targets
+
+
+def test_a_temperature_per_predicted_class_calibrates_what_one_temperature_cannot() -> None:
+    logits, targets = _overconfident_in_one_class()
+    fit, held = slice(0, 4000), slice(4000, None)
+    temperatures = fit_class_temperatures(logits[fit], targets[fit])
+    assert temperatures[0] == pytest.approx(3.0, rel=0.15)
+    assert temperatures[1:].tolist() == pytest.approx([1.0] * 3, rel=0.15)
+    per_class = calibrated_probabilities(logits[held], temperatures)
+    one = (logits[held] / fit_temperature(logits[fit], targets[fit])).softmax(1)
+    predicted_0 = logits[held].argmax(1) == 0
+
+    def ece(probs: torch.Tensor, rows: torch.Tensor | slice = slice(None)) -> float:
+        return expected_calibration_error(probs[rows], targets[held][rows])
+
+    # Predictions of class 0 were claimed far too sure; one temperature leaves them so, the class's own fixes it.
+    assert ece(one, predicted_0) > 0.08 and ece(per_class, predicted_0) < 0.05
+    assert ece(per_class) < ece(one) and ece(per_class) < 0.04  # 2,000 held-out predictions
+    # Each row is divided by one positive number, so the winning class never changes.
+    assert torch.equal(per_class.argmax(1), logits[held].argmax(1))
+
+
+def test_a_class_never_predicted_keeps_the_shared_temperature() -> None:
+    logits, targets = _overconfident(2000)
+    logits[:, 3] = -50.0  # class 3 is never the top class
+    shared = fit_temperature(logits, targets)
+    temperatures = fit_class_temperatures(logits, targets)
+    assert float(temperatures[3]) == pytest.approx(shared)
+    assert torch.equal(fit_class_temperatures(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), torch.ones(4))
+    # Equal temperatures for every class are the one temperature; a scalar still works (older checkpoints).
+    same = calibrated_probabilities(logits, torch.full((4,), 2.0))
+    assert torch.allclose(same, calibrated_probabilities(logits, 2.0)) and torch.allclose(same, (logits / 2).softmax(1))
+    assert calibrated_probabilities(logits[0], temperatures).shape == (4,)  # one row without a batch dimension
 
 
 def test_reliability_bins_cover_every_prediction_and_ece_is_their_weighted_gap() -> None:
@@ -72,7 +115,8 @@ def test_probe_chooses_its_penalty_by_cross_validation_and_calibrates() -> None:
     assert fit.l2 in L2_GRID and fit.folds == 5 and fit.note == ""
     assert fit.oof_probabilities is not None and fit.oof_probabilities.shape == (120, 3)
     assert fit.oof_accuracy is not None and 0.6 < fit.oof_accuracy <= 1.0
-    assert float(head.temperature) == pytest.approx(fit.temperature) and fit.temperature != 1.0
+    assert torch.equal(head.temperature, fit.temperatures) and fit.temperatures.shape == (3,)
+    assert not bool((fit.temperatures == 1.0).all())
     # The standardisation uses the features' statistics; probabilities come out calibrated.
     assert torch.allclose(head.shift, features.mean(0)) and torch.allclose(head.scale, features.std(0))
     fractions = [r.fraction for r in reports]
@@ -111,7 +155,7 @@ def test_small_classes_are_scored_in_sample_and_tiny_sets_fall_back(reporter: Re
     assert fit.in_sample.tolist() == (labels == 0).tolist()
     assert "never held out" in fit.note and fit.oof_probabilities.shape == (len(labels), 3)
     two = fit_probe(LinearHead(3, 3), features[:2], torch.tensor([1, 2]), reporter)
-    assert two.folds == 0 and two.temperature == 1.0 and bool(two.in_sample.all())
+    assert two.folds == 0 and bool((two.temperatures == 1.0).all()) and bool(two.in_sample.all())
     assert "too few labelled images" in two.note
 
 
@@ -146,12 +190,13 @@ def test_a_linear_probe_stores_its_calibration_and_the_predictor_uses_it(
     metrics = result.metrics
     assert metrics is not None and metrics.calibration is not None
     calibration = metrics.calibration
-    assert calibration.temperature > 0 and "out-of-fold" in calibration.fitted_on
+    assert len(calibration.temperatures) == len(shapes_snapshot.class_names) and min(calibration.temperatures) > 0
+    assert "out-of-fold" in calibration.fitted_on
     assert metrics.ece == calibration.ece and sum(b.count for b in calibration.bins) == len(metrics.test_targets)
     probe = [h for h in result.history if "l2" in h]
-    assert probe and probe[0]["l2"] in L2_GRID and probe[0]["temperature"] == pytest.approx(calibration.temperature)
+    assert probe and probe[0]["l2"] in L2_GRID and probe[0]["temperatures"] == pytest.approx(calibration.temperatures)
     ckpt = load_checkpoint(tmp_path / "m.pt")
-    assert float(ckpt.head_state["temperature"]) == pytest.approx(calibration.temperature)
+    assert ckpt.head_state["temperature"].tolist() == pytest.approx(calibration.temperatures)
     assert ckpt.metrics is not None and ckpt.metrics.calibration == calibration
     predictor = Predictor.from_checkpoint(ckpt, device="cpu")
     item = next(it for it in shapes_snapshot.items if it.image_id == metrics.test_image_ids[0])
@@ -184,7 +229,7 @@ def test_a_fit_in_blocks_of_vectors_matches_the_fit_on_one_matrix(monkeypatch: p
     assert blocks.l2 == one.l2 and blocks.folds == one.folds == 5 and blocks.basis is None
     assert torch.allclose(blocks.oof_logits, one.oof_logits, atol=1e-5)  # logits up to 2.5
     # The temperature's own solver stops within its tolerance: probabilities agree a little less closely.
-    assert blocks.temperature == pytest.approx(one.temperature, rel=1e-3)
+    assert torch.allclose(blocks.temperatures, one.temperatures, rtol=1e-3)
     assert torch.allclose(blocks.oof_probabilities, one.oof_probabilities, atol=1e-4)
     assert blocks.loss == pytest.approx(one.loss, rel=1e-5)
     with torch.no_grad():
@@ -208,7 +253,9 @@ def test_a_fit_on_rows_of_the_vectors_is_the_fit_on_their_copy(monkeypatch: pyte
         heads.append(head)
     copied, indexed = fits
     assert torch.equal(indexed.oof_probabilities, copied.oof_probabilities)
-    assert torch.equal(heads[1].linear.weight, heads[0].linear.weight) and indexed.temperature == copied.temperature
+    assert torch.equal(heads[1].linear.weight, heads[0].linear.weight) and torch.equal(
+        indexed.temperatures, copied.temperatures
+    )
     assert torch.equal(heads[0].logits_of(features, rows), heads[0].logits_of(features[rows]))
 
 

@@ -13,6 +13,7 @@ from harapp.core.types import LabelSnapshot
 from harapp.ml import checkpoint as C
 from harapp.ml.config import TrainConfig
 from harapp.ml.metrics import compute_metrics, format_metrics
+from harapp.ml.models import calibrated_probabilities
 from harapp.ml.trainer import train
 
 
@@ -89,3 +90,30 @@ def test_metrics_by_hand() -> None:
     assert m.macro_f1 == pytest.approx((f1_a + f1_b + 0.0) / 3)
     text = format_metrics(m)
     assert "accuracy 0.600" in text and "confusion" in text
+
+
+@pytest.mark.parametrize("stored", [torch.tensor(2.0), None], ids=["one-temperature", "uncalibrated"])
+def test_a_checkpoint_from_before_per_class_temperatures_predicts_as_it_did(
+    trained: Path, tmp_path: Path, stored: torch.Tensor | None
+) -> None:
+    """Older checkpoints hold one temperature for every class, or none at all (from before calibration)."""
+    raw = torch.load(trained, weights_only=True)
+    del raw["head_state"]["temperature"]
+    if stored is not None:
+        raw["head_state"]["temperature"] = stored
+        calibration = raw["metrics"]["calibration"]
+        del calibration["temperatures"]
+        calibration["temperature"] = float(stored)
+    old = tmp_path / "old.pt"
+    torch.save(raw, old)
+    ckpt = C.load_checkpoint(old)
+    model = C.restore_model(ckpt)
+    expected = 1.0 if stored is None else float(stored)
+    assert model.head.temperature.tolist() == [expected] * len(ckpt.class_names)
+    if stored is not None:
+        assert ckpt.metrics is not None and ckpt.metrics.calibration is not None
+        assert ckpt.metrics.calibration.temperatures == (expected,)
+    features = torch.randn(4, model.head.dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model.head(features)
+        assert torch.allclose(calibrated_probabilities(logits, model.head.temperature), (logits / expected).softmax(-1))
