@@ -7,8 +7,8 @@ class comes out on top (Guo et al., 2017).
 
 One temperature is not enough for a class-balanced head: the loss weighs a rare class's few photos up, so the
 head names that class more often than it is right about it, and with more confidence. On the coco-har photos
-(bench/accuracy_bench.py) predictions of running came out 71% sure and 52% right after one shared temperature,
-while sitting's were as sure as they were right. So each prediction is divided by the temperature of the class
+(bench/accuracy_bench.py) predictions of running came out 68% sure and 50% right after one shared temperature,
+while sitting's were as sure as they were right (79% and 78%). So each prediction is divided by the temperature of the class
 it predicts (top-label calibration, Gupta & Ramdas 2022): still one positive number per row, so the winning
 class never changes.
 """
