@@ -143,21 +143,6 @@ def best_temperature_ece(logits, truth: np.ndarray) -> tuple[float, float]:  # n
     return temperature, expected_calibration_error((logits / temperature).softmax(1).numpy(), truth)
 
 
-def calibrated_ece(probs: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Mean and 90th percentile of the ECE of predictions that are calibrated by construction: the same top
-    confidences, each prediction right with exactly that probability (seeded). The ECE measured on this many
-    predictions cannot be told apart from calibration below about this level."""
-    from harapp.ml.calibration import expected_calibration_error
-
-    rng = np.random.default_rng(seed)
-    top, guess = probs.max(1), probs.argmax(1)
-    other = (guess + 1) % probs.shape[1]
-    values = [
-        expected_calibration_error(probs, np.where(rng.random(len(top)) < top, guess, other)) for _ in range(draws)
-    ]
-    return float(np.mean(values)), float(np.percentile(values, 90))
-
-
 def _macro_f1(truth: np.ndarray, pred: np.ndarray, n: int) -> float:
     scores = []
     for c in range(n):
@@ -187,7 +172,7 @@ def main() -> int:
         return 0
     import dataclasses
 
-    from harapp.ml.calibration import expected_calibration_error
+    from harapp.ml.calibration import ece_if_perfectly_calibrated, expected_calibration_error
     from harapp.ml.config import TrainConfig
 
     print(machine_info())
@@ -235,7 +220,7 @@ def main() -> int:
                 flush=True,
             )
             if not legacy and label == rows[1][0]:
-                floor[classes] = calibrated_ece(r["probs"])
+                floor[classes] = ece_if_perfectly_calibrated(r["probs"], draws=2000)
                 best[classes] = (r["temperature"], *best_temperature_ece(r["logits"], r["truth"]))
                 spread[classes] = [_spread_of(r)]
                 side_by_side[classes] = (r, shown)

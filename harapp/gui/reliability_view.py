@@ -43,7 +43,7 @@ class ReliabilityDiagram(QWidget):
 
     def caption(self) -> str:
         c = self.calibration
-        if c is None:
+        if c is None or not c.temperatures:
             return ""
         low, high = min(c.temperatures), max(c.temperatures)
         temperature = f"temperatures {low:.2f}–{high:.2f}" if self._per_class() else f"temperature {low:.2f}"

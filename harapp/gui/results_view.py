@@ -85,10 +85,7 @@ class ResultsView(QWidget):
             f"on {len(metrics.test_image_ids)} held-out images. Click a cell to show its images."
         )
         if metrics.calibration is not None:
-            self.metrics_label.setText(
-                self.metrics_label.text() + f" Calibration error (ECE) {metrics.calibration.ece:.3f}: the bars "
-                "say how sure the model is, and it is right about as often."
-            )
+            self.metrics_label.setText(self.metrics_label.text() + " " + calibration_sentence(metrics))
         self.reliability.set_calibration(metrics.calibration, metrics.class_names)
         rows = [name for name in metrics.class_names if name in metrics.per_class]
         self.per_class.setRowCount(len(rows))
@@ -115,3 +112,22 @@ class ResultsView(QWidget):
             return item.text() if item is not None else ""
 
         return {text(row, 0): (text(row, 1), text(row, 2)) for row in range(self.per_class.rowCount())}
+
+
+def calibration_sentence(metrics: Metrics) -> str:
+    """What the ECE says, read against what so few held-out images can show (ECE is never 0 on a few dozen)."""
+    c = metrics.calibration
+    if c is None:
+        return ""
+    n = len(metrics.test_image_ids)
+    if c.ece_if_calibrated is None:  # metrics from before the comparison was stored
+        return f"Calibration error (ECE) {c.ece:.3f}."
+    if c.ece <= c.ece_if_calibrated:
+        return (
+            f"Calibration error (ECE) {c.ece:.3f}: on {n} held-out images perfectly calibrated bars would show up "
+            f"to {c.ece_if_calibrated:.3f}, so the bars say how sure the model is, and it is right about as often."
+        )
+    return (
+        f"Calibration error (ECE) {c.ece:.3f}: more than the {c.ece_if_calibrated:.3f} that {n} held-out images "
+        "show for perfectly calibrated bars, so take the bars as a rough guide (the diagram shows where they are off)."
+    )

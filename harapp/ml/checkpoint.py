@@ -23,7 +23,7 @@ from harapp.ml.metrics import Metrics
 from harapp.ml.models import BuiltModel, HarModel, Preprocess, build_model
 
 FORMAT = "harapp-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: a temperature per class in the head (older harapp cannot load the head of one)
 
 
 @dataclass(frozen=True)

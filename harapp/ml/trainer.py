@@ -20,7 +20,13 @@ from torch import nn
 from harapp.core.errors import HarappError
 from harapp.core.missing_files import without_missing
 from harapp.core.types import LabelledItem, LabelSnapshot
-from harapp.ml.calibration import Calibration, expected_calibration_error, fit_class_temperatures, reliability
+from harapp.ml.calibration import (
+    Calibration,
+    ece_if_perfectly_calibrated,
+    expected_calibration_error,
+    fit_class_temperatures,
+    reliability,
+)
 from harapp.ml.checkpoint import save_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.data import Split, class_weights, kfold_splits, stratified_split
@@ -227,6 +233,7 @@ def _test_metrics(
     calibration = Calibration(
         tuple(temperatures.tolist()), expected_calibration_error(probs, targets),
         expected_calibration_error(raw, targets), tuple(reliability(probs, targets)), fitted_on,
+        ece_if_perfectly_calibrated(probs)[1] if len(probs) else None,
     )  # fmt: skip
     preds = probs.argmax(1).tolist() if len(probs) else []
     ids = [it.image_id for it in split.test]

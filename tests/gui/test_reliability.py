@@ -51,3 +51,19 @@ def test_reliability_diagram_names_each_class_temperature(qtbot) -> None:  # noq
     assert "class it names: a 0.80, b 1.62." in diagram.toolTip()
     view.show_metrics(metrics)  # one temperature for every class: nothing per class to name
     assert "class it names" not in diagram.toolTip()
+    older = dataclasses.replace(metrics.calibration, temperatures=(1.7,))  # from a checkpoint of one temperature
+    view.show_metrics(dataclasses.replace(metrics, calibration=older))
+    assert diagram.caption().endswith("· temperature 1.70") and "class it names" not in diagram.toolTip()
+
+
+def test_the_results_read_the_ece_against_what_so_few_images_can_show(qtbot) -> None:  # noqa: ANN001
+    view = ResultsView()
+    qtbot.addWidget(view)
+    metrics = _metrics(True)
+    assert metrics.calibration is not None
+    for floor, verdict in ((0.12, "perfectly calibrated bars would show up to 0.120"), (0.03, "a rough guide")):
+        calibration = dataclasses.replace(metrics.calibration, ece_if_calibrated=floor)
+        view.show_metrics(dataclasses.replace(metrics, calibration=calibration))
+        assert "Calibration error (ECE) 0.040" in view.metrics_label.text() and verdict in view.metrics_label.text()
+    view.show_metrics(metrics)  # metrics stored before the comparison existed: the figure alone
+    assert view.metrics_label.text().endswith("Calibration error (ECE) 0.040.")

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from harapp.core.types import LabelSnapshot
-from harapp.ml.calibration import expected_calibration_error, fit_class_temperatures, fit_temperature, reliability
+from harapp.ml.calibration import (
+    ece_if_perfectly_calibrated,
+    expected_calibration_error,
+    fit_class_temperatures,
+    fit_temperature,
+    reliability,
+)
 from harapp.ml.checkpoint import load_checkpoint
 from harapp.ml.config import TrainConfig
 from harapp.ml.head import L2_GRID, fit_probe, stratified_folds, usable_folds
@@ -95,6 +101,17 @@ def test_reliability_bins_cover_every_prediction_and_ece_is_their_weighted_gap()
     assert expected_calibration_error(np.zeros((0, 2)), []) == 0.0
 
 
+def test_perfectly_calibrated_predictions_show_an_ece_that_shrinks_with_their_number() -> None:
+    """ECE is biased upwards by binning: on 70 held-out photos even perfect calibration shows about 0.1."""
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.4, 1.0, 5000)
+    probs = np.stack([top, 1 - top], 1)
+    few_mean, few_p90 = ece_if_perfectly_calibrated(probs[:70])
+    many_mean, many_p90 = ece_if_perfectly_calibrated(probs)
+    assert 0.06 < few_mean < few_p90 < 0.2 and many_mean < many_p90 < 0.03
+    assert ece_if_perfectly_calibrated(np.zeros((0, 2))) == (0.0, 0.0)
+
+
 @pytest.fixture
 def reporter() -> Reporter:
     return Reporter(None, None)
@@ -115,8 +132,10 @@ def test_probe_chooses_its_penalty_by_cross_validation_and_calibrates() -> None:
     assert fit.l2 in L2_GRID and fit.folds == 5 and fit.note == ""
     assert fit.oof_probabilities is not None and fit.oof_probabilities.shape == (120, 3)
     assert fit.oof_accuracy is not None and 0.6 < fit.oof_accuracy <= 1.0
-    assert torch.equal(head.temperature, fit.temperatures) and fit.temperatures.shape == (3,)
-    assert not bool((fit.temperatures == 1.0).all())
+    held = ~fit.in_sample
+    assert torch.equal(head.temperature, fit.temperatures)
+    assert torch.equal(fit.temperatures, fit_class_temperatures(fit.oof_logits[held], labels[held]))
+    assert len(set(fit.temperatures.tolist())) == 3  # each class its own
     # The standardisation uses the features' statistics; probabilities come out calibrated.
     assert torch.allclose(head.shift, features.mean(0)) and torch.allclose(head.scale, features.std(0))
     fractions = [r.fraction for r in reports]
@@ -192,6 +211,7 @@ def test_a_linear_probe_stores_its_calibration_and_the_predictor_uses_it(
     calibration = metrics.calibration
     assert len(calibration.temperatures) == len(shapes_snapshot.class_names) and min(calibration.temperatures) > 0
     assert "out-of-fold" in calibration.fitted_on
+    assert calibration.ece_if_calibrated is not None and calibration.ece_if_calibrated > 0
     assert metrics.ece == calibration.ece and sum(b.count for b in calibration.bins) == len(metrics.test_targets)
     probe = [h for h in result.history if "l2" in h]
     assert probe and probe[0]["l2"] in L2_GRID and probe[0]["temperatures"] == pytest.approx(calibration.temperatures)

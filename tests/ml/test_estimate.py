@@ -41,7 +41,7 @@ def test_phases_follow_the_trainer() -> None:
         "prepare", "people", "decoding", "features", "warm-up", "fit", "evaluation", "predictions",
     )  # fmt: skip
     assert run_phases("clip", "fine-tune") == ("prepare", "people", "decoding", "fit", "evaluation", "predictions")
-    # Zero-shot fits its temperature on the labelled photos' features: a short fit of its own.
+    # Zero-shot fits its temperatures on the labelled photos' features: a short fit of its own.
     assert run_phases("clip", "zero-shot", views=WHOLE) == ("prepare", "decoding", "features", "fit", "predictions")
 
 

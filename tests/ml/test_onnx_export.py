@@ -90,3 +90,30 @@ def test_damaged_harapp_metadata_is_named(tmp_path: Path) -> None:
     onnx.save(model, str(path))
     with pytest.raises(OnnxModelError, match="exported by a newer harapp"):
         onnx_predictor(path)
+
+
+@pytest.mark.parametrize("stored", [[0.5, 1.0, 2.0, 4.0], 2.0], ids=["per-class", "older-one-temperature"])
+def test_the_export_applies_each_predicted_class_temperature(
+    shapes_snapshot: LabelSnapshot, tmp_path: Path, stored: list[float] | float
+) -> None:
+    """Temperatures far apart, so that one temperature for all rows could not reproduce the checkpoint."""
+    import onnxruntime
+
+    config = TrainConfig(model_kind="cnn-scratch", mode="scratch", image_size=32, epochs=1, batch_size=16, device="cpu")
+    result = train(config, shapes_snapshot, tmp_path / "m.pt")
+    assert result.checkpoint_path is not None and result.metrics is not None and result.metrics.calibration is not None
+    # A scratch CNN's temperatures are fitted on its validation images, one per class as for a probe.
+    assert len(result.metrics.calibration.temperatures) == len(shapes_snapshot.class_names)
+    raw = torch.load(result.checkpoint_path, weights_only=True)
+    names = raw["class_names"]
+    values = torch.tensor(stored)
+    raw["head_state"]["temperature"] = values if values.dim() == 0 else values[: len(names)]
+    edited = tmp_path / "edited.pt"
+    torch.save(raw, edited)
+    out = export_onnx(edited, tmp_path / "m.onnx")
+    photos = [(it.path, it.person_boxes) for it in shapes_snapshot.items[:12]]
+    parity = check_parity(edited, out, photos)
+    assert parity.agreement == 1.0 and parity.max_abs_diff <= 1e-4 and parity.ok
+    meta = onnxruntime.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    expected = [2.0] * len(names) if values.dim() == 0 else stored[: len(names)]
+    assert json.loads(meta["calibration"]) == {"temperatures_by_predicted_class": expected}

@@ -60,6 +60,10 @@ def test_train_checkpoint_predict_round_trip(
     assert ckpt.config == config.validate()
     assert ckpt.label_revision == shapes_snapshot.revision
     assert ckpt.metrics is not None and ckpt.metrics.accuracy == metrics.accuracy
+    # Every mode calibrates with a temperature per class (fitted on validation, out-of-fold or labelled photos).
+    temperatures = ckpt.head_state["temperature"]
+    assert temperatures.shape == (len(ckpt.class_names),) and bool((temperatures > 0).all())
+    assert metrics.calibration is not None and metrics.calibration.temperatures == tuple(temperatures.tolist())
     # Only a frozen, pretrained backbone is left out (EfficientNet's weights ship with a package).
     assert (ckpt.backbone_state is None) == (case["mode"] == "linear-probe" and case["model_kind"] != "clip")
 
