@@ -149,6 +149,15 @@ def _tensors(value: Any, what: str, path: Path) -> dict[str, torch.Tensor]:
     return value
 
 
+def _per_class_temperature(head_state: dict[str, torch.Tensor], classes: int) -> dict[str, torch.Tensor]:
+    """Checkpoints from before calibration have no temperature, and those from before per-class temperatures
+    one shared by every class: given one per class, their probabilities stay as they were."""
+    shared = head_state.get("temperature", torch.ones(()))
+    if shared.dim() == 0:
+        head_state = {**head_state, "temperature": shared.expand(classes).clone()}
+    return head_state
+
+
 def load_checkpoint(path: Path | str) -> Checkpoint:
     """Read a checkpoint; CheckpointError saying 'not a harapp checkpoint' or 'damaged' otherwise."""
     path = Path(path)
@@ -178,7 +187,9 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
             created_at=str(raw.get("created_at", "")),
             complete=bool(raw.get("complete", True)),
             extra=dict(raw.get("extra") or {}),
-            head_state=_tensors(raw["head_state"], "head weights", path),
+            head_state=_per_class_temperature(
+                _tensors(raw["head_state"], "head weights", path), len(raw["class_names"])
+            ),
             backbone_state=_tensors(backbone, "backbone weights", path) if backbone is not None else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -200,16 +211,10 @@ def restore_built(ckpt: Checkpoint) -> BuiltModel:
         config = TrainConfig.from_dict({**config.to_dict(), "pretrained": False, "weights_path": None})
     built = build_model(config, ckpt.class_names, init_head=False)
     model = built.model
-    head_state = dict(ckpt.head_state)
-    # Checkpoints from before calibration have no temperature, and those from before per-class temperatures
-    # one shared by every class: their probabilities stay as they were.
-    shared = head_state.get("temperature", torch.ones(()))
-    if shared.dim() == 0:
-        head_state["temperature"] = shared.expand(len(ckpt.class_names)).clone()
     try:
         if ckpt.backbone_state is not None:
             model.backbone.load_state_dict(ckpt.backbone_state)
-        model.head.load_state_dict(head_state)
+        model.head.load_state_dict(ckpt.head_state)
     except RuntimeError as exc:  # missing, unexpected or wrongly shaped tensors
         raise CheckpointError(
             f"Checkpoint {ckpt.path} is damaged: its weights do not fit a {config.model_kind} model "

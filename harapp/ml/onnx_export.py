@@ -116,19 +116,13 @@ def metadata(ckpt: Checkpoint) -> dict[str, str]:
         "class_names": json.dumps(list(ckpt.class_names)),
         "preprocess": json.dumps(ckpt.preprocess.to_dict()),
         "views": json.dumps(list(ckpt.config.views)),
-        "calibration": json.dumps({"temperatures_by_predicted_class": _temperatures(ckpt)}),
+        "calibration": json.dumps({"temperatures_by_predicted_class": ckpt.head_state["temperature"].tolist()}),
         "pose_estimator": ESTIMATOR_VERSION,
         "model_kind": ckpt.config.model_kind,
         "mode": ckpt.config.mode,
         "label_revision": str(ckpt.label_revision),
         "source_checkpoint": ckpt.path.name,
     }
-
-
-def _temperatures(ckpt: Checkpoint) -> list[float]:
-    """One per class, as the graph applies them; older checkpoints hold one for every class, or none."""
-    stored = ckpt.head_state.get("temperature", torch.ones(())).reshape(-1)
-    return stored.expand(len(ckpt.class_names)).tolist() if len(stored) == 1 else stored.tolist()
 
 
 def onnx_predictor(path: Path, *, detect: bool = True) -> Predictor:
